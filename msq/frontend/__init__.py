@@ -1,0 +1,1 @@
+"""Frontend: number systems in Brevitas quantizers, models, scheme assignment and training."""

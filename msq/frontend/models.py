@@ -1,0 +1,131 @@
+"""Model builders (MLP, small CNN) from Brevitas layers, and the supported-layer check.
+
+Every quantized model is an ``nn.Sequential``: an input quantizer, then layers from
+:data:`SUPPORTED_LAYERS`. Weights use :class:`~msq.frontend.quantizer.MSQWeightQuant`;
+activations use Brevitas fixed-point quantizers (power-of-two scale, so ``x = x_int * 2^-f`` maps
+straight to ``ap_fixed``/``ap_ufixed``): unsigned after ReLU, signed for the logits.
+A user's own ``nn.Sequential`` built from the same layers trains and exports the same way.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+from brevitas.quant import Int8ActPerTensorFixedPoint, Int8ActPerTensorFixedPointMSE, Uint8ActPerTensorFixedPoint
+from torch import nn
+
+from msq import numerics
+from msq.errors import MSQError
+from msq.frontend.quantizer import MSQWeightQuant
+
+MODELS = ("mlp", "cnn")
+SCHEMES = ("msq", "fixed", "sp2", "p2", "float")
+OUT_BITS = 8  # the logits leave the network as signed 8-bit fixed point
+SUPPORTED_LAYERS = (QuantLinear, QuantConv2d, QuantReLU, QuantIdentity, nn.BatchNorm1d, nn.BatchNorm2d,
+                    nn.MaxPool2d, nn.AvgPool2d, nn.Flatten)
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Bit widths and weight scheme of a model ('float' = no quantization at all)."""
+
+    wbits: int = 4
+    abits: int = 4
+    scheme: str = "msq"
+    out_bits: int = OUT_BITS
+
+    def __post_init__(self):
+        if self.scheme not in SCHEMES:
+            raise MSQError(f"unknown scheme {self.scheme!r}: expected one of {', '.join(SCHEMES)}")
+        numerics.check_bits(self.wbits, "wbits")
+        numerics.check_bits(self.abits, "abits")
+        numerics.check_bits(self.out_bits, "out_bits")
+
+    @property
+    def quantized(self) -> bool:
+        return self.scheme != "float"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _weight_kwargs(cfg: QuantConfig) -> dict:
+    if not cfg.quantized:
+        return {"weight_quant": None}
+    return {"weight_quant": MSQWeightQuant, "weight_bit_width": cfg.wbits, "weight_msq_scheme": cfg.scheme}
+
+
+def _act_kwargs(cfg: QuantConfig, quant, bits: int) -> dict:
+    return {"act_quant": quant if cfg.quantized else None, "bit_width": bits, "return_quant_tensor": False}
+
+
+def input_quant(cfg: QuantConfig, signed: bool) -> QuantIdentity:
+    """Quantizer of the network input: abits fixed point, unsigned for non-negative data."""
+    quant = Int8ActPerTensorFixedPointMSE if signed else Uint8ActPerTensorFixedPoint
+    return QuantIdentity(**_act_kwargs(cfg, quant, cfg.abits))
+
+
+def relu(cfg: QuantConfig) -> QuantReLU:
+    """ReLU whose output is unsigned abits fixed point."""
+    return QuantReLU(**_act_kwargs(cfg, Uint8ActPerTensorFixedPoint, cfg.abits))
+
+
+def logits_quant(cfg: QuantConfig) -> QuantIdentity:
+    """Quantizer of the network output: signed out_bits fixed point."""
+    return QuantIdentity(**_act_kwargs(cfg, Int8ActPerTensorFixedPoint, cfg.out_bits))
+
+
+def linear(cfg: QuantConfig, fan_in: int, fan_out: int) -> QuantLinear:
+    return QuantLinear(fan_in, fan_out, bias=True, **_weight_kwargs(cfg))
+
+
+def conv(cfg: QuantConfig, cin: int, cout: int, kernel: int = 3, padding: int = 1) -> QuantConv2d:
+    return QuantConv2d(cin, cout, kernel, padding=padding, bias=False, **_weight_kwargs(cfg))
+
+
+def build_mlp(in_shape: tuple[int, ...], classes: int, cfg: QuantConfig, signed_input: bool = False,
+              hidden: tuple[int, ...] = (64, 32)) -> nn.Sequential:
+    """Flatten → (Linear → ReLU)* → Linear → logits."""
+    fan_in = 1
+    for d in in_shape:
+        fan_in *= d
+    layers: list[nn.Module] = [input_quant(cfg, signed_input), nn.Flatten()]
+    for width in hidden:
+        layers += [linear(cfg, fan_in, width), relu(cfg)]
+        fan_in = width
+    layers += [linear(cfg, fan_in, classes), logits_quant(cfg)]
+    return nn.Sequential(*layers)
+
+
+def build_cnn(in_shape: tuple[int, ...], classes: int, cfg: QuantConfig, signed_input: bool = False,
+              channels: tuple[int, ...] = (8, 16)) -> nn.Sequential:
+    """(Conv3x3 → BatchNorm → ReLU → MaxPool2)* → Flatten → Linear → logits."""
+    if len(in_shape) != 3:
+        raise MSQError(f"the CNN needs image inputs shaped (C, H, W), got {in_shape}")
+    cin, h, w = in_shape
+    layers: list[nn.Module] = [input_quant(cfg, signed_input)]
+    for cout in channels:
+        layers += [conv(cfg, cin, cout), nn.BatchNorm2d(cout), relu(cfg), nn.MaxPool2d(2)]
+        cin, h, w = cout, h // 2, w // 2
+    layers += [nn.Flatten(), linear(cfg, cin * h * w, classes), logits_quant(cfg)]
+    return nn.Sequential(*layers)
+
+
+def build_model(kind: str, in_shape: tuple[int, ...], classes: int, cfg: QuantConfig,
+                signed_input: bool = False) -> nn.Sequential:
+    """Build the named demo model for a dataset's input shape and class count."""
+    builders = {"mlp": build_mlp, "cnn": build_cnn}
+    if kind not in builders:
+        raise MSQError(f"unknown model {kind!r}: expected one of {', '.join(MODELS)}")
+    return builders[kind](tuple(in_shape), classes, cfg, signed_input)
+
+
+def check_supported(model: nn.Module) -> None:
+    """Fail, naming the layer, if the model is not an ``nn.Sequential`` of supported layers."""
+    if not isinstance(model, nn.Sequential):
+        raise MSQError(f"model must be an nn.Sequential of supported layers, got {type(model).__name__}")
+    allowed = ", ".join(t.__name__ for t in SUPPORTED_LAYERS)
+    for name, module in model.named_children():
+        if not isinstance(module, SUPPORTED_LAYERS):
+            raise MSQError(f"layer '{name}' ({type(module).__name__}) is not supported: "
+                           f"expected one of {allowed}")

@@ -1,0 +1,112 @@
+"""The MSQ weight quantizer, as a Brevitas weight quantizer.
+
+A Brevitas user keeps their model and swaps the weight quantizer::
+
+    from brevitas.nn import QuantLinear
+    from msq.frontend.quantizer import MSQWeightQuant
+    fc = QuantLinear(64, 10, bias=True, weight_quant=MSQWeightQuant, weight_bit_width=4)
+
+Each output row (neuron or conv filter) carries its own scheme (``sp2_mask``: True = SP2, or P2
+for the P2 baseline; False = fixed point) and its own learnable scale ``alpha_r``, initialised at
+the MSE-optimal value for that row's scheme. The forward pass is
+``w_q = alpha_r * project(clamp(w / alpha_r, -1, 1))`` with a straight-through projection, so
+gradients reach both the weights (inside the clip range) and the scales (LSQ-style).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from brevitas.inject import ExtendedInjector
+from brevitas.proxy import WeightQuantProxyFromInjector
+from torch import nn
+
+from msq import numerics
+from msq.errors import MSQError
+
+WEIGHT_SCHEMES = ("msq", "fixed", "sp2", "p2")
+_MIN_SCALE = 1e-8
+
+
+class MSQTensorQuant(nn.Module):
+    """Brevitas ``tensor_quant``: per-row mixed-scheme weight fake quantization.
+
+    Returns Brevitas' ``(value, scale, zero_point, bit_width)``: ``value / scale`` is the integer
+    weight ``w_int`` of DESIGN.md §3 (per-row ``scale = alpha_r / D_r``).
+    """
+
+    def __init__(self, tracked_parameter_list: list[torch.Tensor], bit_width: int, msq_scheme: str):
+        super().__init__()
+        if msq_scheme not in WEIGHT_SCHEMES:
+            raise MSQError(f"unknown weight scheme {msq_scheme!r}: expected one of {', '.join(WEIGHT_SCHEMES)}")
+        weight = tracked_parameter_list[0]
+        self.bits = numerics.check_bits(int(bit_width))
+        self.scheme = msq_scheme
+        self.alt_scheme = "p2" if msq_scheme == "p2" else "sp2"
+        rows = weight.shape[0]
+        self.register_buffer("sp2_mask", torch.full((rows,), msq_scheme in ("sp2", "p2"), dtype=torch.bool))
+        self.scale = nn.Parameter(torch.ones(rows))
+        self.register_buffer("lv_fixed", numerics.level_tensor("fixed", self.bits), persistent=False)
+        self.register_buffer("lv_alt", numerics.level_tensor(self.alt_scheme, self.bits), persistent=False)
+        self.d_fixed = float(numerics.denominator("fixed", self.bits))
+        self.d_alt = float(numerics.denominator(self.alt_scheme, self.bits))
+        self.int_bits = max(self.bits, int(self.d_alt).bit_length() + 1)
+        self.reset_scales(weight.detach())
+
+    @torch.no_grad()
+    def reset_scales(self, weight: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """Set ``alpha_r`` to the MSE-optimal value for each row's scheme (all rows, or ``rows``)."""
+        w = weight.detach().reshape(weight.shape[0], -1).cpu().numpy()
+        mask = self.sp2_mask.cpu().numpy()
+        todo = np.ones_like(mask) if rows is None else rows.cpu().numpy().astype(bool)
+        alpha = self.scale.detach().cpu().numpy().copy()
+        for scheme, sel in ((self.alt_scheme, mask), ("fixed", ~mask)):
+            pick = sel & todo
+            if pick.any():
+                alpha[pick] = numerics.mse_optimal_scale(w[pick], scheme, self.bits)[0]
+        self.scale.copy_(torch.as_tensor(alpha, dtype=self.scale.dtype))
+
+    def row_alpha(self) -> torch.Tensor:
+        """The positive per-row scale alpha_r."""
+        return self.scale.abs().clamp_min(_MIN_SCALE)
+
+    def row_denominator(self) -> torch.Tensor:
+        """Per-row D_r: integer weights are ``q * D_r``."""
+        return torch.where(self.sp2_mask, torch.tensor(self.d_alt), torch.tensor(self.d_fixed))
+
+    def forward(self, w: torch.Tensor):
+        view = (-1,) + (1,) * (w.dim() - 1)
+        alpha = self.row_alpha().view(view)
+        v = (w / alpha).clamp(-1.0, 1.0)
+        q = torch.where(self.sp2_mask.view(view),
+                        numerics.ste_project(v, self.lv_alt),
+                        numerics.ste_project(v, self.lv_fixed))
+        int_scale = alpha / self.row_denominator().to(w.dtype).view(view)
+        zero_point = torch.zeros((), dtype=w.dtype, device=w.device)
+        bit_width = torch.tensor(float(self.int_bits), device=w.device)
+        return q * alpha, int_scale, zero_point, bit_width
+
+
+class MSQWeightQuant(ExtendedInjector):
+    """Brevitas weight quantizer with per-row SP2/fixed schemes (see :class:`MSQTensorQuant`).
+
+    Override ``msq_scheme`` ('msq', 'fixed', 'sp2', 'p2') and ``bit_width`` with
+    ``weight_msq_scheme=…`` / ``weight_bit_width=…`` on the Brevitas layer.
+    """
+
+    proxy_class = WeightQuantProxyFromInjector
+    tensor_quant = MSQTensorQuant
+    bit_width = 4
+    msq_scheme = "msq"
+    signed = True
+    narrow_range = True
+
+
+def msq_quantizers(model: nn.Module) -> dict[str, MSQTensorQuant]:
+    """Every MSQ weight quantizer of a model, keyed by its layer's qualified name."""
+    found = {}
+    for name, module in model.named_modules():
+        proxy = getattr(module, "weight_quant", None)
+        tq = getattr(proxy, "tensor_quant", None)
+        if isinstance(tq, MSQTensorQuant):
+            found[name] = tq
+    return found
