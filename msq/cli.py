@@ -61,5 +61,33 @@ def train(model, dataset, wbits, abits, scheme, board, sp2_ratio, epochs, seed, 
     click.echo(f"wrote {out}/model.pt, assignment.json, metrics.json")
 
 
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--out", default=None, help="IR directory to write [default: RUN/ir].")
+@_clear_errors
+def export(run, out) -> None:
+    """Freeze a trained run into the integer IR and print a per-layer summary."""
+    from msq.frontend.export import export_run
+    from msq.ir.summary import summary_table
+
+    ir, path = export_run(run, out)
+    click.echo(summary_table(ir))
+    click.echo(f"wrote {path}/manifest.json, arrays.npz")
+
+
+@main.command(name="eval")
+@click.argument("run", type=click.Path(file_okay=False))
+@_clear_errors
+def eval_(run) -> None:
+    """Deployed (integer reference) accuracy on the test set beside the fake-quant accuracy."""
+    from msq.evaluate import evaluate_run
+
+    result = evaluate_run(run)
+    click.echo(f"fake-quant accuracy: {result['fake_quant_accuracy']:.2f}%")
+    click.echo(f"deployed accuracy (integer reference): {result['deployed_accuracy']:.2f}% "
+               f"on {result['samples']} test samples ({result['reference_seconds'] * 1e3:.1f} ms)")
+    click.echo(f"wrote {run}/eval.json")
+
+
 if __name__ == "__main__":
     main()

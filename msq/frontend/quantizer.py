@@ -73,13 +73,18 @@ class MSQTensorQuant(nn.Module):
         """Per-row D_r: integer weights are ``q * D_r``."""
         return torch.where(self.sp2_mask, torch.tensor(self.d_alt), torch.tensor(self.d_fixed))
 
+    def normalized_levels(self, w: torch.Tensor) -> torch.Tensor:
+        """Per weight, its level ``q`` in [-1, 1] (straight-through), row by row in its scheme."""
+        view = (-1,) + (1,) * (w.dim() - 1)
+        v = (w / self.row_alpha().view(view)).clamp(-1.0, 1.0)
+        return torch.where(self.sp2_mask.view(view),
+                           numerics.ste_project(v, self.lv_alt),
+                           numerics.ste_project(v, self.lv_fixed))
+
     def forward(self, w: torch.Tensor):
         view = (-1,) + (1,) * (w.dim() - 1)
         alpha = self.row_alpha().view(view)
-        v = (w / alpha).clamp(-1.0, 1.0)
-        q = torch.where(self.sp2_mask.view(view),
-                        numerics.ste_project(v, self.lv_alt),
-                        numerics.ste_project(v, self.lv_fixed))
+        q = self.normalized_levels(w)
         int_scale = alpha / self.row_denominator().to(w.dtype).view(view)
         zero_point = torch.zeros((), dtype=w.dtype, device=w.device)
         bit_width = torch.tensor(float(self.int_bits), device=w.device)

@@ -1,0 +1,34 @@
+"""Deployed accuracy: the integer reference on the run's test set, beside fake-quant accuracy."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from msq import atomic
+from msq.backends import reference
+from msq.errors import MSQError
+from msq.frontend.data import load_dataset
+from msq.frontend.train import read_metrics
+from msq.ir import load_ir
+
+
+def evaluate_run(run: str | Path) -> dict[str, Any]:
+    """Run the reference on ``run/ir`` over the test set; write and return ``run/eval.json``."""
+    run = Path(run)
+    if not (run / "ir").is_dir():
+        raise MSQError(f"{run}/ir does not exist: run 'msq export {run}' first")
+    ir = load_ir(run / "ir")
+    metrics = read_metrics(run)
+    data = load_dataset(metrics["settings"]["dataset"])
+    x = ir.quantize_input(data.x_test)
+    start = time.perf_counter()
+    pred = reference.predict(ir, x)
+    seconds = time.perf_counter() - start
+    result = {"deployed_accuracy": 100.0 * float(np.mean(pred == data.y_test)),
+              "fake_quant_accuracy": metrics["accuracy"]["test"],
+              "samples": int(len(x)), "reference_seconds": seconds}
+    atomic.write_json(run / "eval.json", result)
+    return result

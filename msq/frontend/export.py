@@ -1,0 +1,239 @@
+"""Freeze a trained Brevitas/MSQ model into the integer IR (DESIGN.md §5).
+
+Integer weights come from the frozen quantizers (``value / scale`` of the quantized weight);
+BatchNorm and the float bias fold into the per-row integer bias and requantization multiplier;
+accumulator widths follow from the weights and the input format. Conv weights and the dense
+layer after a Flatten are permuted from torch's (C, H, W) order into the channels-last stream
+order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+from torch import nn
+
+from msq import numerics
+from msq.errors import MSQError
+from msq.frontend.models import check_supported
+from msq.frontend.quantizer import MSQTensorQuant
+from msq.ir import arith
+from msq.ir.arith import ActFormat
+from msq.ir.io import save_ir
+from msq.ir.model import SCHEME_FIXED, SCHEME_SP2, ComputeLayer, IRModel, Layer, PoolLayer
+
+
+def act_format(module: nn.Module, name: str) -> ActFormat:
+    """Fixed-point format of a Brevitas activation quantizer (its scale must be a power of two)."""
+    proxy = module.act_quant
+    if not proxy.is_quant_enabled:
+        raise MSQError(f"layer '{name}' ({type(module).__name__}) has no activation quantizer: "
+                       "export needs fixed-point activations (train with a quantized scheme)")
+    scale = float(proxy.scale().detach())
+    frac = -np.log2(scale)
+    if abs(frac - round(frac)) > 1e-9:
+        raise MSQError(f"layer '{name}': activation scale {scale} is not a power of two")
+    return ActFormat(bits=int(round(float(proxy.bit_width()))), frac=int(round(frac)), signed=bool(proxy.is_signed))
+
+
+def _pair(value, what: str, name: str) -> tuple[int, int]:
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise MSQError(f"layer '{name}': {what} must be integers, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+@dataclass
+class _Pending:
+    """A linear/conv layer waiting for its BatchNorm and activation quantizer."""
+
+    name: str
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    in_fmt: ActFormat
+    wbits: int
+    scheme: np.ndarray
+    w_int: np.ndarray
+    w_scale: np.ndarray
+    bias: np.ndarray
+    geometry: dict = field(default_factory=dict)
+    bn_a: np.ndarray | None = None
+    bn_c: np.ndarray | None = None
+
+
+def _quantized_weight(module: nn.Module, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(w_int, per-row weight scale, scheme per row, bits) from the layer's frozen MSQ quantizer."""
+    tq = getattr(getattr(module, "weight_quant", None), "tensor_quant", None)
+    if not isinstance(tq, MSQTensorQuant):
+        raise MSQError(f"layer '{name}' has no MSQ weight quantizer: export needs a model trained with "
+                       "--scheme msq, fixed or sp2 (float models have no integer form)")
+    if tq.alt_scheme == "p2":
+        raise MSQError(f"layer '{name}' uses the P2 baseline: export supports msq, fixed and sp2 rows")
+    with torch.no_grad():
+        q = tq.normalized_levels(module.weight).double()
+        view = (-1,) + (1,) * (q.dim() - 1)
+        ratio = (q * tq.row_denominator().double().view(view)).numpy()
+        scale = (tq.row_alpha().double() / tq.row_denominator().double()).numpy()
+    w_int = np.rint(ratio).astype(np.int64)
+    if np.abs(ratio - w_int).max(initial=0) > 1e-3:
+        raise MSQError(f"layer '{name}': quantized weights are not integer multiples of their scale")
+    sp2 = tq.sp2_mask.numpy()
+    for scheme, rows in (("sp2", sp2), ("fixed", ~sp2)):
+        if rows.any() and not np.isin(w_int[rows], numerics.integer_levels(scheme, tq.bits)).all():
+            raise MSQError(f"layer '{name}': a {scheme} row has a weight off the {tq.bits}-bit {scheme} levels")
+    scheme = np.where(sp2, SCHEME_SP2, SCHEME_FIXED).astype(np.int64)
+    return w_int, scale, scheme, tq.bits
+
+
+def _bias(module: nn.Module, rows: int) -> np.ndarray:
+    return np.zeros(rows) if module.bias is None else module.bias.detach().double().numpy()
+
+
+def _close(p: _Pending, out_fmt: ActFormat, relu: bool) -> ComputeLayer:
+    """Fold bias and BatchNorm into integer bias and (mult, shift); derive the accumulator width."""
+    rows = len(p.scheme)
+    a = np.ones(rows) if p.bn_a is None else p.bn_a
+    c = np.zeros(rows) if p.bn_c is None else p.bn_c
+    if np.any(np.abs(a) < 1e-12):
+        raise MSQError(f"layer '{p.name}': its BatchNorm scales a row to zero; cannot fold into requantization")
+    step = a * p.in_fmt.scale * p.w_scale  # real value of one accumulator unit, per row
+    bias_int = np.rint((a * p.bias + c) / step).astype(np.int64)
+    mm = [arith.multiplier(float(v)) for v in step / out_fmt.scale]
+    acc_bits = arith.accumulator_bits(p.w_int, bias_int, p.in_fmt)
+    if acc_bits > arith.MAX_ACC_BITS:
+        raise MSQError(f"layer '{p.name}': accumulator needs {acc_bits} bits (max {arith.MAX_ACC_BITS}); "
+                       "its bias or BatchNorm shift is out of proportion to its weights")
+    return ComputeLayer(name=p.name, kind=p.kind, in_shape=p.in_shape, out_shape=p.out_shape, wbits=p.wbits,
+                        in_fmt=p.in_fmt, out_fmt=out_fmt, relu=relu, acc_bits=acc_bits, scheme=p.scheme,
+                        w_int=p.w_int, bias=bias_int, mult=np.array([m for m, _ in mm], dtype=np.int64),
+                        shift=np.array([n for _, n in mm], dtype=np.int64), **p.geometry)
+
+
+def export_model(model: nn.Sequential, input_shape: tuple[int, ...], model_name: str = "model",
+                 source: dict | None = None) -> IRModel:
+    """Freeze ``model`` (inputs shaped ``input_shape`` in torch layout: (C, H, W) or (F,)) into an IR."""
+    check_supported(model)
+    model.eval()
+    children = list(model.named_children())
+    if not children or not isinstance(children[0][1], QuantIdentity):
+        raise MSQError("the model must start with a QuantIdentity input quantizer")
+    input_fmt = act_format(children[0][1], children[0][0])
+    shape = _stream_shape(input_shape)
+    torch_chw = None  # (C, H, W) of a flattened image, until a dense layer consumes it
+    fmt: ActFormat = input_fmt
+    pending: _Pending | None = None
+    layers: list[Layer] = []
+    counts: dict[str, int] = {}
+
+    def ir_name(kind: str) -> str:
+        counts[kind] = counts.get(kind, 0) + 1
+        return f"{kind}{counts[kind]}"
+
+    for name, module in children[1:]:
+        if isinstance(module, (QuantLinear, QuantConv2d)):
+            if pending is not None:
+                raise MSQError(f"layer '{name}' follows layer '{pending.name}' without an activation quantizer")
+            w_int, w_scale, scheme, bits = _quantized_weight(module, name)
+            if isinstance(module, QuantLinear):
+                if torch_chw is not None:  # torch flattened (C, H, W); the stream is (H, W, C)
+                    c, h, w = torch_chw
+                    w_int = w_int.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(w_int), -1)
+                    torch_chw = None
+                if int(np.prod(shape)) != module.in_features:
+                    raise MSQError(f"layer '{name}' expects {module.in_features} inputs, the stream has {shape}")
+                pending = _Pending(ir_name("dense"), "dense", (int(np.prod(shape)),), (module.out_features,), fmt, bits,
+                                   scheme, w_int, w_scale, _bias(module, len(w_int)))
+            else:
+                if len(shape) != 3 or module.groups != 1 or _pair(module.dilation, "dilation", name) != (1, 1):
+                    raise MSQError(f"layer '{name}': only ungrouped, undilated Conv2d on images is supported")
+                if isinstance(module.padding, str):
+                    raise MSQError(f"layer '{name}': padding must be integers, got {module.padding!r}")
+                kernel = _pair(module.kernel_size, "kernel_size", name)
+                stride = _pair(module.stride, "stride", name)
+                padding = _pair(module.padding, "padding", name)
+                ho = (shape[0] + 2 * padding[0] - kernel[0]) // stride[0] + 1
+                wo = (shape[1] + 2 * padding[1] - kernel[1]) // stride[1] + 1
+                pending = _Pending(ir_name("conv"), "conv", shape, (ho, wo, module.out_channels), fmt, bits, scheme,
+                                   w_int.transpose(0, 2, 3, 1).copy(), w_scale, _bias(module, len(w_int)),
+                                   geometry={"kernel": kernel, "stride": stride, "padding": padding})
+            shape = pending.out_shape
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if pending is None or pending.bn_a is not None:
+                raise MSQError(f"layer '{name}' (BatchNorm) must directly follow a Linear or Conv2d layer")
+            var = module.running_var.double().numpy()
+            gamma = module.weight.detach().double().numpy() if module.affine else np.ones_like(var)
+            beta = module.bias.detach().double().numpy() if module.affine else np.zeros_like(var)
+            pending.bn_a = gamma / np.sqrt(var + module.eps)
+            pending.bn_c = beta - module.running_mean.double().numpy() * pending.bn_a
+        elif isinstance(module, (QuantReLU, QuantIdentity)):
+            out_fmt = act_format(module, name)
+            if pending is None:
+                raise MSQError(f"layer '{name}': an activation quantizer must follow a Linear or Conv2d layer")
+            relu = isinstance(module, QuantReLU)
+            if relu and out_fmt.signed:
+                raise MSQError(f"layer '{name}': a QuantReLU must use an unsigned quantizer")
+            layers.append(_close(pending, out_fmt, relu))
+            fmt, pending = out_fmt, None
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            layer = _pool(module, name, shape, fmt, pending)
+            layer.name = ir_name(layer.kind)
+            layers.append(layer)
+            shape = layer.out_shape
+        elif isinstance(module, nn.Flatten):
+            if len(shape) == 3:
+                torch_chw = (shape[2], shape[0], shape[1])
+            shape = (int(np.prod(shape)),)
+    if pending is not None:
+        raise MSQError(f"layer '{pending.name}' is not followed by an activation quantizer (QuantReLU or QuantIdentity)")
+    if not layers:
+        raise MSQError("the model has no Linear or Conv2d layer to export")
+    return IRModel(name=model_name, input_shape=_stream_shape(input_shape), input_fmt=input_fmt,
+                   layers=layers, source=source or {})
+
+
+def _stream_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Torch (C, H, W) → stream (H, W, C); vectors unchanged."""
+    return (input_shape[1], input_shape[2], input_shape[0]) if len(input_shape) == 3 else tuple(input_shape)
+
+
+def _pool(module: nn.Module, name: str, shape: tuple[int, ...], fmt: ActFormat, pending: _Pending | None) -> PoolLayer:
+    if pending is not None:
+        raise MSQError(f"layer '{name}' ({type(module).__name__}) sits between layer '{pending.name}' and its "
+                       "activation quantizer; pool after the QuantReLU/QuantIdentity")
+    if len(shape) != 3:
+        raise MSQError(f"layer '{name}' ({type(module).__name__}) needs an image input, the stream has {shape}")
+    kernel = _pair(module.kernel_size, "kernel_size", name)
+    stride = _pair(module.stride if module.stride is not None else module.kernel_size, "stride", name)
+    if _pair(module.padding, "padding", name) != (0, 0) or module.ceil_mode:
+        raise MSQError(f"layer '{name}': pooling must have padding 0 and ceil_mode=False")
+    if isinstance(module, nn.MaxPool2d) and _pair(module.dilation, "dilation", name) != (1, 1):
+        raise MSQError(f"layer '{name}': dilated max pooling is not supported")
+    out = ((shape[0] - kernel[0]) // stride[0] + 1, (shape[1] - kernel[1]) // stride[1] + 1, shape[2])
+    layer = PoolLayer(name=name, kind="maxpool" if isinstance(module, nn.MaxPool2d) else "avgpool",
+                      in_shape=tuple(shape), out_shape=out, in_fmt=fmt, out_fmt=fmt, kernel=kernel, stride=stride)
+    if layer.kind == "avgpool":
+        if isinstance(module, nn.AvgPool2d) and module.divisor_override is not None:
+            raise MSQError(f"layer '{name}': AvgPool2d divisor_override is not supported")
+        area = kernel[0] * kernel[1]
+        layer.mult, layer.shift = arith.multiplier(1.0 / area)
+        layer.acc_bits = arith.signed_width(area * fmt.lo, area * fmt.hi)
+    return layer
+
+
+def export_run(run: str | Path, out: str | Path | None = None) -> tuple[IRModel, Path]:
+    """Export ``run/model.pt`` to ``out`` (default ``run/ir``); returns the IR and its path."""
+    from msq.frontend.train import load_run
+
+    model, ckpt = load_run(run)
+    settings = ckpt["train_config"]
+    source = {"run": str(run), "model": settings["model"], "dataset": settings["dataset"],
+              "scheme": settings["scheme"], "wbits": settings["wbits"], "abits": settings["abits"],
+              "board": settings["board"], "seed": settings["seed"]}
+    ir = export_model(model, tuple(ckpt["data"]["in_shape"]), model_name=Path(run).name, source=source)
+    path = Path(out) if out else Path(run) / "ir"
+    save_ir(ir, path)
+    return ir, path

@@ -1,0 +1,101 @@
+"""The integer arithmetic contract (DESIGN.md §5), defined once; docs/ir.md describes it.
+
+- Activation format ``(bits, frac, signed)``: real value ``x = x_int * 2^-frac``;
+  ``x_int`` in ``[0, 2^bits - 1]`` unsigned or ``[-2^(bits-1), 2^(bits-1) - 1]`` signed.
+- Requantization: ``y = clamp(round_half_up(acc * m * 2^-n), lo, hi)`` with
+  ``round_half_up(v) = floor(v + 1/2)``; in integers, for ``n >= 1``:
+  ``(acc * m + 2^(n-1)) >> n`` (arithmetic shift, i.e. floor division), and ``acc * m`` for
+  ``n = 0``. ``m`` is a signed ``MULT_BITS``-bit integer, ``0 <= n <= MAX_SHIFT``.
+- Accumulator range: every partial sum of ``Σ x·w + bias``, in any order, lies within
+  ``[Σ min(0, w·lo, w·hi) + min(0, bias), Σ max(0, w·lo, w·hi) + max(0, bias)]``; the
+  accumulator is the signed width of that range.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MULT_BITS = 16  # signed requantization multiplier: |m| < 2^15
+MAX_SHIFT = 62
+MAX_ACC_BITS = 46  # acc * m must fit int64 (46 + 16 < 63) and float64 exactly (< 2^53 before m)
+
+
+@dataclass(frozen=True)
+class ActFormat:
+    """A fixed-point activation format with a power-of-two scale."""
+
+    bits: int
+    frac: int
+    signed: bool
+
+    @property
+    def lo(self) -> int:
+        return -(2 ** (self.bits - 1)) if self.signed else 0
+
+    @property
+    def hi(self) -> int:
+        return 2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1
+
+    @property
+    def scale(self) -> float:
+        return 2.0 ** -self.frac
+
+    def as_dict(self) -> dict:
+        return {"bits": self.bits, "frac": self.frac, "signed": self.signed}
+
+
+def signed_width(lo: int, hi: int) -> int:
+    """Bits of the smallest two's-complement type holding every integer in [lo, hi]."""
+    bits = 1
+    while not (-(2 ** (bits - 1)) <= lo and hi <= 2 ** (bits - 1) - 1):
+        bits += 1
+    return bits
+
+
+def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """``clamp(round_half_up(acc * m * 2^-n), lo, hi)`` in exact int64 (broadcasting per row)."""
+    acc = np.asarray(acc, dtype=np.int64)
+    mult = np.asarray(mult, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    prod = acc * mult
+    half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
+    return np.clip(np.right_shift(prod + half, shift), lo, hi)
+
+
+def multiplier(real: float) -> tuple[int, int]:
+    """(m, n) with ``m * 2^-n`` closest to ``real``, ``|m| < 2^(MULT_BITS-1)``, ``0 <= n <= MAX_SHIFT``.
+
+    ``m`` is normalised to use its full width (most precision), then the shift is capped.
+    """
+    if not math.isfinite(real):
+        raise ValueError(f"requantization multiplier {real} is not finite")
+    if real == 0.0:
+        return 0, 0
+    limit = 2 ** (MULT_BITS - 1)
+    n = MULT_BITS - 2 - math.floor(math.log2(abs(real)))
+    n = min(max(n, 0), MAX_SHIFT)
+    m = round(real * 2.0**n)
+    while abs(m) >= limit and n > 0:
+        n -= 1
+        m = round(real * 2.0**n)
+    if abs(m) >= limit:
+        raise ValueError(f"requantization multiplier {real} exceeds {MULT_BITS}-bit range at shift 0")
+    return int(m), int(n)
+
+
+def accumulator_range(w_int: np.ndarray, bias: np.ndarray, fmt: ActFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (min, max) that bounds every partial sum (see the module docstring)."""
+    w = np.asarray(w_int, dtype=np.int64).reshape(len(w_int), -1)
+    p_lo, p_hi = w * fmt.lo, w * fmt.hi
+    zero = np.zeros_like(w)
+    lo = np.minimum(np.minimum(p_lo, p_hi), zero).sum(axis=1) + np.minimum(bias, 0)
+    hi = np.maximum(np.maximum(p_lo, p_hi), zero).sum(axis=1) + np.maximum(bias, 0)
+    return lo, hi
+
+
+def accumulator_bits(w_int: np.ndarray, bias: np.ndarray, fmt: ActFormat) -> int:
+    """Signed accumulator width of a layer: no input in range can overflow it."""
+    lo, hi = accumulator_range(w_int, bias, fmt)
+    return signed_width(int(lo.min()), int(hi.max()))

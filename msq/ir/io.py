@@ -1,0 +1,266 @@
+"""Saving and loading the IR, with validation that names the layer and field at fault.
+
+Writing is atomic: both files are written to a temporary directory beside the target, which is
+then renamed into place (an existing IR is replaced only once the new one is complete).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from msq import numerics
+from msq.errors import MSQError
+from msq.ir import arith
+from msq.ir.arith import ActFormat
+from msq.ir.model import (COMPUTE_KINDS, IR_SCHEMA, IR_VERSION, POOL_KINDS, SCHEME_SP2, ComputeLayer, IRModel,
+                          Layer, PoolLayer)
+
+MANIFEST = "manifest.json"
+ARRAYS = "arrays.npz"
+_ROW_ARRAYS = ("scheme", "bias", "mult", "shift")
+_CODE_ARRAYS = ("fixed", "sp2_sign", "sp2_k1", "sp2_k2")
+
+
+def _layer_manifest(layer: Layer) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": layer.name, "kind": layer.kind, "in_shape": list(layer.in_shape),
+                             "out_shape": list(layer.out_shape), "in_fmt": layer.in_fmt.as_dict(),
+                             "out_fmt": layer.out_fmt.as_dict()}
+    if isinstance(layer, ComputeLayer):
+        entry.update(wbits=layer.wbits, relu=layer.relu, acc_bits=layer.acc_bits,
+                     sp2_rows=int(len(layer.sp2_rows)), fixed_rows=int(len(layer.fixed_rows)))
+        if layer.kind == "conv":
+            entry.update(kernel=list(layer.kernel), stride=list(layer.stride), padding=list(layer.padding))
+    else:
+        entry.update(kernel=list(layer.kernel), stride=list(layer.stride))
+        if layer.kind == "avgpool":
+            entry.update(mult=layer.mult, shift=layer.shift, acc_bits=layer.acc_bits)
+    return entry
+
+
+def _layer_arrays(layer: ComputeLayer) -> dict[str, np.ndarray]:
+    sp2 = (layer.scheme == SCHEME_SP2).reshape((-1,) + (1,) * (layer.w_int.ndim - 1))
+    sign, k1, k2 = layer.sp2_codes()
+    arrays = {"scheme": layer.scheme, "bias": layer.bias, "mult": layer.mult, "shift": layer.shift,
+              "fixed": np.where(sp2, 0, layer.w_int), "sp2_sign": sign, "sp2_k1": k1, "sp2_k2": k2}
+    return {f"{layer.name}/{key}": np.asarray(value, dtype=np.int64) for key, value in arrays.items()}
+
+
+def save_ir(ir: IRModel, path: str | Path) -> None:
+    """Write ``path/manifest.json`` and ``path/arrays.npz`` atomically (as one directory)."""
+    path = Path(path)
+    manifest = {"schema": IR_SCHEMA, "version": IR_VERSION, "name": ir.name, "source": ir.source,
+                "input": {"shape": list(ir.input_shape), "fmt": ir.input_fmt.as_dict()},
+                "output": {"shape": list(ir.output_shape), "fmt": ir.output_fmt.as_dict()},
+                "layers": [_layer_manifest(layer) for layer in ir.layers]}
+    arrays: dict[str, np.ndarray] = {}
+    for layer in ir.compute_layers():
+        arrays.update(_layer_arrays(layer))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        np.savez_compressed(tmp / ARRAYS, **arrays)
+        old = path.with_name(f".{path.name}.old")
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _Reader:
+    """Field access with errors that say which file, layer and field is wrong."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, msg: str) -> MSQError:
+        return MSQError(f"IR {self.path}: {where}: {msg}")
+
+    def get(self, obj: dict, key: str, where: str) -> Any:
+        if not isinstance(obj, dict) or key not in obj:
+            raise self.fail(where, f"missing field '{key}'")
+        return obj[key]
+
+    def int_(self, obj: dict, key: str, where: str, lo: int | None = None, hi: int | None = None) -> int:
+        value = self.get(obj, key, where)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(where, f"field '{key}' must be an integer, got {value!r}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.fail(where, f"field '{key}'={value} is out of range [{lo}, {hi}]")
+        return value
+
+    def shape(self, obj: dict, key: str, where: str, ndim: tuple[int, ...]) -> tuple[int, ...]:
+        value = self.get(obj, key, where)
+        if (not isinstance(value, list) or len(value) not in ndim
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+            raise self.fail(where, f"field '{key}' must be a list of {' or '.join(map(str, ndim))} "
+                                   f"positive integers, got {value!r}")
+        return tuple(value)
+
+    def pair(self, obj: dict, key: str, where: str, lo: int) -> tuple[int, int]:
+        value = self.get(obj, key, where)
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= lo for v in value)):
+            raise self.fail(where, f"field '{key}' must be two integers >= {lo}, got {value!r}")
+        return value[0], value[1]
+
+    def fmt(self, obj: dict, key: str, where: str) -> ActFormat:
+        f = self.get(obj, key, where)
+        where = f"{where} field '{key}'"
+        bits = self.int_(f, "bits", where, numerics.MIN_BITS, 32)
+        frac = self.int_(f, "frac", where, -64, 64)
+        signed = self.get(f, "signed", where)
+        if not isinstance(signed, bool):
+            raise self.fail(where, f"field 'signed' must be true or false, got {signed!r}")
+        return ActFormat(bits, frac, signed)
+
+    def array(self, npz, key: str, where: str, shape: tuple[int, ...]) -> np.ndarray:
+        if key not in npz:
+            raise self.fail(where, f"missing array '{key}' in {ARRAYS}")
+        a = npz[key]
+        if not np.issubdtype(a.dtype, np.integer):
+            raise self.fail(where, f"array '{key}' must be integer, got {a.dtype}")
+        if a.shape != shape:
+            raise self.fail(where, f"array '{key}' has shape {a.shape}, expected {shape}")
+        return a.astype(np.int64)
+
+
+def _conv_out(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+def _read_compute(r: _Reader, entry: dict, npz, where: str) -> ComputeLayer:
+    kind = entry["kind"]
+    name = entry["name"]
+    wbits = r.int_(entry, "wbits", where, numerics.MIN_BITS, numerics.MAX_BITS)
+    acc_bits = r.int_(entry, "acc_bits", where, 1, arith.MAX_ACC_BITS)
+    relu = r.get(entry, "relu", where)
+    if not isinstance(relu, bool):
+        raise r.fail(where, f"field 'relu' must be true or false, got {relu!r}")
+    if kind == "dense":
+        in_shape = r.shape(entry, "in_shape", where, (1,))
+        out_shape = r.shape(entry, "out_shape", where, (1,))
+        rows, w_shape = out_shape[0], (out_shape[0], in_shape[0])
+        kernel, stride, padding = (1, 1), (1, 1), (0, 0)
+    else:
+        in_shape = r.shape(entry, "in_shape", where, (3,))
+        out_shape = r.shape(entry, "out_shape", where, (3,))
+        kernel = r.pair(entry, "kernel", where, 1)
+        stride = r.pair(entry, "stride", where, 1)
+        padding = r.pair(entry, "padding", where, 0)
+        expect = (_conv_out(in_shape[0], kernel[0], stride[0], padding[0]),
+                  _conv_out(in_shape[1], kernel[1], stride[1], padding[1]), out_shape[2])
+        if out_shape != expect:
+            raise r.fail(where, f"field 'out_shape' {list(out_shape)} does not follow from the input and "
+                                f"kernel/stride/padding (expected {list(expect)})")
+        rows, w_shape = out_shape[2], (out_shape[2], kernel[0], kernel[1], in_shape[2])
+    arrays = {k: r.array(npz, f"{name}/{k}", where, (rows,)) for k in _ROW_ARRAYS}
+    codes = {k: r.array(npz, f"{name}/{k}", where, w_shape) for k in _CODE_ARRAYS}
+    scheme = arrays["scheme"]
+    if not np.isin(scheme, (0, 1)).all():
+        raise r.fail(where, "array 'scheme' must hold 0 (fixed) or 1 (SP2) per row")
+    sp2 = (scheme == SCHEME_SP2).reshape((-1,) + (1,) * (len(w_shape) - 1))
+    kmax = numerics.fixed_max(wbits)
+    if np.abs(codes["fixed"]).max(initial=0) > kmax:
+        raise r.fail(where, f"array 'fixed' has a weight outside the {wbits}-bit range [-{kmax}, {kmax}]")
+    m1, m2 = numerics.sp2_split(wbits)
+    for key, top in (("sp2_sign", 1), ("sp2_k1", 2**m1 - 1), ("sp2_k2", 2**m2 - 1)):
+        if codes[key].min(initial=0) < 0 or codes[key].max(initial=0) > top:
+            raise r.fail(where, f"array '{key}' has a code outside [0, {top}] for {wbits}-bit SP2")
+    for key in _CODE_ARRAYS:
+        stray = (codes[key] != 0) & (sp2 if key == "fixed" else ~sp2)
+        if stray.any():
+            raise r.fail(where, f"array '{key}' is non-zero on a row of the other scheme")
+    sp2_int = numerics.sp2_decode_array(codes["sp2_sign"], codes["sp2_k1"], codes["sp2_k2"], wbits)
+    w_int = np.where(sp2, sp2_int, codes["fixed"])
+    if np.abs(arrays["mult"]).max(initial=0) >= 2 ** (arith.MULT_BITS - 1):
+        raise r.fail(where, f"array 'mult' exceeds the signed {arith.MULT_BITS}-bit range")
+    if arrays["shift"].min(initial=0) < 0 or arrays["shift"].max(initial=0) > arith.MAX_SHIFT:
+        raise r.fail(where, f"array 'shift' must lie in [0, {arith.MAX_SHIFT}]")
+    in_fmt, out_fmt = r.fmt(entry, "in_fmt", where), r.fmt(entry, "out_fmt", where)
+    if relu and out_fmt.signed:
+        raise r.fail(where, "field 'out_fmt' must be unsigned when 'relu' is true")
+    need = arith.accumulator_bits(w_int, arrays["bias"], in_fmt)
+    if acc_bits < need:
+        raise r.fail(where, f"field 'acc_bits'={acc_bits} can overflow: the weights and input range need {need}")
+    return ComputeLayer(name=name, kind=kind, in_shape=in_shape, out_shape=out_shape, wbits=wbits, in_fmt=in_fmt,
+                        out_fmt=out_fmt, relu=relu, acc_bits=acc_bits, scheme=scheme,
+                        w_int=w_int, bias=arrays["bias"], mult=arrays["mult"], shift=arrays["shift"],
+                        kernel=kernel, stride=stride, padding=padding)
+
+
+def _read_pool(r: _Reader, entry: dict, where: str) -> PoolLayer:
+    in_shape = r.shape(entry, "in_shape", where, (3,))
+    out_shape = r.shape(entry, "out_shape", where, (3,))
+    kernel = r.pair(entry, "kernel", where, 1)
+    stride = r.pair(entry, "stride", where, 1)
+    expect = (_conv_out(in_shape[0], kernel[0], stride[0], 0), _conv_out(in_shape[1], kernel[1], stride[1], 0),
+              in_shape[2])
+    if out_shape != expect:
+        raise r.fail(where, f"field 'out_shape' {list(out_shape)} does not follow from the input and "
+                            f"kernel/stride (expected {list(expect)})")
+    layer = PoolLayer(name=entry["name"], kind=entry["kind"], in_shape=in_shape, out_shape=out_shape,
+                      in_fmt=r.fmt(entry, "in_fmt", where), out_fmt=r.fmt(entry, "out_fmt", where),
+                      kernel=kernel, stride=stride)
+    if layer.kind == "avgpool":
+        layer.mult = r.int_(entry, "mult", where, -(2 ** (arith.MULT_BITS - 1)) + 1, 2 ** (arith.MULT_BITS - 1) - 1)
+        layer.shift = r.int_(entry, "shift", where, 0, arith.MAX_SHIFT)
+        layer.acc_bits = r.int_(entry, "acc_bits", where, 1, arith.MAX_ACC_BITS)
+    elif layer.out_fmt != layer.in_fmt:
+        raise r.fail(where, "max pooling must keep its input format (field 'out_fmt')")
+    return layer
+
+
+def load_ir(path: str | Path) -> IRModel:
+    """Load and validate an IR directory; any inconsistency raises an MSQError naming layer and field."""
+    path = Path(path)
+    r = _Reader(path)
+    if not (path / MANIFEST).is_file():
+        raise MSQError(f"IR {path}: no {MANIFEST} (expected a directory written by 'msq export')")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except json.JSONDecodeError as exc:
+        raise r.fail(MANIFEST, f"not valid JSON ({exc})") from exc
+    if r.get(manifest, "schema", MANIFEST) != IR_SCHEMA:
+        raise r.fail(MANIFEST, f"field 'schema' is {manifest['schema']!r}, expected {IR_SCHEMA!r}")
+    if r.get(manifest, "version", MANIFEST) != IR_VERSION:
+        raise r.fail(MANIFEST, f"unknown version {manifest['version']!r}: this MSQ reads version {IR_VERSION}")
+    inp = r.get(manifest, "input", MANIFEST)
+    input_shape = r.shape(inp, "shape", "input", (1, 3))
+    input_fmt = r.fmt(inp, "fmt", "input")
+    entries = r.get(manifest, "layers", MANIFEST)
+    if not isinstance(entries, list) or not entries:
+        raise r.fail(MANIFEST, "field 'layers' must be a non-empty list")
+    if not (path / ARRAYS).is_file():
+        raise r.fail(ARRAYS, "file is missing")
+    layers: list[Layer] = []
+    shape, fmt = input_shape, input_fmt
+    with np.load(path / ARRAYS, allow_pickle=False) as npz:
+        for i, entry in enumerate(entries):
+            name = r.get(entry, "name", f"layer {i}")
+            where = f"layer {i} '{name}'"
+            kind = r.get(entry, "kind", where)
+            if kind in COMPUTE_KINDS:
+                layer: Layer = _read_compute(r, entry, npz, where)
+            elif kind in POOL_KINDS:
+                layer = _read_pool(r, entry, where)
+            else:
+                raise r.fail(where, f"unknown kind {kind!r}: expected one of {', '.join(COMPUTE_KINDS + POOL_KINDS)}")
+            flat = (int(np.prod(shape)),)
+            if layer.in_shape != shape and not (layer.kind == "dense" and layer.in_shape == flat):
+                raise r.fail(where, f"field 'in_shape' {list(layer.in_shape)} does not match the previous "
+                                    f"output {list(shape)}")
+            if layer.in_fmt != fmt:
+                raise r.fail(where, f"field 'in_fmt' {layer.in_fmt.as_dict()} does not match the previous "
+                                    f"output format {fmt.as_dict()}")
+            shape, fmt = layer.out_shape, layer.out_fmt
+            layers.append(layer)
+    return IRModel(name=str(manifest.get("name", path.name)), input_shape=input_shape, input_fmt=input_fmt,
+                   layers=layers, source=manifest.get("source", {}))

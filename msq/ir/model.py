@@ -1,0 +1,129 @@
+"""The integer model IR: what every backend reads (docs/ir.md is its specification).
+
+An IR is a directory with ``manifest.json`` (schema, version, input format, the layers in
+order with their kinds, shapes, formats and widths) and ``arrays.npz`` (per compute layer: row
+schemes, fixed-point integer weights, SP2 codes, bias, requantization multiplier and shift).
+Tensors stream channels-last: an image is (H, W, C) and flattens in that order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from msq import numerics
+from msq.ir.arith import ActFormat
+
+IR_SCHEMA = "msq-ir"
+IR_VERSION = 1
+SCHEME_FIXED = 0
+SCHEME_SP2 = 1
+COMPUTE_KINDS = ("dense", "conv")
+POOL_KINDS = ("maxpool", "avgpool")
+
+
+@dataclass
+class ComputeLayer:
+    """A dense or conv layer: per-row schemes, integer weights and per-row requantization.
+
+    ``w_int`` is (rows, K) for dense and (rows, kh, kw, C) for conv: row r's weights in the order
+    the input stream delivers them. Output row r: ``clamp(round_half_up((Σ x·w_int[r] + bias[r])
+    * mult[r] * 2^-shift[r]), out_fmt.lo, out_fmt.hi)``; ``relu`` layers have an unsigned output.
+    """
+
+    name: str
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    wbits: int
+    in_fmt: ActFormat
+    out_fmt: ActFormat
+    relu: bool
+    acc_bits: int
+    scheme: np.ndarray
+    w_int: np.ndarray
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+
+    @property
+    def rows(self) -> int:
+        return int(self.w_int.shape[0])
+
+    @property
+    def fan_in(self) -> int:
+        return int(np.prod(self.w_int.shape[1:]))
+
+    @property
+    def sp2_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.scheme == SCHEME_SP2)
+
+    @property
+    def fixed_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.scheme == SCHEME_FIXED)
+
+    def sp2_codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sign, k1, k2) arrays shaped like ``w_int``; zero on fixed rows."""
+        w = np.where((self.scheme == SCHEME_SP2).reshape((-1,) + (1,) * (self.w_int.ndim - 1)), self.w_int, 0)
+        return numerics.sp2_encode_array(w, self.wbits)
+
+
+@dataclass
+class PoolLayer:
+    """Max or average pooling on integers, channels-last, no padding, floor mode.
+
+    Average pooling sums the window, then requantizes with one ``mult``/``shift`` per layer.
+    """
+
+    name: str
+    kind: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    in_fmt: ActFormat
+    out_fmt: ActFormat
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    mult: int = 1
+    shift: int = 0
+    acc_bits: int = 0
+
+
+Layer = ComputeLayer | PoolLayer
+
+
+@dataclass
+class IRModel:
+    """A whole network: input format and shape, then the layers in stream order."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    input_fmt: ActFormat
+    layers: list[Layer]
+    source: dict = field(default_factory=dict)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].out_shape
+
+    @property
+    def output_fmt(self) -> ActFormat:
+        return self.layers[-1].out_fmt
+
+    def compute_layers(self) -> list[ComputeLayer]:
+        return [layer for layer in self.layers if isinstance(layer, ComputeLayer)]
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Real-valued inputs (N, *shape in the dataset's layout) → integer stream tensors.
+
+        ``x_int = clamp(round_half_even(x * 2^frac), lo, hi)``, the rounding of PyTorch and Brevitas
+        (this is host-side, before the hardware); images (N, C, H, W) become (N, H, W, C).
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 4:
+            x = x.transpose(0, 2, 3, 1)
+        x_int = np.rint(x * 2.0**self.input_fmt.frac)
+        x_int = np.clip(x_int, self.input_fmt.lo, self.input_fmt.hi).astype(np.int64)
+        return x_int.reshape((len(x_int),) + tuple(self.input_shape))

@@ -1,0 +1,112 @@
+"""Random small MSQ models and their IRs, for property-based tests of every backend.
+
+Each model is a real Brevitas model (random shapes, random per-row schemes, 2–8-bit weights and
+activations, random BatchNorm statistics), its activation scales initialised from a few
+training-mode passes, then exported through the product's own exporter.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from msq.frontend import models
+from msq.frontend.export import export_model
+from msq.frontend.models import QuantConfig
+from msq.frontend.quantizer import msq_quantizers
+from msq.ir.model import IRModel
+
+
+def random_model(seed: int, kind: str | None = None) -> tuple[nn.Sequential, tuple[int, ...]]:
+    """A random Brevitas model and its torch input shape."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    kind = kind or str(rng.choice(["mlp", "cnn"]))
+    cfg = QuantConfig(wbits=int(rng.integers(2, 9)), abits=int(rng.integers(2, 9)), scheme="msq",
+                      out_bits=int(rng.integers(2, 9)))
+    signed = bool(rng.integers(2))
+    if kind == "mlp":
+        in_shape: tuple[int, ...] = (int(rng.integers(1, 20)),)
+        widths = [int(w) for w in rng.integers(1, 24, size=rng.integers(0, 3))]
+        layers: list[nn.Module] = [models.input_quant(cfg, signed)]
+        fan_in = in_shape[0]
+        for w in widths:
+            layers += [models.linear(cfg, fan_in, w)]
+            if rng.integers(2):
+                layers += [nn.BatchNorm1d(w)]
+            layers += [models.relu(cfg)]
+            fan_in = w
+        layers += [models.linear(cfg, fan_in, int(rng.integers(1, 12))), models.logits_quant(cfg)]
+    else:
+        cin, h, w = int(rng.integers(1, 4)), int(rng.integers(4, 10)), int(rng.integers(4, 10))
+        in_shape = (cin, h, w)
+        layers = [models.input_quant(cfg, signed)]
+        for _ in range(int(rng.integers(1, 3))):
+            k = int(rng.choice([1, 2, 3]))
+            stride, pad = int(rng.integers(1, 3)), int(rng.integers(0, 2))
+            if (h + 2 * pad - k) // stride + 1 < 2 or (w + 2 * pad - k) // stride + 1 < 2:
+                stride, pad = 1, 1
+            cout = int(rng.integers(1, 8))
+            conv = models.conv(cfg, cin, cout, kernel=k, padding=pad)
+            conv.stride = (stride, stride)
+            layers += [conv, nn.BatchNorm2d(cout), models.relu(cfg)]
+            h, w, cin = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1, cout
+            if h >= 2 and w >= 2 and rng.integers(2):
+                layers += [nn.MaxPool2d(2) if rng.integers(2) else nn.AvgPool2d(2)]
+                h, w = h // 2, w // 2
+        layers += [nn.Flatten(), models.linear(cfg, cin * h * w, int(rng.integers(1, 12))), models.logits_quant(cfg)]
+    model = nn.Sequential(*layers)
+    _randomize(model, rng, in_shape, signed)
+    return model, in_shape
+
+
+@torch.no_grad()
+def _randomize(model: nn.Sequential, rng: np.random.Generator, in_shape, signed: bool) -> None:
+    for name, tq in msq_quantizers(model).items():
+        layer = model.get_submodule(name)
+        rows = layer.weight.shape[0]
+        dist = rng.choice(["normal", "uniform", "laplace"], size=rows)
+        w = np.stack([getattr(rng, d)(size=layer.weight[0].numel()) if d != "uniform"
+                      else rng.uniform(-1, 1, size=layer.weight[0].numel()) for d in dist])
+        layer.weight.copy_(torch.as_tensor(w * rng.uniform(0.05, 1.0), dtype=torch.float32).view_as(layer.weight))
+        if layer.bias is not None:
+            layer.bias.copy_(torch.as_tensor(rng.normal(0, 0.3, rows), dtype=torch.float32))
+        tq.sp2_mask.copy_(torch.as_tensor(rng.random(rows) < rng.random()))
+        tq.reset_scales(layer.weight)
+        tq.scale.mul_(torch.as_tensor(rng.uniform(0.7, 1.3, rows), dtype=torch.float32))
+    for module in model.modules():
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            n = module.num_features
+            module.running_mean.copy_(torch.as_tensor(rng.normal(0, 0.5, n), dtype=torch.float32))
+            module.running_var.copy_(torch.as_tensor(rng.uniform(0.2, 3.0, n), dtype=torch.float32))
+            sign = np.where(rng.random(n) < 0.2, -1.0, 1.0)
+            module.weight.copy_(torch.as_tensor(sign * rng.uniform(0.3, 2.0, n), dtype=torch.float32))
+            module.bias.copy_(torch.as_tensor(rng.normal(0, 0.5, n), dtype=torch.float32))
+    model.train()
+    lo = -1.0 if signed else 0.0
+    for _ in range(3):  # activation quantizers initialise their power-of-two scales from these
+        x = torch.as_tensor(rng.uniform(lo, 1.0, size=(16,) + tuple(in_shape)), dtype=torch.float32)
+        bn_state = [(m, m.running_mean.clone(), m.running_var.clone()) for m in model.modules()
+                    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+        model(x)
+        for m, mean, var in bn_state:  # keep the random BatchNorm statistics
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+    model.eval()
+
+
+def random_ir(seed: int, kind: str | None = None) -> IRModel:
+    """The IR of :func:`random_model`."""
+    model, in_shape = random_model(seed, kind)
+    return export_model(model, in_shape, model_name=f"random{seed}", source={"random_seed": seed})
+
+
+def extreme_inputs(ir: IRModel, n_random: int = 8, seed: int = 0) -> np.ndarray:
+    """All-zero, all-min, all-max, alternating min/max and random integer inputs for an IR."""
+    lo, hi = ir.input_fmt.lo, ir.input_fmt.hi
+    size = int(np.prod(ir.input_shape))
+    alt = np.where(np.arange(size) % 2 == 0, lo, hi)
+    rows = [np.zeros(size), np.full(size, lo), np.full(size, hi), alt, alt[::-1].copy()]
+    rnd = np.random.default_rng(seed).integers(lo, hi + 1, size=(n_random, size))
+    x = np.concatenate([np.stack(rows), rnd]).astype(np.int64)
+    return x.reshape((len(x),) + tuple(ir.input_shape))
