@@ -18,6 +18,8 @@ test: setup
 demo: setup
 	$(BIN)/msq train --model mlp --dataset digits --wbits 4 --abits 4 --scheme msq --board pynq-z2 \
 		--epochs 40 --seed 0 --out $(DEMO)
+	$(BIN)/msq export $(DEMO)
+	$(BIN)/msq eval $(DEMO)
 
 bench: setup
 	$(BIN)/python benchmarks/accuracy.py

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from msq.backends.vectors import extreme_inputs  # noqa: F401  (re-exported for the tests)
 from msq.frontend import models
 from msq.frontend.export import export_model
 from msq.frontend.models import QuantConfig
@@ -100,13 +101,3 @@ def random_ir(seed: int, kind: str | None = None) -> IRModel:
     model, in_shape = random_model(seed, kind)
     return export_model(model, in_shape, model_name=f"random{seed}", source={"random_seed": seed})
 
-
-def extreme_inputs(ir: IRModel, n_random: int = 8, seed: int = 0) -> np.ndarray:
-    """All-zero, all-min, all-max, alternating min/max and random integer inputs for an IR."""
-    lo, hi = ir.input_fmt.lo, ir.input_fmt.hi
-    size = int(np.prod(ir.input_shape))
-    alt = np.where(np.arange(size) % 2 == 0, lo, hi)
-    rows = [np.zeros(size), np.full(size, lo), np.full(size, hi), alt, alt[::-1].copy()]
-    rnd = np.random.default_rng(seed).integers(lo, hi + 1, size=(n_random, size))
-    x = np.concatenate([np.stack(rows), rnd]).astype(np.int64)
-    return x.reshape((len(x),) + tuple(ir.input_shape))
