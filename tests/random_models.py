@@ -97,7 +97,16 @@ def _randomize(model: nn.Sequential, rng: np.random.Generator, in_shape, signed:
 
 
 def random_ir(seed: int, kind: str | None = None) -> IRModel:
-    """The IR of :func:`random_model`."""
-    model, in_shape = random_model(seed, kind)
-    return export_model(model, in_shape, model_name=f"random{seed}", source={"random_seed": seed})
+    """The IR of :func:`random_model`; a model with a dead layer (every ReLU output zero during
+    calibration, so no power-of-two scale) is redrawn from the next seed."""
+    for attempt in range(seed, seed + 20):
+        model, in_shape = random_model(attempt, kind)
+        if all(_live(m) for m in model if hasattr(m, "act_quant") and m.act_quant.is_quant_enabled):
+            return export_model(model, in_shape, model_name=f"random{attempt}", source={"random_seed": attempt})
+    raise AssertionError(f"no live random model from seed {seed}")
+
+
+def _live(module: nn.Module) -> bool:
+    scale = float(module.act_quant.scale().detach())
+    return abs(np.log2(scale) - round(np.log2(scale))) < 1e-9
 

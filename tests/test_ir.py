@@ -18,7 +18,7 @@ from random_models import extreme_inputs, random_ir, random_model
 from msq.frontend.export import export_model
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1))
 def test_frozen_torch_equals_reference_on_random_models(seed):
     ir = random_ir(seed)
@@ -30,7 +30,7 @@ def test_frozen_torch_equals_reference_on_random_models(seed):
     assert ref.min() >= ir.output_fmt.lo and ref.max() <= ir.output_fmt.hi
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_accumulators_never_exceed_their_declared_width(seed):
     ir = random_ir(seed)
@@ -40,6 +40,9 @@ def test_accumulators_never_exceed_their_declared_width(seed):
             acc = reference.accumulate(layer, inp)
             bound = 2 ** (layer.acc_bits - 1)
             assert -bound <= acc.min() and acc.max() < bound, layer.name
+            total = acc.astype(object) * layer.mult.astype(object) + layer.bias.astype(object)
+            bound = 2 ** (layer.requant_bits - 1)
+            assert all(-bound <= int(v) < bound for v in total.ravel()), layer.name
 
 
 def test_reference_matches_fake_quant_model_closely(cnn_demo):
@@ -144,9 +147,12 @@ def test_missing_array_and_missing_ir_are_named(saved, tmp_path):
 
 def test_requantize_rounds_half_up_and_clamps():
     acc = np.array([-3, -2, -1, 0, 1, 2, 3, 1000, -1000])
-    got = arith.requantize(acc, 1, 1, -8, 7)  # acc / 2, ties toward +inf
+    got = arith.requantize(acc, 1, 1, 0, -8, 7)  # acc / 2, ties toward +inf
     assert got.tolist() == [-1, -1, 0, 0, 1, 1, 2, 7, -8]
-    assert arith.requantize(np.array([5]), 3, 0, -100, 100).tolist() == [15]
+    assert arith.requantize(np.array([5]), 3, 0, 0, -100, 100).tolist() == [15]
+    # the bias is added after the multiplier, in 2^-shift steps: (5*3 + 6) / 4 = 5.25 → 5
+    assert arith.requantize(np.array([5]), 3, 2, 6, -100, 100).tolist() == [5]
+    assert arith.requantize(np.array([5]), 3, 2, 7, -100, 100).tolist() == [6]  # 5.5 rounds up
 
 
 @pytest.mark.parametrize("real", [1e-7, 0.013, 0.5, 1.0, 3.7, -0.25, 1234.5])

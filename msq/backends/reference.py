@@ -27,26 +27,26 @@ def windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
 
 
 def accumulate(layer: ComputeLayer, x: np.ndarray) -> np.ndarray:
-    """Exact accumulators ``Σ x·w_int + bias`` of a dense or conv layer (int64)."""
+    """Exact accumulators ``Σ x·w_int`` of a dense or conv layer (int64)."""
     w = layer.w_int.reshape(layer.rows, -1).T  # (K, rows)
     if layer.kind == "dense":
         cols = x.reshape(len(x), -1)
     else:
         cols = windows(x, layer.kernel, layer.stride, layer.padding)
         cols = cols.reshape(cols.shape[:3] + (-1,))
-    return cols.astype(np.int64) @ w + layer.bias
+    return cols.astype(np.int64) @ w
 
 
 def run_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
     """One layer on a batch of integer tensors."""
     if isinstance(layer, ComputeLayer):
         lo, hi = layer.out_fmt.lo, layer.out_fmt.hi
-        return requantize(accumulate(layer, x), layer.mult, layer.shift, lo, hi)
+        return requantize(accumulate(layer, x), layer.mult, layer.shift, layer.bias, lo, hi)
     win = windows(x, layer.kernel, layer.stride)
     if layer.kind == "maxpool":
         return win.max(axis=(3, 4))
     assert isinstance(layer, PoolLayer)
-    return requantize(win.sum(axis=(3, 4), dtype=np.int64), layer.mult, layer.shift,
+    return requantize(win.sum(axis=(3, 4), dtype=np.int64), layer.mult, layer.shift, 0,
                       layer.out_fmt.lo, layer.out_fmt.hi)
 
 

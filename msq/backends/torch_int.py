@@ -17,10 +17,11 @@ from torch import nn
 from msq.ir.model import ComputeLayer, IRModel, Layer, PoolLayer
 
 
-def _requantize(acc: torch.Tensor, mult: torch.Tensor, shift: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-    prod = acc.to(torch.int64) * mult
+def _requantize(acc: torch.Tensor, mult: torch.Tensor, shift: torch.Tensor, bias: torch.Tensor, lo: int,
+                hi: int) -> torch.Tensor:
+    total = acc.to(torch.int64) * mult + bias
     half = torch.where(shift > 0, torch.ones_like(shift) << (shift - 1).clamp(min=0), torch.zeros_like(shift))
-    return torch.clamp((prod + half) >> shift, lo, hi)
+    return torch.clamp((total + half) >> shift, lo, hi)
 
 
 class IntegerLayer(nn.Module):
@@ -33,7 +34,7 @@ class IntegerLayer(nn.Module):
             w = torch.as_tensor(layer.w_int, dtype=torch.float64)
             # stream order (rows, kh, kw, C) → torch order (rows, C, kh, kw)
             self.register_buffer("weight", w.permute(0, 3, 1, 2).contiguous() if layer.kind == "conv" else w)
-            self.register_buffer("bias", torch.as_tensor(layer.bias, dtype=torch.float64))
+            self.register_buffer("bias", torch.as_tensor(layer.bias, dtype=torch.int64))
             self.register_buffer("mult", torch.as_tensor(layer.mult, dtype=torch.int64))
             self.register_buffer("shift", torch.as_tensor(layer.shift, dtype=torch.int64))
 
@@ -42,21 +43,21 @@ class IntegerLayer(nn.Module):
         fmt = layer.out_fmt
         if isinstance(layer, ComputeLayer):
             if layer.kind == "conv":
-                acc = F.conv2d(x, self.weight, self.bias, stride=layer.stride, padding=layer.padding)
+                acc = F.conv2d(x, self.weight, stride=layer.stride, padding=layer.padding)
                 view = (1, -1, 1, 1)
             else:
                 if x.dim() == 4:  # a flattened image: the IR's dense weights expect (H, W, C) order
                     x = x.permute(0, 2, 3, 1).reshape(len(x), -1)
-                acc = F.linear(x, self.weight, self.bias)
+                acc = F.linear(x, self.weight)
                 view = (1, -1)
-            y = _requantize(acc, self.mult.view(view), self.shift.view(view), fmt.lo, fmt.hi)
+            y = _requantize(acc, self.mult.view(view), self.shift.view(view), self.bias.view(view), fmt.lo, fmt.hi)
             return y.to(torch.float64)
         assert isinstance(layer, PoolLayer)
         if layer.kind == "maxpool":
             return F.max_pool2d(x, layer.kernel, layer.stride)
         window_sum = F.avg_pool2d(x, layer.kernel, layer.stride, divisor_override=1)
         shift = torch.tensor(layer.shift)
-        return _requantize(window_sum, torch.tensor(layer.mult), shift, fmt.lo, fmt.hi).to(torch.float64)
+        return _requantize(window_sum, torch.tensor(layer.mult), shift, torch.tensor(0), fmt.lo, fmt.hi).to(torch.float64)
 
 
 class IntegerModel(nn.Module):

@@ -94,23 +94,25 @@ def _bias(module: nn.Module, rows: int) -> np.ndarray:
 
 
 def _close(p: _Pending, out_fmt: ActFormat, relu: bool) -> ComputeLayer:
-    """Fold bias and BatchNorm into integer bias and (mult, shift); derive the accumulator width."""
+    """Fold bias and BatchNorm into per-row (mult, shift, bias); derive accumulator and requant widths."""
     rows = len(p.scheme)
     a = np.ones(rows) if p.bn_a is None else p.bn_a
     c = np.zeros(rows) if p.bn_c is None else p.bn_c
-    if np.any(np.abs(a) < 1e-12):
-        raise MSQError(f"layer '{p.name}': its BatchNorm scales a row to zero; cannot fold into requantization")
     step = a * p.in_fmt.scale * p.w_scale  # real value of one accumulator unit, per row
-    bias_int = np.rint((a * p.bias + c) / step).astype(np.int64)
     mm = [arith.multiplier(float(v)) for v in step / out_fmt.scale]
-    acc_bits = arith.accumulator_bits(p.w_int, bias_int, p.in_fmt)
-    if acc_bits > arith.MAX_ACC_BITS:
-        raise MSQError(f"layer '{p.name}': accumulator needs {acc_bits} bits (max {arith.MAX_ACC_BITS}); "
-                       "its bias or BatchNorm shift is out of proportion to its weights")
+    mult = np.array([m for m, _ in mm], dtype=np.int64)
+    shift = np.array([n for _, n in mm], dtype=np.int64)
+    bias = np.rint((a * p.bias + c) / out_fmt.scale * 2.0**shift).astype(np.int64)  # in 2^-n output steps
+    acc_bits = arith.accumulator_bits(p.w_int, p.in_fmt)
+    acc_lo, acc_hi = arith.accumulator_range(p.w_int, p.in_fmt)
+    rq_bits = arith.requant_bits(acc_lo, acc_hi, mult, shift, bias)
+    if acc_bits > arith.MAX_ACC_BITS or rq_bits > arith.MAX_REQUANT_BITS:
+        raise MSQError(f"layer '{p.name}': needs a {acc_bits}-bit accumulator and {rq_bits}-bit requantization "
+                       f"(max {arith.MAX_ACC_BITS} and {arith.MAX_REQUANT_BITS}); its bias or BatchNorm "
+                       "shift is out of proportion to its weights")
     return ComputeLayer(name=p.name, kind=p.kind, in_shape=p.in_shape, out_shape=p.out_shape, wbits=p.wbits,
-                        in_fmt=p.in_fmt, out_fmt=out_fmt, relu=relu, acc_bits=acc_bits, scheme=p.scheme,
-                        w_int=p.w_int, bias=bias_int, mult=np.array([m for m, _ in mm], dtype=np.int64),
-                        shift=np.array([n for _, n in mm], dtype=np.int64), **p.geometry)
+                        in_fmt=p.in_fmt, out_fmt=out_fmt, relu=relu, acc_bits=acc_bits, requant_bits=rq_bits,
+                        scheme=p.scheme, w_int=p.w_int, bias=bias, mult=mult, shift=shift, **p.geometry)
 
 
 def export_model(model: nn.Sequential, input_shape: tuple[int, ...], model_name: str = "model",
@@ -221,6 +223,7 @@ def _pool(module: nn.Module, name: str, shape: tuple[int, ...], fmt: ActFormat, 
         area = kernel[0] * kernel[1]
         layer.mult, layer.shift = arith.multiplier(1.0 / area)
         layer.acc_bits = arith.signed_width(area * fmt.lo, area * fmt.hi)
+        layer.requant_bits = arith.requant_bits(area * fmt.lo, area * fmt.hi, layer.mult, layer.shift, 0)
     return layer
 
 

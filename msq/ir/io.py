@@ -31,14 +31,15 @@ def _layer_manifest(layer: Layer) -> dict[str, Any]:
                              "out_shape": list(layer.out_shape), "in_fmt": layer.in_fmt.as_dict(),
                              "out_fmt": layer.out_fmt.as_dict()}
     if isinstance(layer, ComputeLayer):
-        entry.update(wbits=layer.wbits, relu=layer.relu, acc_bits=layer.acc_bits,
+        entry.update(wbits=layer.wbits, relu=layer.relu, acc_bits=layer.acc_bits, requant_bits=layer.requant_bits,
                      sp2_rows=int(len(layer.sp2_rows)), fixed_rows=int(len(layer.fixed_rows)))
         if layer.kind == "conv":
             entry.update(kernel=list(layer.kernel), stride=list(layer.stride), padding=list(layer.padding))
     else:
         entry.update(kernel=list(layer.kernel), stride=list(layer.stride))
         if layer.kind == "avgpool":
-            entry.update(mult=layer.mult, shift=layer.shift, acc_bits=layer.acc_bits)
+            entry.update(mult=layer.mult, shift=layer.shift, acc_bits=layer.acc_bits,
+                         requant_bits=layer.requant_bits)
     return entry
 
 
@@ -141,6 +142,7 @@ def _read_compute(r: _Reader, entry: dict, npz, where: str) -> ComputeLayer:
     name = entry["name"]
     wbits = r.int_(entry, "wbits", where, numerics.MIN_BITS, numerics.MAX_BITS)
     acc_bits = r.int_(entry, "acc_bits", where, 1, arith.MAX_ACC_BITS)
+    rq_bits = r.int_(entry, "requant_bits", where, 1, arith.MAX_REQUANT_BITS)
     relu = r.get(entry, "relu", where)
     if not isinstance(relu, bool):
         raise r.fail(where, f"field 'relu' must be true or false, got {relu!r}")
@@ -187,11 +189,14 @@ def _read_compute(r: _Reader, entry: dict, npz, where: str) -> ComputeLayer:
     in_fmt, out_fmt = r.fmt(entry, "in_fmt", where), r.fmt(entry, "out_fmt", where)
     if relu and out_fmt.signed:
         raise r.fail(where, "field 'out_fmt' must be unsigned when 'relu' is true")
-    need = arith.accumulator_bits(w_int, arrays["bias"], in_fmt)
+    need = arith.accumulator_bits(w_int, in_fmt)
     if acc_bits < need:
         raise r.fail(where, f"field 'acc_bits'={acc_bits} can overflow: the weights and input range need {need}")
+    need = arith.requant_bits(*arith.accumulator_range(w_int, in_fmt), arrays["mult"], arrays["shift"], arrays["bias"])
+    if rq_bits < need:
+        raise r.fail(where, f"field 'requant_bits'={rq_bits} can overflow: the multiplier and bias need {need}")
     return ComputeLayer(name=name, kind=kind, in_shape=in_shape, out_shape=out_shape, wbits=wbits, in_fmt=in_fmt,
-                        out_fmt=out_fmt, relu=relu, acc_bits=acc_bits, scheme=scheme,
+                        out_fmt=out_fmt, relu=relu, acc_bits=acc_bits, requant_bits=rq_bits, scheme=scheme,
                         w_int=w_int, bias=arrays["bias"], mult=arrays["mult"], shift=arrays["shift"],
                         kernel=kernel, stride=stride, padding=padding)
 
@@ -213,6 +218,13 @@ def _read_pool(r: _Reader, entry: dict, where: str) -> PoolLayer:
         layer.mult = r.int_(entry, "mult", where, -(2 ** (arith.MULT_BITS - 1)) + 1, 2 ** (arith.MULT_BITS - 1) - 1)
         layer.shift = r.int_(entry, "shift", where, 0, arith.MAX_SHIFT)
         layer.acc_bits = r.int_(entry, "acc_bits", where, 1, arith.MAX_ACC_BITS)
+        layer.requant_bits = r.int_(entry, "requant_bits", where, 1, arith.MAX_REQUANT_BITS)
+        area = layer.kernel[0] * layer.kernel[1]
+        lo, hi = area * layer.in_fmt.lo, area * layer.in_fmt.hi
+        if layer.acc_bits < arith.signed_width(lo, hi):
+            raise r.fail(where, f"field 'acc_bits'={layer.acc_bits} cannot hold a window sum")
+        if layer.requant_bits < arith.requant_bits(lo, hi, layer.mult, layer.shift, 0):
+            raise r.fail(where, f"field 'requant_bits'={layer.requant_bits} cannot hold the requantization")
     elif layer.out_fmt != layer.in_fmt:
         raise r.fail(where, "max pooling must keep its input format (field 'out_fmt')")
     return layer

@@ -27,8 +27,9 @@ class ComputeLayer:
     """A dense or conv layer: per-row schemes, integer weights and per-row requantization.
 
     ``w_int`` is (rows, K) for dense and (rows, kh, kw, C) for conv: row r's weights in the order
-    the input stream delivers them. Output row r: ``clamp(round_half_up((Σ x·w_int[r] + bias[r])
-    * mult[r] * 2^-shift[r]), out_fmt.lo, out_fmt.hi)``; ``relu`` layers have an unsigned output.
+    the input stream delivers them. Output row r: ``clamp(round_half_up((Σ x·w_int[r] * mult[r]
+    + bias[r]) * 2^-shift[r]), out_fmt.lo, out_fmt.hi)``; ``relu`` layers have an unsigned output.
+    ``acc_bits`` holds every partial sum; ``requant_bits`` holds ``acc * mult + bias + rounding``.
     """
 
     name: str
@@ -40,6 +41,7 @@ class ComputeLayer:
     out_fmt: ActFormat
     relu: bool
     acc_bits: int
+    requant_bits: int
     scheme: np.ndarray
     w_int: np.ndarray
     bias: np.ndarray
@@ -75,7 +77,8 @@ class ComputeLayer:
 class PoolLayer:
     """Max or average pooling on integers, channels-last, no padding, floor mode.
 
-    Average pooling sums the window, then requantizes with one ``mult``/``shift`` per layer.
+    Average pooling sums the window (``acc_bits``), then requantizes with one ``mult``/``shift`` per
+    layer and no bias (``requant_bits``).
     """
 
     name: str
@@ -89,6 +92,7 @@ class PoolLayer:
     mult: int = 1
     shift: int = 0
     acc_bits: int = 0
+    requant_bits: int = 0
 
 
 Layer = ComputeLayer | PoolLayer
