@@ -2,9 +2,10 @@
 // streaming Vitis HLS functions. Every generated MSQ project includes a copy of this file.
 //
 // Arithmetic (docs/ir.md, msq/ir/arith.py), bit for bit:
-//   acc_r = bias_r + sum_k x_k * w_rk                      exact, in an ap_int<ACC_BITS>
-//   y_r   = clamp((acc_r * mult_r + 2^(shift_r-1)) >> shift_r, OUT_LO, OUT_HI)   (shift_r >= 1)
-//   y_r   = clamp(acc_r * mult_r, OUT_LO, OUT_HI)                                 (shift_r == 0)
+//   acc_r = sum_k x_k * w_rk                               exact, in an ap_int<ACC_BITS>
+//   y_r   = clamp((acc_r * mult_r + bias_r + 2^(shift_r-1)) >> shift_r, OUT_LO, OUT_HI)  (shift_r >= 1)
+//   y_r   = clamp(acc_r * mult_r + bias_r, OUT_LO, OUT_HI)                                (shift_r == 0)
+// The bias enters after the multiplier, in 2^-shift output steps (the A*B+C of one DSP48).
 // Tensors stream channels-last, one element per stream token: an image (H, W, C) row-major.
 //
 // A layer is described by a configuration struct L (generated per layer) holding its types,
@@ -68,16 +69,17 @@ void emit(hls::stream<typename L::out_t>& out, typename L::out_t v) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Requantization: round half up, then clamp. L::rq_t is wide enough for acc * mult plus the
-// rounding term 2^(shift-1) (at most 64 bits), so nothing wraps.
+// Requantization: add the bias after the multiplier, round half up, then clamp. L::rq_t has the
+// IR's requant_bits: it holds acc * mult, + bias and + the rounding term 2^(shift-1), so nothing
+// wraps.
 template <class L>
-typename L::out_t requantize(typename L::acc_t acc, mult_t mult, shift_t shift) {
+typename L::out_t requantize(typename L::acc_t acc, mult_t mult, typename L::rq_t bias, shift_t shift) {
 #pragma HLS INLINE
     typedef typename L::rq_t rq_t;
     const int n = shift;
     rq_t prod = acc * mult;
     rq_t half = (n == 0) ? rq_t(0) : rq_t(rq_t(1) << (n - 1));
-    rq_t y = (prod + half) >> n;
+    rq_t y = (rq_t(prod + bias) + half) >> n;
     if (y < L::OUT_LO) return typename L::out_t(L::OUT_LO);
     if (y > L::OUT_HI) return typename L::out_t(L::OUT_HI);
     return typename L::out_t(y);
@@ -120,7 +122,7 @@ void sp2_engine(const typename L::in_t x[L::K], typename L::out_t y[L::SP2_SLOTS
 #pragma HLS ARRAY_PARTITION variable=acc complete
         for (int l = 0; l < L::SP2_LANES; l++) {
 #pragma HLS UNROLL
-            acc[l] = bias[base + l];
+            acc[l] = 0;
         }
         for (int k = 0; k < L::K; k++) {
 #pragma HLS PIPELINE II=1
@@ -133,7 +135,7 @@ void sp2_engine(const typename L::in_t x[L::K], typename L::out_t y[L::SP2_SLOTS
         for (int l = 0; l < L::SP2_LANES; l++) {
 #pragma HLS UNROLL
             const int slot = base + l;
-            y[slot] = requantize<L>(acc[l], mult[slot], shift[slot]);
+            y[slot] = requantize<L>(acc[l], mult[slot], bias[slot], shift[slot]);
         }
     }
 }
@@ -166,7 +168,7 @@ void fixed_engine(const typename L::in_t x[L::K], typename L::out_t y[L::FIX_SLO
 #pragma HLS ARRAY_PARTITION variable=acc complete
         for (int l = 0; l < L::FIX_LANES; l++) {
 #pragma HLS UNROLL
-            acc[l] = bias[base + l];
+            acc[l] = 0;
         }
         for (int k = 0; k < L::K; k++) {
 #pragma HLS PIPELINE II=1
@@ -179,7 +181,7 @@ void fixed_engine(const typename L::in_t x[L::K], typename L::out_t y[L::FIX_SLO
         for (int l = 0; l < L::FIX_LANES; l++) {
 #pragma HLS UNROLL
             const int slot = base + l;
-            y[slot] = requantize<L>(acc[l], mult[slot], shift[slot]);
+            y[slot] = requantize<L>(acc[l], mult[slot], bias[slot], shift[slot]);
         }
     }
 }
@@ -278,7 +280,7 @@ struct avgpool_op {
             for (int p = 0; p < L::KH * L::KW; p++) {
                 sum += win[p * L::C + c];
             }
-            emit<L>(out, requantize<L>(sum, L::MULT, L::SHIFT));
+            emit<L>(out, requantize<L>(sum, L::MULT, 0, L::SHIFT));
         }
     }
 };

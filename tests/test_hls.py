@@ -155,8 +155,10 @@ def test_hls_broken_kernel_names_first_divergent_layer(tmp_path):
     ir = random_ir(1)  # three dense layers
     project = generate_project(ir, tmp_path / "hls", load_board("pynq-z2"), extreme_inputs(ir))
     weights = project / sources.WEIGHTS_DIR / f"L0_{ir.layers[0].name}.h"
-    text = re.sub(r"(::(?:sp2|fix)_bias\[\w+\] = \{\n    )(-?\d+)",  # a wrong first bias in both engines
-                  lambda m: m.group(1) + str(int(m.group(2)) + 100000), weights.read_text())
+    # a wrong first bias in both engines: 2^26 units of 2^-shift (~2^6 output steps at shift 20)
+    text = re.sub(r"(::(?:sp2|fix)_bias\[\w+\] = \{\n    )(-?\d+)",
+                  lambda m: m.group(1) + str(int(m.group(2)) + 2 ** 26 * (1 if int(m.group(2)) < 0 else -1)),
+                  weights.read_text())
     weights.write_text(text)
     result = csim.run_csim(project)
     report = json.loads(result.report.read_text())

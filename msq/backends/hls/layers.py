@@ -13,10 +13,9 @@ import numpy as np
 
 from msq import numerics
 from msq.backends.plan import LayerPlan
-from msq.ir.arith import MULT_BITS, ActFormat
+from msq.ir.arith import ActFormat
 from msq.ir.model import SCHEME_SP2, ComputeLayer, Layer, PoolLayer
 
-MAX_RQ_BITS = 64
 
 
 def struct_name(index: int, layer: Layer) -> str:
@@ -39,11 +38,6 @@ def lit(value: int) -> str:
     return str(value) if -(2**31) < value < 2**31 else f"{value}LL"
 
 
-def rq_bits(acc_bits: int, max_shift: int) -> int:
-    """Width holding ``acc * mult`` and ``+ 2^(shift-1)`` exactly (msq.ir.arith bounds it by 64)."""
-    return min(max(acc_bits + MULT_BITS, max_shift + 1) + 1, MAX_RQ_BITS)
-
-
 def _table(values, render=str, per_line: int = 16, indent: str = "    ") -> str:
     """A brace-enclosed initializer, ``per_line`` items a line."""
     items = [render(v) for v in values]
@@ -58,13 +52,13 @@ def _padded(rows: np.ndarray, lanes: int) -> tuple[int, int, int]:
     return lanes, groups, max(groups * lanes, 1)
 
 
-def _common(index: int, layer: Layer, acc_bits: int, max_shift: int, requant: bool) -> list[str]:
+def _common(index: int, layer: Layer, requant: bool) -> list[str]:
     lines = [f"    static const int LAYER = {index};",
              f"    typedef {act_type(layer.in_fmt)} in_t;  // {fmt_comment(layer.in_fmt)}",
              f"    typedef {act_type(layer.out_fmt)} out_t;  // {fmt_comment(layer.out_fmt)}"]
     if requant:
-        lines += [f"    typedef ap_int<{acc_bits}> acc_t;  // accumulator: no in-range input overflows it",
-                  f"    typedef ap_int<{rq_bits(acc_bits, max_shift)}> rq_t;  // acc * mult + rounding term",
+        lines += [f"    typedef ap_int<{layer.acc_bits}> acc_t;  // accumulator: no in-range input overflows it",
+                  f"    typedef ap_int<{layer.requant_bits}> rq_t;  // acc * mult + bias + rounding term",
                   f"    static const long long OUT_LO = {lit(layer.out_fmt.lo)};",
                   f"    static const long long OUT_HI = {lit(layer.out_fmt.hi)};"]
     return lines
@@ -86,18 +80,17 @@ def compute_struct(index: int, layer: ComputeLayer, plan: LayerPlan) -> tuple[st
     s_lanes, s_groups, s_slots = _padded(sp2_rows, plan.sp2_lanes)
     f_lanes, f_groups, f_slots = _padded(fix_rows, plan.fixed_lanes)
     m1, m2 = numerics.sp2_split(layer.wbits)
-    bias_word = "int" if layer.acc_bits <= 32 else "long long"
-    max_shift = int(layer.shift.max(initial=0))
+    bias_word = "int" if layer.requant_bits <= 32 else "long long"
     shape = "x".join(map(str, layer.in_shape)) + " -> " + "x".join(map(str, layer.out_shape))
     decl = [f"// Layer {index} '{layer.name}': {layer.kind} {shape}, {layer.wbits}-bit weights; "
             f"SP2 engine {len(sp2_rows)} rows x {s_lanes} lanes, fixed engine {len(fix_rows)} rows x {f_lanes} lanes",
             f"struct {name} {{"]
-    decl += _common(index, layer, layer.acc_bits, max_shift, requant=True)
+    decl += _common(index, layer, requant=True)
     if layer.kind == "conv":
         decl += _geometry(layer.in_shape, layer.kernel, layer.stride, layer.padding, layer.out_shape)
     decl += [f"    static const int K = {layer.fan_in};  // fan-in: inputs per output row",
              f"    static const int ROWS = {layer.rows};",
-             f"    typedef {bias_word} bias_word_t;  // stored bias (plain C integer)",
+             f"    typedef {bias_word} bias_word_t;  // stored bias, 2^-shift output steps (plain C integer)",
              f"    // SP2 engine: weight = +-(2^(E-k1) + 2^(E-k2)), {layer.wbits}-bit code (sign, k1, k2)",
              f"    static const int SP2_ROWS = {len(sp2_rows)}, SP2_LANES = {s_lanes}, "
              f"SP2_GROUPS = {s_groups}, SP2_SLOTS = {s_slots};",
@@ -169,7 +162,7 @@ def pool_struct(index: int, layer: PoolLayer) -> str:
     decl = [f"// Layer {index} '{layer.name}': {layer.kind} {layer.kernel[0]}x{layer.kernel[1]}, "
             f"stride {layer.stride[0]}x{layer.stride[1]}, no padding",
             f"struct {name} {{"]
-    decl += _common(index, layer, layer.acc_bits, layer.shift, requant=avg)
+    decl += _common(index, layer, requant=avg)
     decl += _geometry(layer.in_shape, layer.kernel, layer.stride, (0, 0), layer.out_shape)
     if avg:
         decl += [f"    static const int MULT = {layer.mult};  // window sum -> output requantization",

@@ -134,9 +134,10 @@ def _acc_store(layer: ComputeLayer, plan: LayerPlan) -> str:
     return "\n".join(lines + ["        end", "    end", ""])
 
 
-def requant_width(acc_bits: int, max_shift: int) -> int:
-    """Width that holds ``acc * m + 2^(n-1)`` exactly (m signed 16-bit, n <= max_shift)."""
-    return max(acc_bits + 16, max_shift + 1) + 1
+def requant_width(requant_bits: int, acc_width: int, max_shift: int) -> int:
+    """Width of the requantizer's datapath: the IR's ``requant_bits`` (``acc * m + bias +
+    2^(n-1)``), wider than the accumulator it sign-extends, and holding ``2^(n-1)`` alone."""
+    return max(requant_bits, acc_width + 1, max_shift + 1) + 1
 
 
 def compute_layer(layer: ComputeLayer, plan: LayerPlan, module: str, header: str) -> str:
@@ -149,14 +150,14 @@ def compute_layer(layer: ComputeLayer, plan: LayerPlan, module: str, header: str
     saw = _saw((h, w, c), (pad_h, pad_w), k + layer.rows)
     xw, ow = layer.in_fmt.bits, layer.out_fmt.bits
     acc = layer.acc_bits
+    pw = requant_width(layer.requant_bits, acc, int(layer.shift.max()))
     row_roms = _template("row_roms.v.tmpl").substitute(
-        bias_cases=_cases("bias_of", [(r, _slit(int(b), acc)) for r, b in enumerate(layer.bias)], rb),
+        bias_cases=_cases("bias_of", [(r, _slit(int(b), pw)) for r, b in enumerate(layer.bias)], rb),
         mult_cases=_cases("mult_of", [(r, _slit(int(m), 16)) for r, m in enumerate(layer.mult)], rb),
         shift_cases=_cases("shift_of", [(r, _ulit(int(s), 6)) for r, s in enumerate(layer.shift)], rb))
     engines = (_engine(layer, "sp2", plan.sp2_lanes, n_pass, kb, pb, rb)
                + _engine(layer, "fixed", plan.fixed_lanes, n_pass, kb, pb, rb) + _acc_store(layer, plan))
     r_sp2, r_fix = len(layer.sp2_rows), len(layer.fixed_rows)
-    pw = requant_width(acc, int(layer.shift.max()))
     return _template("compute_layer.v.tmpl").substitute(
         header=header, name=layer.name, kind=layer.kind, module=module, in_shape=list(layer.in_shape),
         out_shape=list(layer.out_shape), fan_in=k, rows=layer.rows, rows_m1=layer.rows - 1,
@@ -193,10 +194,11 @@ def pool_layer(layer: PoolLayer, module: str, header: str) -> str:
                   "    assign y = cur_out[OW-1:0];")
     else:
         combine, op = "(acc + x)", "sum"
-        pw = requant_width(sumw, layer.shift)
+        pw = requant_width(layer.requant_bits, sumw, layer.shift)
         result = (f"    msq_requant #(.ACCW(SUMW), .PW({pw}), .OW(OW), "
                   f".LO({_slit(layer.out_fmt.lo, pw)}), .HI({_slit(layer.out_fmt.hi, pw)})) requant (\n"
-                  f"        .acc(cur), .mult({_slit(layer.mult, 16)}), .shift({_ulit(layer.shift, 6)}), .y(y));")
+                  f"        .acc(cur), .mult({_slit(layer.mult, 16)}), .bias({_slit(0, pw)}), "
+                  f".shift({_ulit(layer.shift, 6)}), .y(y));")
     return _template("pool_layer.v.tmpl").substitute(
         header=header, name=layer.name, kind=layer.kind, module=module, in_shape=list(layer.in_shape),
         out_shape=list(layer.out_shape), kernel=list(layer.kernel), stride=list(layer.stride), taps=taps,
