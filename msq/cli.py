@@ -86,7 +86,180 @@ def eval_(run) -> None:
     click.echo(f"fake-quant accuracy: {result['fake_quant_accuracy']:.2f}%")
     click.echo(f"deployed accuracy (integer reference): {result['deployed_accuracy']:.2f}% "
                f"on {result['samples']} test samples ({result['reference_seconds'] * 1e3:.1f} ms)")
+    ti = result["torch_int"]
+    click.echo(f"frozen PyTorch integer path vs reference: mismatches: {ti['mismatches']} on {ti['samples']} inputs")
     click.echo(f"wrote {run}/eval.json")
+
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--out", default=None, help="Project directory to write [default: RUN/hls].")
+@click.option("--board", default="pynq-z2", show_default=True,
+              help="Board name from boards/ or a path to a board .yaml (part and clock).")
+@click.option("--plan", "plan_path", default=None, help="Engine plan JSON (lanes per layer) [default: one lane each].")
+@click.option("--run", "step", type=click.Choice(["csim", "csynth", "cosim", "export"]), default=None,
+              help="Also run Vitis HLS (vitis-run or vitis_hls on PATH) up to this step.")
+@_clear_errors
+def hls(run, out, board, plan_path, step) -> None:
+    """Write a Vitis HLS project (C++, testbench, Tcl) from RUN/ir and the run's test set."""
+    from msq.backends.hls.project import read_project
+    from msq.backends.hls.vitis import run_vitis
+    from msq.hls_run import build_project
+
+    project = build_project(run, out, board, plan_path)
+    meta = read_project(project)
+    click.echo(f"wrote {project}: {meta['samples']['total']} test vectors "
+               f"({meta['samples']['inputs']} test set + {meta['samples']['extreme']} extreme/random), "
+               f"part {meta['part']} at {meta['clock_mhz']:g} MHz")
+    if step is None:
+        return
+    report = run_vitis(project, step)
+    if report is not None:
+        lat, res = report["latency_cycles"], report["resources"]
+        click.echo(f"latency {lat['best']}..{lat['worst']} cycles, interval {report['interval_cycles']['max']}, "
+                   f"estimated clock {report['estimated_clock_ns']} ns")
+        click.echo("resources: " + ", ".join(f"{k} {v}/{report['available'].get(k, '?')}" for k, v in res.items()))
+        click.echo(f"wrote {project}/csynth_report.json")
+
+
+@main.command()
+@click.argument("project", type=click.Path(file_okay=False))
+@_clear_errors
+def csim(project) -> None:
+    """Bit-exact C simulation of an HLS project with g++ against the integer reference."""
+    from msq.backends.hls.csim import run_csim
+
+    result = run_csim(project)
+    click.echo(f"compiled in {result.compile_seconds:.1f} s, simulated {result.samples} inputs "
+               f"in {result.run_seconds:.2f} s")
+    if result.warnings:
+        click.echo(f"compiler warnings:\n{result.warnings}", err=True)
+    click.echo(f"mismatches: {result.mismatches}")
+    click.echo(f"wrote {result.report}")
+    if result.mismatches:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--out", default=None, help="Project directory to write [default: RUN/rtl].")
+@click.option("--plan", "plan_path", default=None, help="Engine plan JSON (lanes per layer) [default: one lane each].")
+@_clear_errors
+def rtl(run, out, plan_path) -> None:
+    """Write synthesizable Verilog (layer pipeline, AXI-Stream top msq_top) from RUN/ir and its test set."""
+    from msq.backends.rtl.generate import read_design
+    from msq.backends.rtl.lint import lint
+    from msq.rtl_run import build_rtl
+
+    project = build_rtl(run, out, plan_path)
+    meta = read_design(project)
+    cyc = meta["cycles"]
+    click.echo(f"wrote {project}: {len(meta['sources'])} Verilog files, {meta['samples']['total']} test vectors "
+               f"({meta['samples']['inputs']} test set + {meta['samples']['extreme_random']} extreme/random)")
+    click.echo(f"cycles per inference {cyc['interval']}, latency {cyc['latency']} cycles; per layer: "
+               + ", ".join(f"{k} {v}" for k, v in cyc["layers"].items()))
+    clean, messages = lint(project)
+    click.echo("verilator --lint-only -Wall: " + ("clean" if clean else f"warnings\n{messages}"))
+
+
+@main.command()
+@click.argument("project", type=click.Path(file_okay=False))
+@click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator", show_default=True)
+@click.option("--waves", is_flag=True, help="Write an FST waveform to PROJECT/sim/SIMULATOR/msq_top.fst.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bubbles and back-pressure.")
+@click.option("--sources", "sources_dir", default=None, type=click.Path(file_okay=False),
+              help="Simulate the Verilog files in this directory instead (e.g. a Vitis-exported msq_top).")
+@_clear_errors
+def sim(project, simulator, waves, seed, sources_dir) -> None:
+    """Simulate an RTL project with cocotb and compare every output with the integer reference."""
+    from pathlib import Path
+
+    from msq.backends.rtl.simulate import simulate
+
+    sources = None
+    if sources_dir:
+        sources = sorted(p for p in Path(sources_dir).iterdir() if p.suffix in (".v", ".sv"))
+        if not sources:
+            raise MSQError(f"{sources_dir}: no .v or .sv files")
+    result = simulate(project, simulator=simulator, waves=waves, seed=seed, sources=sources)
+    click.echo(f"{simulator}: {result['samples']} inferences checked ({result['samples'] * result['outputs_per_sample']} "
+               f"outputs) with random bubbles and back-pressure in {result['run_seconds']:.1f} s")
+    click.echo(f"latency {result['latency_cycles']} cycles, cycles per inference {result['cycles_per_inference']} "
+               f"(model: {result['expected_cycles']['latency']}, {result['expected_cycles']['interval']})")
+    if "waves" in result:
+        click.echo(f"waves: {result['waves']}")
+    click.echo(f"mismatches: {len(result['mismatches'])}")
+    if result["mismatches"]:
+        click.echo(f"wrote {result['mismatches_file']}")
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("rtl_dir", type=click.Path(file_okay=False))
+@click.option("--board", default="pynq-z2", show_default=True, help="Board name or a path to a board .yaml.")
+@click.option("--tool", type=click.Choice(["auto", "vivado", "yosys"]), default="auto", show_default=True,
+              help="auto: Vivado when `vivado` is on PATH, else Yosys.")
+@_clear_errors
+def synth(rtl_dir, board, tool) -> None:
+    """Synthesize a generated RTL project; write RTL_DIR/synth/synth.json and the Vivado Tcl."""
+    from msq.backends.synth.run import synthesize
+    from msq.boards import load_board
+
+    b = load_board(board)
+    click.echo(f"synthesizing {rtl_dir} for {b.name} ({b.part}) ...")
+    s = synthesize(rtl_dir, b, tool)
+    click.echo(f"{s['tool']} ({s['version'][:60]}), {s['seconds']:.0f} s")
+    for key, u in s["utilization"].items():
+        click.echo(f"  {key.upper():6s} {u['used']:>9g} / {u['available']:<8g} ({u['percent']:5.2f} %)")
+    click.echo(f"  CARRY  {s['carry']:>9d}")
+    click.echo(f"wrote {rtl_dir}/synth/synth.json and {s['vivado_tcl']}")
+
+
+@main.command()
+@click.option("--model", type=click.Choice(MODELS), default="mlp", show_default=True)
+@click.option("--dataset", default="digits", show_default=True, help="'digits' or a path to a .npz file.")
+@click.option("--wbits", type=int, default=4, show_default=True)
+@click.option("--abits", type=int, default=4, show_default=True)
+@click.option("--board", default="pynq-z2", show_default=True, help="Board name or a path to a board .yaml.")
+@click.option("--sp2-ratio", type=float, default=None, help="SP2 row fraction; default: balanced for the board.")
+@click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator", show_default=True)
+@click.option("--synth-tool", type=click.Choice(["auto", "vivado", "yosys"]), default="auto", show_default=True)
+@click.option("--out", required=True, help="Run directory (re-running resumes from the first changed stage).")
+@_clear_errors
+def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator, synth_tool, out) -> None:
+    """Train → export → HLS + C-sim → Verilog + simulation → synthesis → report."""
+    from msq.flow import Flow, FlowConfig
+    from msq.frontend.train import TrainConfig
+
+    cfg = FlowConfig(TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme="msq",
+                                 board=board, sp2_ratio=sp2_ratio, epochs=epochs, seed=seed),
+                     out=out, simulator=simulator, synth_tool=synth_tool)
+    s = Flow(cfg).execute()
+    acc = s["accuracy"]
+    click.echo(f"\nsummary ({out}/summary.json):")
+    click.echo(f"  accuracy: float {acc.get('float', float('nan')):.2f}%, fake-quant {acc['fake_quant']:.2f}%, "
+               f"deployed {acc['deployed']:.2f}%; SP2 rows {100 * s['sp2_fraction']:.1f}%")
+    for rung in s["ladder"]:
+        click.echo(f"  {rung['check']}: mismatches: {rung['mismatches']} ({rung['samples']} inputs)")
+    syn = s["synth"]
+    click.echo(f"  {syn['tool']}: LUT {syn['lut']}, FF {syn['ff']}, DSP {syn['dsp']}, BRAM {syn['bram36']:g} "
+               f"on {syn['board']}")
+    click.echo(f"  {s['rtlsim']['cycles_per_inference']} cycles/inference at {s['clock_mhz']:g} MHz: "
+               f"{s['throughput_inferences_per_s']:,.0f} inferences/s")
+    click.echo(f"  report: {out}/report/report.html")
+
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@_clear_errors
+def report(run) -> None:
+    """Write RUN/report/report.html (self-contained) and report.md from a flow's outputs."""
+    from msq.backends.report import write_report
+
+    html_path, md_path = write_report(run)
+    click.echo(f"wrote {html_path} and {md_path}")
 
 
 if __name__ == "__main__":

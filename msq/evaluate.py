@@ -1,4 +1,5 @@
-"""Deployed accuracy: the integer reference on the run's test set, beside fake-quant accuracy."""
+"""Deployed accuracy: the integer reference on the run's test set, beside fake-quant accuracy,
+and the first rung of the verification ladder: the torch integer path ≡ the reference."""
 from __future__ import annotations
 
 import time
@@ -9,6 +10,8 @@ import numpy as np
 
 from msq import atomic
 from msq.backends import reference
+from msq.backends.torch_int import IntegerModel
+from msq.backends.vectors import extreme_inputs
 from msq.errors import MSQError
 from msq.frontend.data import load_dataset
 from msq.frontend.train import read_metrics
@@ -27,8 +30,11 @@ def evaluate_run(run: str | Path) -> dict[str, Any]:
     start = time.perf_counter()
     pred = reference.predict(ir, x)
     seconds = time.perf_counter() - start
+    vectors = np.concatenate([x, extreme_inputs(ir)])
+    torch_mismatches = int(np.sum(IntegerModel(ir)(vectors) != reference.run(ir, vectors)))
     result = {"deployed_accuracy": 100.0 * float(np.mean(pred == data.y_test)),
               "fake_quant_accuracy": metrics["accuracy"]["test"],
-              "samples": int(len(x)), "reference_seconds": seconds}
+              "samples": int(len(x)), "reference_seconds": seconds,
+              "torch_int": {"samples": int(len(vectors)), "mismatches": torch_mismatches}}
     atomic.write_json(run / "eval.json", result)
     return result
