@@ -16,13 +16,13 @@ test: setup
 	$(BIN)/python -m pytest tests
 
 demo: setup
-	$(BIN)/msq train --model mlp --dataset digits --wbits 4 --abits 4 --scheme msq --board pynq-z2 \
-		--epochs 40 --seed 0 --out $(DEMO)
-	$(BIN)/msq export $(DEMO)
-	$(BIN)/msq eval $(DEMO)
+	$(BIN)/msq flow --model mlp --dataset digits --board pynq-z2 --epochs 40 --seed 0 --out $(DEMO)
 
 bench: setup
 	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python benchmarks/flow.py
+	$(BIN)/python benchmarks/hls_csim.py
+	$(BIN)/python benchmarks/rtl_sim.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -7,7 +7,7 @@ from functools import wraps
 import click
 
 from msq.errors import MSQError
-from msq.frontend.models import MODELS, SCHEMES
+from msq.frontend.models import SCHEMES
 
 
 def _clear_errors(fn):
@@ -31,7 +31,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--model", type=click.Choice(MODELS), default="mlp", show_default=True)
+@click.option("--model", default="mlp", show_default=True,
+              help="'mlp', 'cnn', or your own: 'path/to/file.py:function' (see docs/user-guide.md).")
 @click.option("--dataset", default="digits", show_default=True,
               help="'digits' (embedded) or a path to a .npz file (see docs/datasets.md).")
 @click.option("--wbits", type=int, default=4, show_default=True, help="Weight bits, 2..8.")
@@ -143,14 +144,22 @@ def csim(project) -> None:
 @main.command()
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--out", default=None, help="Project directory to write [default: RUN/rtl].")
-@click.option("--plan", "plan_path", default=None, help="Engine plan JSON (lanes per layer) [default: one lane each].")
+@click.option("--plan", "plan_path", default=None,
+              help="Engine plan JSON (lanes per layer), or 'auto': the planner's for --board [default: one lane each].")
+@click.option("--board", default="pynq-z2", show_default=True, help="Board the 'auto' plan must fit.")
 @_clear_errors
-def rtl(run, out, plan_path) -> None:
+def rtl(run, out, plan_path, board) -> None:
     """Write synthesizable Verilog (layer pipeline, AXI-Stream top msq_top) from RUN/ir and its test set."""
     from msq.backends.rtl.generate import read_design
     from msq.backends.rtl.lint import lint
     from msq.rtl_run import build_rtl
 
+    if plan_path == "auto":
+        from msq.boards import load_board
+        from msq.plan_run import plan_run
+
+        _, plan_path = plan_run(run, load_board(board))
+        click.echo(f"planned for {board}: wrote {plan_path}")
     project = build_rtl(run, out, plan_path)
     meta = read_design(project)
     cyc = meta["cycles"]
@@ -216,7 +225,8 @@ def synth(rtl_dir, board, tool) -> None:
 
 
 @main.command()
-@click.option("--model", type=click.Choice(MODELS), default="mlp", show_default=True)
+@click.option("--model", default="mlp", show_default=True,
+              help="'mlp', 'cnn', or your own: 'path/to/file.py:function' (see docs/user-guide.md).")
 @click.option("--dataset", default="digits", show_default=True, help="'digits' or a path to a .npz file.")
 @click.option("--wbits", type=int, default=4, show_default=True)
 @click.option("--abits", type=int, default=4, show_default=True)
@@ -260,6 +270,65 @@ def report(run) -> None:
 
     html_path, md_path = write_report(run)
     click.echo(f"wrote {html_path} and {md_path}")
+
+
+@main.command()
+@click.option("--out", default=None, help="Table to write [default: msq/data/calibration.json].")
+@_clear_errors
+def calibrate(out) -> None:
+    """Synthesize the SP2/fixed lanes and overhead blocks with Yosys; write the cost table."""
+    from msq.backends.synth.calibrate import CALIBRATION_JSON, calibrate as run_calibration
+
+    table = run_calibration(out or CALIBRATION_JSON, progress=click.echo)
+    click.echo(f"wrote {out or CALIBRATION_JSON} ({table['yosys_version'][:40]})")
+
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--board", default="pynq-z2", show_default=True, help="Board name or a path to a board .yaml.")
+@click.option("--headroom", type=float, default=0.8, show_default=True, help="Fraction of each resource to use.")
+@click.option("--out", default=None, help="Plan JSON to write [default: RUN/plan.json].")
+@_clear_errors
+def plan(run, board, headroom, out) -> None:
+    """Choose each layer's SP2/fixed lanes: the fastest balanced design that fits the board."""
+    from msq.boards import load_board
+    from msq.plan_run import plan_run
+
+    b = load_board(board)
+    res, path = plan_run(run, b, out, headroom)
+    for name, p in res.plan.items():
+        click.echo(f"  {name}: sp2_lanes {p.sp2_lanes}, fixed_lanes {p.fixed_lanes}")
+    r = res.resources
+    click.echo(f"interval {res.interval} cycles, latency {res.latency} cycles: "
+               f"{res.throughput(b.clock_mhz):,.0f} inferences/s at {b.clock_mhz:g} MHz")
+    click.echo(f"estimated LUT {r.lut:g}/{b.lut}, FF {r.ff:g}/{b.ff}, DSP {r.dsp}/{b.dsp}, BRAM {r.bram36:g}/{b.bram36}")
+    click.echo(f"wrote {path} (use it with: msq rtl {run} --plan {path})")
+
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--board", default="pynq-z2", show_default=True, help="Board name or a path to a board .yaml.")
+@click.option("--headroom", type=float, default=0.8, show_default=True, help="Fraction of each resource to use.")
+@click.option("--out", default=None, help="Directory for explore.json and pareto.png [default: RUN/explore/BOARD].")
+@_clear_errors
+def explore(run, board, headroom, out) -> None:
+    """Sweep the SP2 ratio x planner lanes: throughput vs resources, best design, Pareto plot."""
+    from msq.boards import load_board
+    from msq.plan_run import explore_run
+
+    b = load_board(board)
+    result, path = explore_run(run, b, out, headroom)
+    click.echo(f"{result['note']}")
+    click.echo(f"{'ratio':>5} {'SP2 rows':>9} {'interval':>9} {'inf/s':>11} {'LUT':>8} {'FF':>8} {'DSP':>5} fits")
+    for p in result["points"]:
+        if p["fits"]:
+            click.echo(f"{p['ratio']:>5.1f} {p['sp2_rows']:>4}/{p['rows']:<4} {p['interval']:>9} "
+                       f"{p['throughput']:>11,.0f} {p['lut']:>8} {p['ff']:>8} {p['dsp']:>5} yes"
+                       + ("  <- best" if result["best"] and p["ratio"] == result["best"]["ratio"] else ""))
+        else:
+            click.echo(f"{p['ratio']:>5.1f} {p['sp2_rows']:>4}/{p['rows']:<4} does not fit")
+    click.echo(f"Pareto front (ratios): {', '.join(f'{r:g}' for r in result['pareto'])}")
+    click.echo(f"wrote {path}/explore.json and {path}/pareto.png")
 
 
 if __name__ == "__main__":

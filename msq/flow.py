@@ -77,7 +77,8 @@ class Flow:
         r, cfg = self.run, self.cfg
         board_file = Path(cfg.train.board) if cfg.train.board.endswith((".yaml", ".yml")) else None
         data_file = Path(cfg.train.dataset) if cfg.train.dataset.endswith(".npz") else None
-        extra = [p for p in (board_file, data_file) if p is not None]
+        model_file = Path(cfg.train.model.rpartition(":")[0]) if ":" in cfg.train.model else None
+        extra = [p for p in (board_file, data_file, model_file) if p is not None]
         stages = [Stage("train", lambda: [asdict(cfg.train), __version__, *extra], self._train,
                         lambda: [r / "model.pt", r / "metrics.json"])]
         if cfg.baseline:
@@ -86,9 +87,10 @@ class Flow:
         stages += [
             Stage("export", lambda: [r / "model.pt"], self._export, lambda: [r / "ir"]),
             Stage("eval", lambda: [r / "ir", cfg.train.dataset, *extra], self._eval, lambda: [r / "eval.json"]),
-            Stage("hls", lambda: [r / "ir", asdict(self.board)], self._hls, lambda: [r / "hls"]),
+            Stage("plan", lambda: [r / "ir", asdict(self.board)], self._plan, lambda: [r / "plan.json"]),
+            Stage("hls", lambda: [r / "ir", r / "plan.json", asdict(self.board)], self._hls, lambda: [r / "hls"]),
             Stage("csim", lambda: [r / "hls"], self._csim, lambda: [r / "hls" / "csim"]),
-            Stage("rtl", lambda: [r / "ir"], self._rtl, lambda: [r / "rtl"]),
+            Stage("rtl", lambda: [r / "ir", r / "plan.json"], self._rtl, lambda: [r / "rtl"]),
             Stage("rtlsim", lambda: [r / "rtl", cfg.simulator], self._rtlsim, lambda: [r / "rtl" / "sim"]),
             Stage("synth", lambda: [r / "rtl" / "hdl", asdict(self.board), cfg.synth_tool], self._synth,
                   lambda: [r / "rtl" / "synth" / "synth.json"]),
@@ -128,10 +130,19 @@ class Flow:
                            "output elements")
         return {"accuracy": {"deployed": e["deployed_accuracy"]}, "torch_int": e["torch_int"]}
 
+    def _plan(self) -> dict[str, Any]:
+        from msq.plan_run import plan_run
+
+        res, _ = plan_run(self.run, self.board)
+        for name, p in res.plan.items():
+            click.echo(f"  {name}: {p.sp2_lanes} SP2 lanes, {p.fixed_lanes} fixed lanes")
+        return {"plan": {name: asdict(p) for name, p in res.plan.items()},
+                "estimate": res.resources.as_dict()}
+
     def _hls(self) -> dict[str, Any]:
         from msq.hls_run import build_project
 
-        build_project(self.run, self.run / "hls", self.cfg.train.board)
+        build_project(self.run, self.run / "hls", self.cfg.train.board, self.run / "plan.json")
         return {}
 
     def _csim(self) -> dict[str, Any]:
@@ -146,8 +157,8 @@ class Flow:
         from msq.backends.rtl.generate import read_design
         from msq.rtl_run import build_rtl
 
-        design = read_design(build_rtl(self.run, self.run / "rtl"))
-        return {"layer_cycles": design["cycles"]["layers"], "plan": design["plan"]}
+        design = read_design(build_rtl(self.run, self.run / "rtl", self.run / "plan.json"))
+        return {"layer_cycles": design["cycles"]["layers"]}
 
     def _rtlsim(self) -> dict[str, Any]:
         from msq.backends.rtl.simulate import simulate

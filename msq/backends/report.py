@@ -111,13 +111,19 @@ def _tables(s: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     ladder = s.get("ladder", [])
     tables.append(("Verification ladder (bit-exact, every output element)", ["check", "samples", "mismatches"],
                    [[step["check"], _fmt(step["samples"]), _fmt(step["mismatches"])] for step in ladder]))
-    synth = s.get("synth", {})
+    plan, cycles = s.get("plan", {}), s.get("layer_cycles", {})
+    if plan:
+        tables.append(("Engine plan (planner, per layer)", ["layer", "SP2 lanes", "fixed lanes", "cycles / inference"],
+                       [[name, _fmt(p["sp2_lanes"]), _fmt(p["fixed_lanes"]), _fmt(cycles.get(name))]
+                        for name, p in plan.items()]))
+    synth, estimate = s.get("synth", {}), s.get("estimate", {})
     if synth:
         util = synth.get("utilization", {})
         tables.append((f"Resources ({synth.get('tool')} {synth.get('version', '')[:40]})",
-                       ["resource", "used", "available", "%"],
-                       [[k.upper(), _fmt(v["used"]), _fmt(v["available"]), f"{v['percent']:.2f}"]
-                        for k, v in util.items()] + [["CARRY", _fmt(synth.get("carry")), "", ""]]))
+                       ["resource", "used", "planner estimate", "available", "%"],
+                       [[k.upper(), _fmt(v["used"]), _fmt(estimate.get(k)), _fmt(v["available"]),
+                         f"{v['percent']:.2f}"] for k, v in util.items()]
+                       + [["CARRY", _fmt(synth.get("carry")), "", "", ""]]))
     rt = s.get("rtlsim", {})
     tables.append(("Throughput", ["cycles / inference", "latency (cycles)", "clock (MHz)", "inferences / s"],
                    [[_fmt(rt.get("cycles_per_inference")), _fmt(rt.get("latency_cycles")),

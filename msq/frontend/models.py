@@ -8,7 +8,10 @@ A user's own ``nn.Sequential`` built from the same layers trains and exports the
 """
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import Int8ActPerTensorFixedPoint, Int8ActPerTensorFixedPointMSE, Uint8ActPerTensorFixedPoint
@@ -18,7 +21,6 @@ from msq import numerics
 from msq.errors import MSQError
 from msq.frontend.quantizer import MSQWeightQuant
 
-MODELS = ("mlp", "cnn")
 SCHEMES = ("msq", "fixed", "sp2", "p2", "float")
 OUT_BITS = 8  # the logits leave the network as signed 8-bit fixed point
 SUPPORTED_LAYERS = (QuantLinear, QuantConv2d, QuantReLU, QuantIdentity, nn.BatchNorm1d, nn.BatchNorm2d,
@@ -111,13 +113,38 @@ def build_cnn(in_shape: tuple[int, ...], classes: int, cfg: QuantConfig, signed_
     return nn.Sequential(*layers)
 
 
+def load_factory(spec: str) -> Callable[..., nn.Module]:
+    """A user's model factory from ``path/to/file.py:function``.
+
+    The function is called as ``function(in_shape, classes, cfg, signed_input)`` (like
+    :func:`build_mlp`) and returns an ``nn.Sequential`` of supported layers.
+    """
+    path, _, func = spec.rpartition(":")
+    if not path.endswith(".py") or not func:
+        raise MSQError(f"model {spec!r}: expected 'mlp', 'cnn' or 'path/to/file.py:function'")
+    if not Path(path).is_file():
+        raise MSQError(f"model file {path} does not exist")
+    module_spec = importlib.util.spec_from_file_location(f"msq_user_model_{Path(path).stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # a user's file: report any failure with its name
+        raise MSQError(f"model file {path} failed to import: {exc}") from exc
+    factory = getattr(module, func, None)
+    if not callable(factory):
+        raise MSQError(f"model file {path} has no function '{func}'")
+    return factory
+
+
 def build_model(kind: str, in_shape: tuple[int, ...], classes: int, cfg: QuantConfig,
                 signed_input: bool = False) -> nn.Sequential:
-    """Build the named demo model for a dataset's input shape and class count."""
+    """Build a demo model ('mlp', 'cnn') or a user's (``file.py:function``) for a dataset's input
+    shape and class count, and check that it uses supported layers only."""
     builders = {"mlp": build_mlp, "cnn": build_cnn}
-    if kind not in builders:
-        raise MSQError(f"unknown model {kind!r}: expected one of {', '.join(MODELS)}")
-    return builders[kind](tuple(in_shape), classes, cfg, signed_input)
+    factory = builders.get(kind) or load_factory(kind)
+    model = factory(tuple(in_shape), classes, cfg, signed_input)
+    check_supported(model)
+    return model
 
 
 def check_supported(model: nn.Module) -> None:

@@ -6,14 +6,12 @@ then renamed into place (an existing IR is replaced only once the new one is com
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from msq import numerics
+from msq import atomic, numerics
 from msq.errors import MSQError
 from msq.ir import arith
 from msq.ir.arith import ActFormat
@@ -61,18 +59,9 @@ def save_ir(ir: IRModel, path: str | Path) -> None:
     arrays: dict[str, np.ndarray] = {}
     for layer in ir.compute_layers():
         arrays.update(_layer_arrays(layer))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic.atomic_dir(path) as tmp:
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         np.savez_compressed(tmp / ARRAYS, **arrays)
-        old = path.with_name(f".{path.name}.old")
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class _Reader:

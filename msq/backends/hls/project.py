@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 import msq
+from msq import atomic
 from msq.backends import reference, vectors
 from msq.backends.hls import sources, tcl
 from msq.backends.plan import LayerPlan, default_plan
@@ -68,9 +68,7 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
     extreme = vectors.extreme_inputs(ir)
     x = np.concatenate([inputs, extreme])
     expected = reference.run(ir, x)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic.atomic_dir(out) as tmp:
         ir_io.save_ir(ir, tmp / IR_DIR)
         provenance = {"msq_version": msq.__version__, "model": ir.name, "ir_sha256": ir_digest(tmp / IR_DIR),
                       "source": source}
@@ -89,14 +87,6 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
                 "samples": {"total": int(len(x)), "inputs": int(len(inputs)), "extreme": int(len(extreme))},
                 "input_shape": list(ir.input_shape), "output_shape": list(ir.output_shape)}
         (tmp / PROJECT_JSON).write_text(json.dumps(meta, indent=2) + "\n")
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

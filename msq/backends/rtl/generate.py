@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 import msq
+from msq import atomic
 from msq.backends import reference, vectors
 from msq.backends.plan import LayerPlan, default_plan
 from msq.backends.rtl import cycles, verilog
@@ -75,9 +75,7 @@ def generate_rtl(ir: IRModel, out: str | Path, inputs: np.ndarray, plan: dict[st
             "cycles": {"layers": cycles.all_layer_cycles(ir, plan), "interval": interval, "latency": lat},
             "samples": {"total": int(len(x)), "inputs": int(len(inputs)), "extreme_random": int(len(extreme))},
             "sources": sorted(files) + [f"hdl/{k}" for k in verilog.kernels_used(ir)]}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic.atomic_dir(out) as tmp:
         for rel, text in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_text(text)
@@ -91,14 +89,6 @@ def generate_rtl(ir: IRModel, out: str | Path, inputs: np.ndarray, plan: dict[st
         (tmp / "tb").mkdir()
         shutil.copyfile(TESTBENCH, tmp / "tb" / TESTBENCH.name)
         (tmp / DESIGN_JSON).write_text(json.dumps(meta, indent=2) + "\n")
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -89,7 +89,7 @@ def _lane_rows(rows: np.ndarray, lanes: int, n_pass: int) -> list[list[int | Non
             for l in range(lanes)]
 
 
-def _engine(layer: ComputeLayer, scheme: str, lanes: int, n_pass: int, kb: int, pb: int, rb: int) -> str:
+def _engine(layer: ComputeLayer, scheme: str, lanes: int, n_pass: int, kb: int, pb: int) -> str:
     """Verilog of one engine's lanes (SP2 or fixed)."""
     rows = layer.sp2_rows if scheme == "sp2" else layer.fixed_rows
     if not lanes or not len(rows):
@@ -97,8 +97,6 @@ def _engine(layer: ComputeLayer, scheme: str, lanes: int, n_pass: int, kb: int, 
     w = layer.w_int.reshape(layer.rows, -1)
     out = []
     for lane, lane_rows in enumerate(_lane_rows(rows, lanes, n_pass)):
-        row_cases = _cases(f"{scheme}_row_{lane}", [(p, f"{{1'b1, {_ulit(r, rb)}}}")
-                                                   for p, r in enumerate(lane_rows) if r is not None], pb)
         entries = []
         if scheme == "sp2":
             m1, m2 = numerics.sp2_split(layer.wbits)
@@ -111,7 +109,7 @@ def _engine(layer: ComputeLayer, scheme: str, lanes: int, n_pass: int, kb: int, 
                         code = (int(sign[r, t]) << (m1 + m2)) | (int(k1[r, t]) << m2) | int(k2[r, t])
                         entries.append(((p << kb) | t, _ulit(code, cw)))
             out.append(_template("sp2_lane.v.tmpl").substitute(
-                lane=lane, row_cases=row_cases, code_cases=_cases(f"sp2_code_{lane}", entries, pb + kb),
+                lane=lane, code_cases=_cases(f"sp2_code_{lane}", entries, pb + kb),
                 cw=cw, kw1=m1, kw2=m2, e=numerics.sp2_exponent(layer.wbits), k1_hi=m1 + m2 - 1, k2_hi=m2 - 1))
         else:
             ww = layer.wbits
@@ -120,18 +118,29 @@ def _engine(layer: ComputeLayer, scheme: str, lanes: int, n_pass: int, kb: int, 
                     if r is not None and w[r, t] != 0:
                         entries.append(((p << kb) | t, _slit(int(w[r, t]), ww)))
             out.append(_template("fixed_lane.v.tmpl").substitute(
-                lane=lane, row_cases=row_cases, code_cases=_cases(f"fixed_w_{lane}", entries, pb + kb), ww=ww))
+                lane=lane, code_cases=_cases(f"fixed_w_{lane}", entries, pb + kb), ww=ww))
     return "".join(out)
 
 
-def _acc_store(layer: ComputeLayer, plan: LayerPlan) -> str:
-    """One always block writing every lane's finished accumulator into its row's slot."""
-    lines = ["    always @(posedge clk) begin", "        if (mac_store) begin"]
+def _acc_store(layer: ComputeLayer, plan: LayerPlan, n_pass: int, pb: int) -> str:
+    """One always block writing every lane's finished accumulator into its row's slot.
+
+    Lane ``l`` computes row ``rows[p * lanes + l]`` in pass ``p``, so every row has exactly one
+    source lane and one pass: the store is a ``case`` on the pass with constant row addresses
+    (each row's register has a single data source and an enable; no address decoding).
+    """
+    by_pass: list[list[str]] = [[] for _ in range(n_pass)]
     for prefix, lanes, rows in (("s", plan.sp2_lanes, layer.sp2_rows), ("f", plan.fixed_lanes, layer.fixed_rows)):
-        for lane in range(lanes if len(rows) else 0):
-            lines.append(f"            if ({prefix}{lane}_row[RB]) acc_mem[{prefix}{lane}_row[RB-1:0]] <= "
-                         f"{prefix}{lane}_next;")
-    return "\n".join(lines + ["        end", "    end", ""])
+        for lane, lane_rows in enumerate(_lane_rows(rows, lanes, n_pass) if len(rows) else []):
+            for p, r in enumerate(lane_rows):
+                if r is not None:
+                    by_pass[p].append(f"acc_mem[{r}] <= {prefix}{lane}_next;")
+    lines = ["    always @(posedge clk) begin", "        if (mac_store) begin", "            case (pass)"]
+    for p, stores in enumerate(by_pass):
+        if stores:
+            lines.append(f"                {_ulit(p, pb)}: begin " + " ".join(stores) + " end")
+    lines += ["                default: ;", "            endcase", "        end", "    end", ""]
+    return "\n".join(lines)
 
 
 def requant_width(requant_bits: int, acc_width: int, max_shift: int) -> int:
@@ -155,8 +164,8 @@ def compute_layer(layer: ComputeLayer, plan: LayerPlan, module: str, header: str
         bias_cases=_cases("bias_of", [(r, _slit(int(b), pw)) for r, b in enumerate(layer.bias)], rb),
         mult_cases=_cases("mult_of", [(r, _slit(int(m), 16)) for r, m in enumerate(layer.mult)], rb),
         shift_cases=_cases("shift_of", [(r, _ulit(int(s), 6)) for r, s in enumerate(layer.shift)], rb))
-    engines = (_engine(layer, "sp2", plan.sp2_lanes, n_pass, kb, pb, rb)
-               + _engine(layer, "fixed", plan.fixed_lanes, n_pass, kb, pb, rb) + _acc_store(layer, plan))
+    engines = (_engine(layer, "sp2", plan.sp2_lanes, n_pass, kb, pb)
+               + _engine(layer, "fixed", plan.fixed_lanes, n_pass, kb, pb) + _acc_store(layer, plan, n_pass, pb))
     r_sp2, r_fix = len(layer.sp2_rows), len(layer.fixed_rows)
     return _template("compute_layer.v.tmpl").substitute(
         header=header, name=layer.name, kind=layer.kind, module=module, in_shape=list(layer.in_shape),
