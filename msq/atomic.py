@@ -1,5 +1,6 @@
 """Atomic file writes: write to a temporary file beside the target, then rename over it,
-so a crash or an error never leaves a half-written artefact behind."""
+so a crash or an error never leaves a half-written artefact behind; and the matching JSON read
+with a clear error."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from msq.errors import MSQError
 
 
 @contextmanager
@@ -66,3 +69,14 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | Path, missing: str) -> Any:
+    """Parse a JSON file MSQ wrote; ``missing`` says what the file should be and how to make it."""
+    path = Path(path)
+    if not path.is_file():
+        raise MSQError(f"{path} does not exist: {missing}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MSQError(f"{path}: not valid JSON ({exc})") from exc

@@ -190,7 +190,7 @@ def sim(project, simulator, waves, seed, sources_dir) -> None:
         sources = sorted(p for p in Path(sources_dir).iterdir() if p.suffix in (".v", ".sv"))
         if not sources:
             raise MSQError(f"{sources_dir}: no .v or .sv files")
-    result = simulate(project, simulator=simulator, waves=waves, seed=seed, sources=sources)
+    result = simulate(project, simulator=simulator, waves=waves, seed=seed, sources=sources, progress=click.echo)
     click.echo(f"{simulator}: {result['samples']} inferences checked ({result['samples'] * result['outputs_per_sample']} "
                f"outputs) with random bubbles and back-pressure in {result['run_seconds']:.1f} s")
     click.echo(f"latency {result['latency_cycles']} cycles, cycles per inference {result['cycles_per_inference']} "

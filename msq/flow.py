@@ -163,7 +163,7 @@ class Flow:
     def _rtlsim(self) -> dict[str, Any]:
         from msq.backends.rtl.simulate import simulate
 
-        res = simulate(self.run / "rtl", simulator=self.cfg.simulator)
+        res = simulate(self.run / "rtl", simulator=self.cfg.simulator, progress=lambda m: click.echo(f"  {m}"))
         if res["mismatches"]:
             raise MSQError(f"RTL simulation: {len(res['mismatches'])} mismatches against the integer reference "
                            f"(see {res.get('mismatches_file')})")
@@ -175,6 +175,7 @@ class Flow:
     def _synth(self) -> dict[str, Any]:
         from msq.backends.synth.run import synthesize
 
+        click.echo(f"  synthesizing for {self.board.part} (log: {self.run / 'rtl' / 'synth'}) ...")
         s = synthesize(self.run / "rtl", self.board, self.cfg.synth_tool, model=self.run.name)
         return {"synth": s}
 

@@ -30,7 +30,6 @@ from msq.backends import reference, vectors
 from msq.backends.hls import sources, tcl
 from msq.backends.plan import LayerPlan, default_plan
 from msq.boards import Board
-from msq.errors import MSQError
 from msq.ir import io as ir_io
 from msq.ir.model import IRModel
 
@@ -92,10 +91,5 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
 
 def read_project(project: str | Path) -> dict:
     """``project.json`` of a generated project (MSQError when the directory is not one)."""
-    path = Path(project) / PROJECT_JSON
-    if not path.is_file():
-        raise MSQError(f"{project} is not an MSQ HLS project (no {PROJECT_JSON}): generate one with 'msq hls RUN'")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MSQError(f"{path}: not valid JSON ({exc})") from exc
+    return atomic.read_json(Path(project) / PROJECT_JSON,
+                            f"{project} is not an MSQ HLS project: generate one with 'msq hls RUN'")

@@ -94,10 +94,5 @@ def generate_rtl(ir: IRModel, out: str | Path, inputs: np.ndarray, plan: dict[st
 
 def read_design(rtl_dir: str | Path) -> dict:
     """``design.json`` of a generated project (MSQError when the directory is not one)."""
-    path = Path(rtl_dir) / DESIGN_JSON
-    if not path.is_file():
-        raise MSQError(f"{rtl_dir} is not an MSQ RTL project (no {DESIGN_JSON}): generate one with 'msq rtl RUN'")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MSQError(f"{path}: not valid JSON ({exc})") from exc
+    return atomic.read_json(Path(rtl_dir) / DESIGN_JSON,
+                            f"{rtl_dir} is not an MSQ RTL project: generate one with 'msq rtl RUN'")

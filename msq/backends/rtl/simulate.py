@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,13 +85,15 @@ def build(rtl_dir: Path, simulator: str, sources: list[Path], waves: bool = Fals
 
 def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = False, seed: int = 0,
              bubble: float = 0.2, backpressure: float = 0.3, mid_stream_reset: bool = False,
-             vectors: str | Path | None = None, sources: list[Path] | None = None) -> dict:
+             vectors: str | Path | None = None, sources: list[Path] | None = None,
+             progress: Callable[[str], None] = lambda message: None) -> dict:
     """Run the testbench on a project; returns the result dict: ``mismatches`` (list),
     ``cycles_per_inference`` and ``latency_cycles`` (measured), ``expected_cycles`` (the model),
     ``samples``, ``stress``, ``sim_cycles``, ``wall_seconds``.
 
     ``vectors`` overrides the project's ``vectors/`` directory; ``sources`` overrides its Verilog
-    (e.g. a Vitis-exported RTL of the same ``msq_top``).
+    (e.g. a Vitis-exported RTL of the same ``msq_top``). ``progress`` receives a line as each phase
+    (build, simulation) starts.
     """
     from cocotb_tools.runner import get_runner
 
@@ -100,6 +102,7 @@ def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = Fa
     rtl_dir = Path(rtl_dir).resolve()
     design = read_design(rtl_dir)
     sources = [Path(s).resolve() for s in sources] if sources else [rtl_dir / s for s in design["sources"]]
+    progress(f"building {len(sources)} Verilog files with {simulator} ...")
     build_dir = build(rtl_dir, simulator, sources, waves)
     out_dir = rtl_dir / "sim" / simulator
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,6 +111,7 @@ def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = Fa
     env = {"MSQ_VECTORS": str(Path(vectors).resolve() if vectors else rtl_dir / "vectors"),
            "MSQ_RESULT": str(result_path), "MSQ_SEED": str(seed), "MSQ_BUBBLE": str(bubble),
            "MSQ_BACKPRESSURE": str(backpressure), "MSQ_RESET": str(int(mid_stream_reset))}
+    progress(f"simulating with random bubbles and back-pressure (log: {out_dir / 'sim.log'}) ...")
     start = time.perf_counter()
     try:
         get_runner(simulator).test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=TEST_MODULE,
