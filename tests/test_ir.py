@@ -59,10 +59,12 @@ def test_reference_matches_fake_quant_model_closely(cnn_demo):
 
 
 def test_frozen_torch_equals_reference_on_demo_models(mlp_demo, cnn_demo):
+    from msq import ref
+
     data = load_digits()
     for _, ir in (mlp_demo, cnn_demo):
         x = np.concatenate([ir.quantize_input(data.x_test), extreme_inputs(ir)])
-        assert np.array_equal(IntegerModel(ir)(x), reference.run(ir, x))
+        assert np.array_equal(IntegerModel(ir)(x), ref.run(ir, x))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
