@@ -98,7 +98,7 @@ def cycle_bars(cycles: dict[str, int]) -> bytes:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:,.2f}"
+        return f"{value:,.0f}" if value.is_integer() or abs(value) >= 1000 else f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
     return "—" if value is None else str(value)
@@ -119,7 +119,8 @@ def _tables(s: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     synth, estimate = s.get("synth", {}), s.get("estimate", {})
     if synth:
         util = synth.get("utilization", {})
-        tables.append((f"Resources ({synth.get('tool')} {synth.get('version', '')[:40]})",
+        version = synth.get("version", "").split("(")[0].strip()
+        tables.append((f"Resources ({synth.get('tool')}: {version})",
                        ["resource", "used", "planner estimate", "available", "%"],
                        [[k.upper(), _fmt(v["used"]), _fmt(estimate.get(k)), _fmt(v["available"]),
                          f"{v['percent']:.2f}"] for k, v in util.items()]
