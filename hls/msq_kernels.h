@@ -105,34 +105,45 @@ ap_int<X::width + E + 2> sp2_product(X x, ap_uint<1 + M1 + M2> code) {
     return negative ? prod_t(-mag) : mag;
 }
 
-// Rows of the SP2 engine, SP2_LANES at a time; y[slot] is the requantized output of SP2 row slot.
+// The SP2 engine's product: the layer's stored code word, decoded into two shifts and an add.
 template <class L>
-void sp2_engine(const typename L::in_t x[L::K], typename L::out_t y[L::SP2_SLOTS],
-                const typename L::sp2_word_t w[L::SP2_SLOTS][L::K], const typename L::bias_word_t bias[L::SP2_SLOTS],
-                const mult_word_t mult[L::SP2_SLOTS], const shift_word_t shift[L::SP2_SLOTS]) {
-    const int lanes = L::SP2_LANES;  // named for the pragmas below
+struct sp2_mul {
+    typedef typename L::sp2_word_t word_t;
+    static auto product(typename L::in_t x, word_t w) {
+#pragma HLS INLINE
+        return sp2_product<L::SP2_E, L::SP2_M1, L::SP2_M2>(x, typename L::sp2_t(w));
+    }
+};
+
+// One engine: SLOTS rows, LANES at a time; y[slot] is the requantized output of row slot. The
+// engine itself only accumulates M::product (the SP2 or the fixed product) and requantizes, so the
+// SP2 engine (M = sp2_mul) has no multiplier on a weight.
+template <class L, class M, int LANES, int GROUPS, int SLOTS>
+void engine(const typename L::in_t x[L::K], typename L::out_t y[SLOTS],
+            const typename M::word_t w[SLOTS][L::K], const typename L::bias_word_t bias[SLOTS],
+            const mult_word_t mult[SLOTS], const shift_word_t shift[SLOTS]) {
+    const int lanes = LANES;  // named for the pragmas below
     (void)lanes;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=lanes dim=1
 #pragma HLS ARRAY_PARTITION variable=bias cyclic factor=lanes dim=1
 #pragma HLS ARRAY_PARTITION variable=mult cyclic factor=lanes dim=1
 #pragma HLS ARRAY_PARTITION variable=shift cyclic factor=lanes dim=1
 #pragma HLS ARRAY_PARTITION variable=y cyclic factor=lanes dim=1
-    for (int g = 0, base = 0; g < L::SP2_GROUPS; g++, base += L::SP2_LANES) {  // base: first row of group g
-        typename L::acc_t acc[L::SP2_LANES];
+    for (int g = 0, base = 0; g < GROUPS; g++, base += LANES) {  // base: first row of group g
+        typename L::acc_t acc[LANES];
 #pragma HLS ARRAY_PARTITION variable=acc complete
-        for (int l = 0; l < L::SP2_LANES; l++) {
+        for (int l = 0; l < LANES; l++) {
 #pragma HLS UNROLL
             acc[l] = 0;
         }
         for (int k = 0; k < L::K; k++) {
 #pragma HLS PIPELINE II=1
-            for (int l = 0; l < L::SP2_LANES; l++) {
+            for (int l = 0; l < LANES; l++) {
 #pragma HLS UNROLL
-                const typename L::sp2_t code = w[base + l][k];
-                acc[l] += sp2_product<L::SP2_E, L::SP2_M1, L::SP2_M2>(x[k], code);
+                acc[l] += M::product(x[k], w[base + l][k]);
             }
         }
-        for (int l = 0; l < L::SP2_LANES; l++) {
+        for (int l = 0; l < LANES; l++) {
 #pragma HLS UNROLL
             const int slot = base + l;
             y[slot] = requantize<L>(acc[l], mult[slot], bias[slot], shift[slot]);
@@ -151,40 +162,15 @@ ap_int<X::width + W::width + 1> fixed_product(X x, W w) {
     return p;
 }
 
-// Rows of the fixed engine, FIX_LANES at a time; y[slot] is the requantized output of fixed row slot.
+// The fixed engine's product: the stored two's-complement weight times the input, on a DSP.
 template <class L>
-void fixed_engine(const typename L::in_t x[L::K], typename L::out_t y[L::FIX_SLOTS],
-                  const typename L::fix_word_t w[L::FIX_SLOTS][L::K], const typename L::bias_word_t bias[L::FIX_SLOTS],
-                  const mult_word_t mult[L::FIX_SLOTS], const shift_word_t shift[L::FIX_SLOTS]) {
-    const int lanes = L::FIX_LANES;  // named for the pragmas below
-    (void)lanes;
-#pragma HLS ARRAY_PARTITION variable=w cyclic factor=lanes dim=1
-#pragma HLS ARRAY_PARTITION variable=bias cyclic factor=lanes dim=1
-#pragma HLS ARRAY_PARTITION variable=mult cyclic factor=lanes dim=1
-#pragma HLS ARRAY_PARTITION variable=shift cyclic factor=lanes dim=1
-#pragma HLS ARRAY_PARTITION variable=y cyclic factor=lanes dim=1
-    for (int g = 0, base = 0; g < L::FIX_GROUPS; g++, base += L::FIX_LANES) {  // base: first row of group g
-        typename L::acc_t acc[L::FIX_LANES];
-#pragma HLS ARRAY_PARTITION variable=acc complete
-        for (int l = 0; l < L::FIX_LANES; l++) {
-#pragma HLS UNROLL
-            acc[l] = 0;
-        }
-        for (int k = 0; k < L::K; k++) {
-#pragma HLS PIPELINE II=1
-            for (int l = 0; l < L::FIX_LANES; l++) {
-#pragma HLS UNROLL
-                const typename L::fix_t weight = w[base + l][k];
-                acc[l] += fixed_product(x[k], weight);
-            }
-        }
-        for (int l = 0; l < L::FIX_LANES; l++) {
-#pragma HLS UNROLL
-            const int slot = base + l;
-            y[slot] = requantize<L>(acc[l], mult[slot], bias[slot], shift[slot]);
-        }
+struct fixed_mul {
+    typedef typename L::fix_word_t word_t;
+    static auto product(typename L::in_t x, word_t w) {
+#pragma HLS INLINE
+        return fixed_product(x, typename L::fix_t(w));
     }
-}
+};
 
 // ---------------------------------------------------------------------------------------------
 // One output vector of a dense/conv layer: both engines on the same input vector, then the rows
@@ -194,8 +180,10 @@ void mixed_rows(const typename L::in_t x[L::K], hls::stream<typename L::out_t>& 
 #pragma HLS INLINE
     typename L::out_t y_sp2[L::SP2_SLOTS];
     typename L::out_t y_fix[L::FIX_SLOTS];
-    sp2_engine<L>(x, y_sp2, L::sp2_w, L::sp2_bias, L::sp2_mult, L::sp2_shift);
-    fixed_engine<L>(x, y_fix, L::fix_w, L::fix_bias, L::fix_mult, L::fix_shift);
+    engine<L, sp2_mul<L>, L::SP2_LANES, L::SP2_GROUPS, L::SP2_SLOTS>(
+        x, y_sp2, L::sp2_w, L::sp2_bias, L::sp2_mult, L::sp2_shift);
+    engine<L, fixed_mul<L>, L::FIX_LANES, L::FIX_GROUPS, L::FIX_SLOTS>(
+        x, y_fix, L::fix_w, L::fix_bias, L::fix_mult, L::fix_shift);
     for (int r = 0; r < L::ROWS; r++) {
 #pragma HLS PIPELINE II=1
         const int slot = L::row_slot[r];
