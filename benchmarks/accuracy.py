@@ -13,11 +13,12 @@ import tempfile
 from pathlib import Path
 
 from msq import atomic
-from msq.evaluate import evaluate_run
+from msq.rundir import RunDir
 from msq.frontend.export import export_run
+from msq.frontend.quantizer import TRAINING_SCHEMES
 from msq.frontend.train import TrainConfig, train_run
 
-SCHEMES = ("float", "fixed", "p2", "sp2", "msq")
+SCHEMES = TRAINING_SCHEMES  # the table's columns
 EXPORTABLE = ("fixed", "sp2", "msq")
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,7 +37,7 @@ def run(models: list[str], seeds: list[int], epochs: int) -> dict:
                     fracs.append(m["sp2_fraction"]["overall"])
                     if scheme in EXPORTABLE:
                         export_run(run_dir)
-                        deployed.append(evaluate_run(run_dir)["deployed_accuracy"])
+                        deployed.append(RunDir(run_dir).evaluate()["deployed_accuracy"])
                 entry = {"accuracy_mean": statistics.mean(accs), "accuracy_per_seed": accs,
                          "sp2_fraction": statistics.mean(fracs)}
                 if deployed:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from msq import atomic
+from msq.boards import load_board
 from msq.flow import Flow, FlowConfig
 from msq.frontend.train import TrainConfig
 
@@ -23,7 +24,7 @@ def run(models: list[str], board: str, epochs: int) -> dict:
         for model in models:
             start = time.perf_counter()
             cfg = FlowConfig(TrainConfig(model=model, board=board, epochs=epochs, seed=0), out=Path(tmp) / model)
-            s = Flow(cfg).execute()
+            s = Flow(cfg, load_board(board), progress=print).execute()
             rows[model] = {"summary": s, "wall_seconds": round(time.perf_counter() - start, 1)}
     return {"board": board, "epochs": epochs, "models": rows}
 

@@ -7,12 +7,12 @@ the digits demos fit any board fully parallel), three W4A4 models are built with
 ``msq.frontend.models.build_mlp`` (random weights; activation scales initialised by a few
 training-mode passes) and exported through the product path (``export_model``):
 
-- ``msq``: SP2 ratio from the board (``msq.cost_model.board_sp2_ratio``, calibrated), rows ranked
+- ``msq``: SP2 ratio from the board (``msq.design.cost_model.board_sp2_ratio``, calibrated), rows ranked
   by the product's own SP2-suitability (``assign_schemes``);
 - ``fixed``: every row fixed point (DSP engine only);
 - ``sp2``: every row SP2 (LUT engine only).
 
-The planner (msq.backends.planner) picks each design's lanes within 80 % of the board; throughput
+The planner (msq.design.planner) picks each design's lanes within 80 % of the board; throughput
 is the board clock over the planner's interval (cycles.py: equal to RTL simulation). Resources
 are the calibrated estimate; with ``--synth`` the chosen designs of the listed boards are also
 generated and synthesized with Yosys (``yosys_*`` columns are measured). Also recorded: the best
@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from msq import atomic, cost_model
-from msq.backends import explore, planner
+from msq import atomic
+from msq.design import cost_model
+from msq.design import explore, planner
 from msq.backends.rtl.generate import generate_rtl
 from msq.backends.synth.run import synthesize
 from msq.boards import load_board
@@ -117,7 +118,7 @@ def main() -> None:
                         yosys_check(ir, rows[k], board, Path(tmp))
                 entry = {"board": board_name, "clock_mhz": board.clock_mhz, "network": net,
                          "budget": {"lut": board.lut, "ff": board.ff, "dsp": board.dsp, "bram36": board.bram36,
-                                    "headroom": planner.DEFAULT_HEADROOM},
+                                    "headroom": planner.HEADROOM},
                          "board_ratio": round(ratio, 3),
                          "explore_best_ratio": sweep["best"]["ratio"] if sweep["best"] else None,
                          "explore_best_throughput": round(sweep["best"]["throughput"], 1) if sweep["best"] else None,
@@ -147,7 +148,7 @@ def markdown(data: dict) -> str:
              "lanes chosen by the planner within 80 % of each board resource; throughput = board clock / "
              "interval (cycle model, equal to RTL simulation). Resources: Yosys-measured where given, "
              "else the calibrated estimate (marked est). MSQ ratio = the calibrated board ratio "
-             "(msq.cost_model.board_sp2_ratio); the explore column is the best ratio of the 0..1 sweep."), "",
+             "(msq.design.cost_model.board_sp2_ratio); the explore column is the best ratio of the 0..1 sweep."), "",
              "| board | network | design | SP2 rows | lanes SP2/fixed | interval | inf/s | LUT | FF | DSP | speedup vs fixed |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in data["results"]:

@@ -21,12 +21,13 @@ import torch
 from torch import nn
 
 from msq import atomic
-from msq.backends.hls.csim import run_csim
+from msq.backends.hls.csim import c_simulate
 from msq.backends.hls.project import read_project
+from msq.boards import load_board
 from msq.frontend.data import load_digits
 from msq.frontend.export import export_run
 from msq.frontend.train import TrainConfig, load_run, train_run
-from msq.hls_run import build_project
+from msq.rundir import RunDir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HLS4ML_PRECISION = "ap_fixed<16,6>"
@@ -64,9 +65,9 @@ def float_twin(model: nn.Sequential) -> nn.Sequential:
 
 def time_msq(run: Path, work: Path) -> dict:
     start = time.perf_counter()
-    project = build_project(run, work / "msq_hls")
+    project = RunDir(run).write_hls(load_board("pynq-z2"), out=work / "msq_hls")
     generated = time.perf_counter()
-    result = run_csim(project)
+    result = c_simulate(project)
     done = time.perf_counter()
     return {"samples": result.samples, "mismatches": result.mismatches,
             "generate_s": round(generated - start, 3), "compile_s": round(result.compile_seconds, 3),

@@ -20,7 +20,7 @@ from msq.backends.rtl.generate import TIMING_INFERENCES, read_design
 from msq.backends.rtl.simulate import build, simulate
 from msq.frontend.export import export_run
 from msq.frontend.train import TrainConfig, train_run
-from msq.rtl_run import build_rtl
+from msq.rundir import RunDir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -41,7 +41,7 @@ def bench(model: str, simulator: str, root: Path, epochs: int, icarus_samples: i
         export_run(run)
     project = run / "rtl"
     if not project.is_dir():
-        build_rtl(run)
+        RunDir(run).write_rtl()
     design = read_design(project)
     start = time.perf_counter()
     build(project, simulator, [project / s for s in design["sources"]])

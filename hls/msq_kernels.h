@@ -35,14 +35,16 @@
 #include <ap_int.h>
 #include <hls_stream.h>
 
+#include "msq_widths.h"  // generated: MULT_BITS, SHIFT_BITS of the IR contract
+
 #if defined(MSQ_TRACE) && !defined(__SYNTHESIS__)
 #include <cstdio>
 #endif
 
 namespace msq {
 
-typedef ap_int<16> mult_t;   // signed 16-bit requantization multiplier (arith.MULT_BITS)
-typedef ap_uint<6> shift_t;  // requantization shift, 0..62 (arith.MAX_SHIFT)
+typedef ap_int<MULT_BITS> mult_t;    // signed requantization multiplier (msq_widths.h)
+typedef ap_uint<SHIFT_BITS> shift_t; // requantization shift (msq_widths.h)
 
 // Constant tables are stored as plain C integers (the *_word_t types) and converted to their
 // exact-width ap_int type where they are read. g++ needs ~30 s per few thousand ap_int array
@@ -69,9 +71,9 @@ void emit(hls::stream<typename L::out_t>& out, typename L::out_t v) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Requantization: add the bias after the multiplier, round half up, then clamp. L::rq_t has the
-// IR's requant_bits: it holds acc * mult, + bias and + the rounding term 2^(shift-1), so nothing
-// wraps.
+// Requantization: add the bias after the multiplier, round half up, then clamp. L::rq_t is the
+// datapath width of msq/ir/arith.py requant_datapath_bits: it holds acc * mult, + bias, and the
+// rounding term 2^(shift-1) on its own, so nothing wraps.
 template <class L>
 typename L::out_t requantize(typename L::acc_t acc, mult_t mult, typename L::rq_t bias, shift_t shift) {
 #pragma HLS INLINE

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from msq.assets import BOARDS_DIR
 from msq.errors import MSQError
 
-BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
 FAMILIES = ("xc7", "xcup")  # Yosys synth_xilinx families: 7-series, UltraScale+
 _INT_FIELDS = ("lut", "ff", "dsp", "bram36")
 

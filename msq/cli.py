@@ -6,8 +6,9 @@ from functools import wraps
 
 import click
 
+from msq.design.cost_model import HEADROOM
 from msq.errors import MSQError
-from msq.frontend.models import SCHEMES
+from msq.frontend.quantizer import TRAINING_SCHEMES
 
 
 def _clear_errors(fn):
@@ -24,6 +25,60 @@ def _clear_errors(fn):
     return wrapper
 
 
+def _stack(*decorators):
+    """One decorator made of several click options, for options that several commands share."""
+    def apply(fn):
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+    return apply
+
+
+def _to_board(ctx, param, value):
+    from msq.boards import load_board
+
+    try:
+        return load_board(value)
+    except MSQError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+
+
+def _to_rundir(ctx, param, value):
+    from msq.rundir import RunDir
+
+    return RunDir(value)
+
+
+def board_option(help_text: str = "Board name from boards/ or a path to a board .yaml."):
+    """``--board``, loaded once into a Board."""
+    return click.option("--board", default="pynq-z2", show_default=True, callback=_to_board, help=help_text)
+
+
+run_argument = click.argument("run", type=click.Path(file_okay=False), callback=_to_rundir)
+headroom_option = click.option("--headroom", type=float, default=HEADROOM, show_default=True,
+                               help="Fraction of each board resource the design may use.")
+training_options = _stack(
+    click.option("--model", default="mlp", show_default=True,
+                 help="'mlp', 'cnn', or your own: 'path/to/file.py:function' (see docs/user-guide.md)."),
+    click.option("--dataset", default="digits", show_default=True,
+                 help="'digits' (embedded) or a path to a .npz file (see docs/datasets.md)."),
+    click.option("--wbits", type=int, default=4, show_default=True, help="Weight bits, 2..8."),
+    click.option("--abits", type=int, default=4, show_default=True, help="Activation bits, 2..8."),
+    click.option("--board", default="pynq-z2", show_default=True,
+                 help="Board name from boards/ or a path to a board .yaml; decides the SP2 ratio."),
+    click.option("--sp2-ratio", type=float, default=None,
+                 help="Fraction of SP2 rows per layer, in [0, 1]; default: balanced for the board."),
+    click.option("--epochs", type=int, default=40, show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True))
+
+
+def _plan(run, plan_path):
+    """The engine plan of ``--plan`` for the run's IR (``None``: one lane per engine)."""
+    from msq.ir.plan import load_plan
+
+    return load_plan(run.ir, plan_path)
+
+
 @click.group()
 @click.version_option(package_name="msq")
 def main() -> None:
@@ -31,22 +86,12 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--model", default="mlp", show_default=True,
-              help="'mlp', 'cnn', or your own: 'path/to/file.py:function' (see docs/user-guide.md).")
-@click.option("--dataset", default="digits", show_default=True,
-              help="'digits' (embedded) or a path to a .npz file (see docs/datasets.md).")
-@click.option("--wbits", type=int, default=4, show_default=True, help="Weight bits, 2..8.")
-@click.option("--abits", type=int, default=4, show_default=True, help="Activation bits, 2..8.")
-@click.option("--scheme", type=click.Choice(SCHEMES), default="msq", show_default=True)
-@click.option("--board", default="pynq-z2", show_default=True,
-              help="Board name from boards/ or a path to a board .yaml.")
-@click.option("--sp2-ratio", type=float, default=None,
-              help="Fraction of SP2 rows per layer, in [0, 1]; default: balanced for the board.")
-@click.option("--epochs", type=int, default=40, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@training_options
+@click.option("--scheme", type=click.Choice(TRAINING_SCHEMES), default="msq", show_default=True,
+              help="float (no quantization), every row fixed / p2 / sp2, or msq (SP2 and fixed rows mixed).")
 @click.option("--out", required=True, help="Run directory to write (e.g. runs/NAME).")
 @_clear_errors
-def train(model, dataset, wbits, abits, scheme, board, sp2_ratio, epochs, seed, out) -> None:
+def train(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, scheme, out) -> None:
     """Quantization-aware training; writes model.pt, assignment.json and metrics.json."""
     from msq.frontend.train import TrainConfig, train_run
 
@@ -63,7 +108,7 @@ def train(model, dataset, wbits, abits, scheme, board, sp2_ratio, epochs, seed, 
 
 
 @main.command()
-@click.argument("run", type=click.Path(file_okay=False))
+@run_argument
 @click.option("--out", default=None, help="IR directory to write [default: RUN/ir].")
 @_clear_errors
 def export(run, out) -> None:
@@ -71,50 +116,48 @@ def export(run, out) -> None:
     from msq.frontend.export import export_run
     from msq.ir.summary import summary_table
 
-    ir, path = export_run(run, out)
+    ir, path = export_run(run.path, out or run.ir_dir)
     click.echo(summary_table(ir))
     click.echo(f"wrote {path}/manifest.json, arrays.npz")
 
 
 @main.command(name="eval")
-@click.argument("run", type=click.Path(file_okay=False))
+@run_argument
 @_clear_errors
 def eval_(run) -> None:
     """Deployed (integer reference) accuracy on the test set beside the fake-quant accuracy."""
-    from msq.evaluate import evaluate_run
-
-    result = evaluate_run(run)
+    result = run.evaluate()
     click.echo(f"fake-quant accuracy: {result['fake_quant_accuracy']:.2f}%")
     click.echo(f"deployed accuracy (integer reference): {result['deployed_accuracy']:.2f}% "
                f"on {result['samples']} test samples ({result['reference_seconds'] * 1e3:.1f} ms)")
     ti = result["torch_int"]
     click.echo(f"frozen PyTorch integer path vs reference: mismatches: {ti['mismatches']} on {ti['samples']} inputs")
-    click.echo(f"wrote {run}/eval.json")
+    click.echo(f"wrote {run.eval_json}")
 
 
 @main.command()
-@click.argument("run", type=click.Path(file_okay=False))
+@run_argument
 @click.option("--out", default=None, help="Project directory to write [default: RUN/hls].")
-@click.option("--board", default="pynq-z2", show_default=True,
-              help="Board name from boards/ or a path to a board .yaml (part and clock).")
+@board_option("Board name from boards/ or a path to a board .yaml (part and clock).")
 @click.option("--plan", "plan_path", default=None, help="Engine plan JSON (lanes per layer) [default: one lane each].")
-@click.option("--run", "step", type=click.Choice(["csim", "csynth", "cosim", "export"]), default=None,
+@click.option("--vitis", "step", type=click.Choice(["csim", "csynth", "cosim", "export"]), default=None,
               help="Also run Vitis HLS (vitis-run or vitis_hls on PATH) up to this step.")
 @_clear_errors
 def hls(run, out, board, plan_path, step) -> None:
     """Write a Vitis HLS project (C++, testbench, Tcl) from RUN/ir and the run's test set."""
-    from msq.backends.hls.project import read_project
-    from msq.backends.hls.vitis import run_vitis
-    from msq.hls_run import build_project
+    from pathlib import Path
 
-    project = build_project(run, out, board, plan_path)
+    from msq.backends.hls.project import read_project
+    from msq.backends.hls.vitis import invoke_vitis
+
+    project = run.write_hls(board, _plan(run, plan_path), Path(out) if out else None)
     meta = read_project(project)
     click.echo(f"wrote {project}: {meta['samples']['total']} test vectors "
                f"({meta['samples']['inputs']} test set + {meta['samples']['extreme']} extreme/random), "
                f"part {meta['part']} at {meta['clock_mhz']:g} MHz")
     if step is None:
         return
-    report = run_vitis(project, step)
+    report = invoke_vitis(project, step)
     if report is not None:
         lat, res = report["latency_cycles"], report["resources"]
         click.echo(f"latency {lat['best']}..{lat['worst']} cycles, interval {report['interval_cycles']['max']}, "
@@ -128,9 +171,9 @@ def hls(run, out, board, plan_path, step) -> None:
 @_clear_errors
 def csim(project) -> None:
     """Bit-exact C simulation of an HLS project with g++ against the integer reference."""
-    from msq.backends.hls.csim import run_csim
+    from msq.backends.hls.csim import c_simulate
 
-    result = run_csim(project)
+    result = c_simulate(project)
     click.echo(f"compiled in {result.compile_seconds:.1f} s, simulated {result.samples} inputs "
                f"in {result.run_seconds:.2f} s")
     if result.warnings:
@@ -142,25 +185,23 @@ def csim(project) -> None:
 
 
 @main.command()
-@click.argument("run", type=click.Path(file_okay=False))
+@run_argument
 @click.option("--out", default=None, help="Project directory to write [default: RUN/rtl].")
 @click.option("--plan", "plan_path", default=None,
               help="Engine plan JSON (lanes per layer), or 'auto': the planner's for --board [default: one lane each].")
-@click.option("--board", default="pynq-z2", show_default=True, help="Board the 'auto' plan must fit.")
+@board_option("Board the 'auto' plan must fit.")
 @_clear_errors
 def rtl(run, out, plan_path, board) -> None:
     """Write synthesizable Verilog (layer pipeline, AXI-Stream top msq_top) from RUN/ir and its test set."""
+    from pathlib import Path
+
     from msq.backends.rtl.generate import read_design
     from msq.backends.rtl.lint import lint
-    from msq.rtl_run import build_rtl
 
     if plan_path == "auto":
-        from msq.boards import load_board
-        from msq.plan_run import plan_run
-
-        _, plan_path = plan_run(run, load_board(board))
-        click.echo(f"planned for {board}: wrote {plan_path}")
-    project = build_rtl(run, out, plan_path)
+        result, plan_path = run.plan(board)
+        click.echo(f"planned for {board.name}: wrote {plan_path}")
+    project = run.write_rtl(_plan(run, plan_path), Path(out) if out else None)
     meta = read_design(project)
     cyc = meta["cycles"]
     click.echo(f"wrote {project}: {len(meta['sources'])} Verilog files, {meta['samples']['total']} test vectors "
@@ -205,18 +246,16 @@ def sim(project, simulator, waves, seed, sources_dir) -> None:
 
 @main.command()
 @click.argument("rtl_dir", type=click.Path(file_okay=False))
-@click.option("--board", default="pynq-z2", show_default=True, help="Board name or a path to a board .yaml.")
+@board_option()
 @click.option("--tool", type=click.Choice(["auto", "vivado", "yosys"]), default="auto", show_default=True,
               help="auto: Vivado when `vivado` is on PATH, else Yosys.")
 @_clear_errors
 def synth(rtl_dir, board, tool) -> None:
     """Synthesize a generated RTL project; write RTL_DIR/synth/synth.json and the Vivado Tcl."""
     from msq.backends.synth.run import synthesize
-    from msq.boards import load_board
 
-    b = load_board(board)
-    click.echo(f"synthesizing {rtl_dir} for {b.name} ({b.part}) ...")
-    s = synthesize(rtl_dir, b, tool)
+    click.echo(f"synthesizing {rtl_dir} for {board.name} ({board.part}) ...")
+    s = synthesize(rtl_dir, board, tool)
     click.echo(f"{s['tool']} ({s['version'][:60]}), {s['seconds']:.0f} s")
     for key, u in s["utilization"].items():
         click.echo(f"  {key.upper():6s} {u['used']:>9g} / {u['available']:<8g} ({u['percent']:5.2f} %)")
@@ -225,28 +264,21 @@ def synth(rtl_dir, board, tool) -> None:
 
 
 @main.command()
-@click.option("--model", default="mlp", show_default=True,
-              help="'mlp', 'cnn', or your own: 'path/to/file.py:function' (see docs/user-guide.md).")
-@click.option("--dataset", default="digits", show_default=True, help="'digits' or a path to a .npz file.")
-@click.option("--wbits", type=int, default=4, show_default=True)
-@click.option("--abits", type=int, default=4, show_default=True)
-@click.option("--board", default="pynq-z2", show_default=True, help="Board name or a path to a board .yaml.")
-@click.option("--sp2-ratio", type=float, default=None, help="SP2 row fraction; default: balanced for the board.")
-@click.option("--epochs", type=int, default=40, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@training_options
 @click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator", show_default=True)
 @click.option("--synth-tool", type=click.Choice(["auto", "vivado", "yosys"]), default="auto", show_default=True)
 @click.option("--out", required=True, help="Run directory (re-running resumes from the first changed stage).")
 @_clear_errors
 def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator, synth_tool, out) -> None:
     """Train → export → HLS + C-sim → Verilog + simulation → synthesis → report."""
+    from msq.boards import load_board
     from msq.flow import Flow, FlowConfig
     from msq.frontend.train import TrainConfig
 
     cfg = FlowConfig(TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme="msq",
                                  board=board, sp2_ratio=sp2_ratio, epochs=epochs, seed=seed),
                      out=out, simulator=simulator, synth_tool=synth_tool)
-    s = Flow(cfg).execute()
+    s = Flow(cfg, load_board(board), progress=click.echo).execute()
     acc = s["accuracy"]
     click.echo(f"\nsummary ({out}/summary.json):")
     click.echo(f"  accuracy: float {acc.get('float', float('nan')):.2f}%, fake-quant {acc['fake_quant']:.2f}%, "
@@ -262,11 +294,11 @@ def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator
 
 
 @main.command()
-@click.argument("run", type=click.Path(file_okay=False))
+@run_argument
 @_clear_errors
 def report(run) -> None:
     """Write RUN/report/report.html (self-contained) and report.md from a flow's outputs."""
-    from msq.backends.report import write_report
+    from msq.report import write_report
 
     html_path, md_path = write_report(run)
     click.echo(f"wrote {html_path} and {md_path}")
@@ -277,25 +309,25 @@ def report(run) -> None:
 @_clear_errors
 def calibrate(out) -> None:
     """Synthesize the SP2/fixed lanes and overhead blocks with Yosys; write the cost table."""
-    from msq.backends.synth.calibrate import CALIBRATION_JSON, calibrate as run_calibration
+    from msq.assets import CALIBRATION_JSON
+    from msq.design.calibrate import calibrate as run_calibration
 
     table = run_calibration(out or CALIBRATION_JSON, progress=click.echo)
     click.echo(f"wrote {out or CALIBRATION_JSON} ({table['yosys_version'][:40]})")
 
 
 @main.command()
-@click.argument("run", type=click.Path(file_okay=False))
-@click.option("--board", default="pynq-z2", show_default=True, help="Board name or a path to a board .yaml.")
-@click.option("--headroom", type=float, default=0.8, show_default=True, help="Fraction of each resource to use.")
+@run_argument
+@board_option()
+@headroom_option
 @click.option("--out", default=None, help="Plan JSON to write [default: RUN/plan.json].")
 @_clear_errors
 def plan(run, board, headroom, out) -> None:
     """Choose each layer's SP2/fixed lanes: the fastest balanced design that fits the board."""
-    from msq.boards import load_board
-    from msq.plan_run import plan_run
+    from pathlib import Path
 
-    b = load_board(board)
-    res, path = plan_run(run, b, out, headroom)
+    b = board
+    res, path = run.plan(board, headroom, Path(out) if out else None)
     for name, p in res.plan.items():
         click.echo(f"  {name}: sp2_lanes {p.sp2_lanes}, fixed_lanes {p.fixed_lanes}")
     r = res.resources
@@ -306,18 +338,16 @@ def plan(run, board, headroom, out) -> None:
 
 
 @main.command()
-@click.argument("run", type=click.Path(file_okay=False))
-@click.option("--board", default="pynq-z2", show_default=True, help="Board name or a path to a board .yaml.")
-@click.option("--headroom", type=float, default=0.8, show_default=True, help="Fraction of each resource to use.")
+@run_argument
+@board_option()
+@headroom_option
 @click.option("--out", default=None, help="Directory for explore.json and pareto.png [default: RUN/explore/BOARD].")
 @_clear_errors
 def explore(run, board, headroom, out) -> None:
     """Sweep the SP2 ratio x planner lanes: throughput vs resources, best design, Pareto plot."""
-    from msq.boards import load_board
-    from msq.plan_run import explore_run
+    from pathlib import Path
 
-    b = load_board(board)
-    result, path = explore_run(run, b, out, headroom)
+    result, path = run.explore(board, headroom, Path(out) if out else None)
     click.echo(f"{result['note']}")
     click.echo(f"{'ratio':>5} {'SP2 rows':>9} {'interval':>9} {'inf/s':>11} {'LUT':>8} {'FF':>8} {'DSP':>5} fits")
     for p in result["points"]:

@@ -16,15 +16,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
 from msq import __version__, atomic
-from msq.boards import Board, load_board
+from msq.backends.hls.csim import CSIM_DIR
+from msq.backends.rtl.generate import HDL_DIR
+from msq.backends.synth.run import SYNTH_JSON
+from msq.boards import Board
 from msq.errors import MSQError
 from msq.frontend.train import TrainConfig
+from msq.ir.plan import load_plan
+from msq.rundir import RunDir
 
-STATE = "flow_state.json"
-SUMMARY = "summary.json"
+Progress = Callable[[str], None]
 _SKIP_DIRS = {"csim", "sim", "sim_build", "build", "synth", "__pycache__"}
 
 
@@ -56,51 +58,53 @@ class FlowConfig:
 class Stage:
     name: str
     inputs: Callable[[], list[Any]]  # settings and paths whose content decides the result
-    run: Callable[[], dict[str, Any]]  # does the work, returns its part of the summary
+    work: Callable[[], dict[str, Any]]  # does the work, returns its part of the summary
     outputs: Callable[[], list[Path]] = field(default=lambda: [])
 
 
 class Flow:
-    """The stages of one run directory, with resume by fingerprint."""
+    """The stages of one run directory, with resume by fingerprint. ``progress`` receives one
+    line per event (stage started, done, skipped; simulation and synthesis progress)."""
 
-    def __init__(self, cfg: FlowConfig):
+    def __init__(self, cfg: FlowConfig, board: Board, progress: Progress = lambda line: None):
         self.cfg = cfg
-        self.run = Path(cfg.out)
-        self.board: Board = load_board(cfg.train.board)
-        self.state_path = self.run / STATE
+        self.rd = RunDir(cfg.out)
+        self.board = board
+        self.progress = progress
+        self.state_path = self.rd.flow_state_json
         self.state: dict[str, Any] = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
         self.results: dict[str, dict[str, Any]] = {}
 
     # --- stages -------------------------------------------------------------------------------
 
     def stages(self) -> list[Stage]:
-        r, cfg = self.run, self.cfg
+        rd, cfg = self.rd, self.cfg
         board_file = Path(cfg.train.board) if cfg.train.board.endswith((".yaml", ".yml")) else None
         data_file = Path(cfg.train.dataset) if cfg.train.dataset.endswith(".npz") else None
         model_file = Path(cfg.train.model.rpartition(":")[0]) if ":" in cfg.train.model else None
         extra = [p for p in (board_file, data_file, model_file) if p is not None]
         stages = [Stage("train", lambda: [asdict(cfg.train), __version__, *extra], self._train,
-                        lambda: [r / "model.pt", r / "metrics.json"])]
+                        lambda: [rd.model_pt, rd.metrics_json])]
         if cfg.baseline:
             stages.append(Stage("baseline", lambda: [asdict(cfg.train), __version__, *extra], self._baseline,
-                                lambda: [r / "float" / "metrics.json"]))
+                                lambda: [RunDir(rd.float_dir).metrics_json]))
         stages += [
-            Stage("export", lambda: [r / "model.pt"], self._export, lambda: [r / "ir"]),
-            Stage("eval", lambda: [r / "ir", cfg.train.dataset, *extra], self._eval, lambda: [r / "eval.json"]),
-            Stage("plan", lambda: [r / "ir", asdict(self.board)], self._plan, lambda: [r / "plan.json"]),
-            Stage("hls", lambda: [r / "ir", r / "plan.json", asdict(self.board)], self._hls, lambda: [r / "hls"]),
-            Stage("csim", lambda: [r / "hls"], self._csim, lambda: [r / "hls" / "csim"]),
-            Stage("rtl", lambda: [r / "ir", r / "plan.json"], self._rtl, lambda: [r / "rtl"]),
-            Stage("rtlsim", lambda: [r / "rtl", cfg.simulator], self._rtlsim, lambda: [r / "rtl" / "sim"]),
-            Stage("synth", lambda: [r / "rtl" / "hdl", asdict(self.board), cfg.synth_tool], self._synth,
-                  lambda: [r / "rtl" / "synth" / "synth.json"]),
+            Stage("export", lambda: [rd.model_pt], self._export, lambda: [rd.ir_dir]),
+            Stage("eval", lambda: [rd.ir_dir, cfg.train.dataset, *extra], self._eval, lambda: [rd.eval_json]),
+            Stage("plan", lambda: [rd.ir_dir, asdict(self.board)], self._plan, lambda: [rd.plan_json]),
+            Stage("hls", lambda: [rd.ir_dir, rd.plan_json, asdict(self.board)], self._hls, lambda: [rd.hls_dir]),
+            Stage("csim", lambda: [rd.hls_dir], self._csim, lambda: [rd.hls_dir / CSIM_DIR]),
+            Stage("rtl", lambda: [rd.ir_dir, rd.plan_json], self._rtl, lambda: [rd.rtl_dir]),
+            Stage("rtlsim", lambda: [rd.rtl_dir, cfg.simulator], self._rtlsim, lambda: [rd.rtl_sim_dir]),
+            Stage("synth", lambda: [rd.rtl_dir / HDL_DIR, asdict(self.board), cfg.synth_tool], self._synth,
+                  lambda: [rd.synth_dir / SYNTH_JSON]),
         ]
         return stages
 
     def _train(self) -> dict[str, Any]:
         from msq.frontend.train import train_run
 
-        m = train_run(self.cfg.train, self.run)
+        m = train_run(self.cfg.train, self.rd.path, board=self.board)
         return {"accuracy": {"fake_quant": m["accuracy"]["test"]},
                 "sp2_fraction": m["sp2_fraction"]["overall"],
                 "sp2_fraction_per_layer": {k: v["fraction"] for k, v in m["sp2_fraction"]["per_layer"].items()},
@@ -110,60 +114,53 @@ class Flow:
         from msq.frontend.train import train_run
 
         base = TrainConfig(**{**asdict(self.cfg.train), "scheme": "float", "sp2_ratio": None})
-        m = train_run(base, self.run / "float")
+        m = train_run(base, self.rd.float_dir, board=self.board)
         return {"accuracy": {"float": m["accuracy"]["test"]}}
 
     def _export(self) -> dict[str, Any]:
         from msq.frontend.export import export_run
         from msq.ir.summary import summary_table
 
-        ir, _ = export_run(self.run)
-        click.echo(summary_table(ir))
+        ir, _ = export_run(self.rd.path)
+        self.progress(summary_table(ir))
         return {}
 
     def _eval(self) -> dict[str, Any]:
-        from msq.evaluate import evaluate_run
-
-        e = evaluate_run(self.run)
+        e = self.rd.evaluate()
         if e["torch_int"]["mismatches"]:
             raise MSQError(f"the torch integer path differs from the reference in {e['torch_int']['mismatches']} "
                            "output elements")
         return {"accuracy": {"deployed": e["deployed_accuracy"]}, "torch_int": e["torch_int"]}
 
     def _plan(self) -> dict[str, Any]:
-        from msq.plan_run import plan_run
-
-        res, _ = plan_run(self.run, self.board)
+        res, _ = self.rd.plan(self.board)
         for name, p in res.plan.items():
-            click.echo(f"  {name}: {p.sp2_lanes} SP2 lanes, {p.fixed_lanes} fixed lanes")
+            self.progress(f"  {name}: {p.sp2_lanes} SP2 lanes, {p.fixed_lanes} fixed lanes")
         return {"plan": {name: asdict(p) for name, p in res.plan.items()},
                 "estimate": res.resources.as_dict()}
 
     def _hls(self) -> dict[str, Any]:
-        from msq.hls_run import build_project
-
-        build_project(self.run, self.run / "hls", self.cfg.train.board, self.run / "plan.json")
+        self.rd.write_hls(self.board, load_plan(self.rd.ir, self.rd.plan_json))
         return {}
 
     def _csim(self) -> dict[str, Any]:
-        from msq.backends.hls.csim import run_csim
+        from msq.backends.hls.csim import c_simulate
 
-        res = run_csim(self.run / "hls")
+        res = c_simulate(self.rd.hls_dir)
         if res.mismatches:
             raise MSQError(f"C-sim: {res.mismatches} mismatches against the integer reference (see {res.report})")
         return {"csim": {"mismatches": res.mismatches, "samples": res.samples, "report": str(res.report)}}
 
     def _rtl(self) -> dict[str, Any]:
         from msq.backends.rtl.generate import read_design
-        from msq.rtl_run import build_rtl
 
-        design = read_design(build_rtl(self.run, self.run / "rtl", self.run / "plan.json"))
+        design = read_design(self.rd.write_rtl(load_plan(self.rd.ir, self.rd.plan_json)))
         return {"layer_cycles": design["cycles"]["layers"]}
 
     def _rtlsim(self) -> dict[str, Any]:
         from msq.backends.rtl.simulate import simulate
 
-        res = simulate(self.run / "rtl", simulator=self.cfg.simulator, progress=lambda m: click.echo(f"  {m}"))
+        res = simulate(self.rd.rtl_dir, simulator=self.cfg.simulator, progress=lambda m: self.progress(f"  {m}"))
         if res["mismatches"]:
             raise MSQError(f"RTL simulation: {len(res['mismatches'])} mismatches against the integer reference "
                            f"(see {res.get('mismatches_file')})")
@@ -175,8 +172,8 @@ class Flow:
     def _synth(self) -> dict[str, Any]:
         from msq.backends.synth.run import synthesize
 
-        click.echo(f"  synthesizing for {self.board.part} (log: {self.run / 'rtl' / 'synth'}) ...")
-        s = synthesize(self.run / "rtl", self.board, self.cfg.synth_tool, model=self.run.name)
+        self.progress(f"  synthesizing for {self.board.part} (log: {self.rd.synth_dir}) ...")
+        s = synthesize(self.rd.rtl_dir, self.board, self.cfg.synth_tool, model=self.rd.name)
         return {"synth": s}
 
     # --- driver -------------------------------------------------------------------------------
@@ -196,30 +193,30 @@ class Flow:
             fp = self.fingerprint(stage)
             done = self.state.get(stage.name, {})
             if done.get("fingerprint") == fp and all(p.exists() for p in stage.outputs()):
-                click.echo(f"[{i}/{len(stages)}] {stage.name}: up to date")
+                self.progress(f"[{i}/{len(stages)}] {stage.name}: up to date")
                 self.results[stage.name] = done["result"]
                 continue
-            click.echo(f"[{i}/{len(stages)}] {stage.name} ...")
+            self.progress(f"[{i}/{len(stages)}] {stage.name} ...")
             start = time.perf_counter()
             try:
-                result = stage.run()
+                result = stage.work()
             except MSQError as exc:
                 self._save_summary()
                 raise MSQError(f"flow stopped at stage '{stage.name}': {exc}") from exc
             seconds = time.perf_counter() - start
-            click.echo(f"[{i}/{len(stages)}] {stage.name}: done in {seconds:.1f} s")
+            self.progress(f"[{i}/{len(stages)}] {stage.name}: done in {seconds:.1f} s")
             self.results[stage.name] = result
             self.state[stage.name] = {"fingerprint": self.fingerprint(stage), "result": result,
                                       "seconds": round(seconds, 2)}
             atomic.write_json(self.state_path, self.state)
         summary = self._save_summary()
-        from msq.backends.report import write_report
+        from msq.report import write_report
 
-        write_report(self.run)
+        write_report(self.rd)
         return summary
 
     def _save_summary(self) -> dict[str, Any]:
-        s: dict[str, Any] = {"run": self.run.name, "msq_version": __version__, "model": self.cfg.train.model,
+        s: dict[str, Any] = {"run": self.rd.name, "msq_version": __version__, "model": self.cfg.train.model,
                              "dataset": self.cfg.train.dataset, "board": self.board.name,
                              "clock_mhz": self.board.clock_mhz, "accuracy": {}}
         for result in self.results.values():
@@ -230,7 +227,7 @@ class Flow:
                     s[key] = value
         s["ladder"] = ladder(s)
         s["stage_seconds"] = {k: v.get("seconds") for k, v in self.state.items()}
-        atomic.write_json(self.run / SUMMARY, s)
+        atomic.write_json(self.rd.summary_json, s)
         return s
 
 

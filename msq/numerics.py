@@ -1,6 +1,6 @@
 """Number systems of MSQ: fixed point, SP2 and P2 level sets, integer encodings, projection.
 
-One definition each (DESIGN.md §3). Level tables are built once in NumPy; the torch helpers
+One definition each (docs/ir.md gives the integer encodings). Level tables are built once in NumPy; the torch helpers
 reuse the same tables, so training, export and every backend agree on every level.
 
 Weight of a row: ``w = alpha * q`` with ``q`` a level of the row's scheme. Each scheme also
@@ -14,6 +14,7 @@ has an *integer weight* ``w_int = q * D`` with an exact integer denominator ``D`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 
 import numpy as np
@@ -23,7 +24,16 @@ from msq.errors import MSQError
 
 MIN_BITS = 2
 MAX_BITS = 8
-SCHEMES = ("fixed", "sp2", "p2")
+
+
+class RowScheme(StrEnum):
+    """The number system of one weight row: SP2 rows run on shift-adds in LUTs, fixed rows on
+    multipliers in DSPs; P2 (one power of two) exists only as a training baseline."""
+
+    FIXED = "fixed"
+    SP2 = "sp2"
+    P2 = "p2"
+
 
 
 def check_bits(bits: int, what: str = "wbits") -> int:
@@ -65,7 +75,7 @@ def denominator(scheme: str, bits: int) -> int:
         return 2 ** sp2_exponent(bits)
     if scheme == "p2":
         return 2 ** p2_exponent(bits)
-    raise MSQError(f"unknown scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
+    raise MSQError(f"unknown scheme {scheme!r}: expected one of {', '.join(RowScheme)}")
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,7 @@ def integer_levels(scheme: str, bits: int) -> np.ndarray:
         e = p2_exponent(bits)
         mags = np.array([0] + [2 ** (e - k) for k in range(e, -1, -1)], dtype=np.int64)
     else:
-        raise MSQError(f"unknown scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
+        raise MSQError(f"unknown scheme {scheme!r}: expected one of {', '.join(RowScheme)}")
     return np.unique(np.concatenate([-mags, mags]))
 
 

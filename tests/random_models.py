@@ -10,12 +10,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from msq.backends.vectors import extreme_inputs  # noqa: F401  (re-exported for the tests)
+from msq.ir.vectors import extreme_inputs  # noqa: F401  (re-exported for the tests)
 from msq.frontend import models
 from msq.frontend.export import export_model
 from msq.frontend.models import QuantConfig
 from msq.frontend.quantizer import msq_quantizers
 from msq.ir.model import IRModel
+from msq.ir.plan import LayerPlan
 
 
 def random_model(seed: int, kind: str | None = None) -> tuple[nn.Sequential, tuple[int, ...]]:
@@ -110,3 +111,14 @@ def _live(module: nn.Module) -> bool:
     scale = float(module.act_quant.scale().detach())
     return abs(np.log2(scale) - round(np.log2(scale))) < 1e-9
 
+
+
+def random_plan(ir: IRModel, seed: int) -> dict[str, LayerPlan]:
+    """Random engine parallelism per layer: 1..rows lanes for each engine that has rows."""
+    rng = np.random.default_rng(seed)
+
+    def lanes(n: int) -> int:
+        return int(rng.integers(1, n + 1)) if n else 0
+
+    return {layer.name: LayerPlan(lanes(len(layer.sp2_rows)), lanes(len(layer.fixed_rows)))
+            for layer in ir.compute_layers()}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from msq.boards import available_boards, load_board
-from msq.cost_model import board_sp2_ratio
+from msq.design.cost_model import board_sp2_ratio
 from msq.errors import MSQError
 from msq.frontend.assignment import assign_schemes, choose_sp2_rows, sp2_suitability
 from msq.frontend.models import QuantConfig, build_model

@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msq.backends import reference
+from msq import ref as reference
 from msq.backends.torch_int import IntegerModel
 from msq.errors import MSQError
 from msq.frontend.data import load_digits
@@ -23,7 +23,7 @@ from msq.frontend.export import export_model
 def test_frozen_torch_equals_reference_on_random_models(seed):
     ir = random_ir(seed)
     x = extreme_inputs(ir, n_random=16, seed=seed)
-    ref = reference.run(ir, x)
+    ref = reference.infer(ir, x)
     got = IntegerModel(ir)(x)
     assert got.dtype == np.int64 and ref.dtype == np.int64
     assert np.array_equal(got, ref)
@@ -35,7 +35,7 @@ def test_frozen_torch_equals_reference_on_random_models(seed):
 def test_accumulators_never_exceed_their_declared_width(seed):
     ir = random_ir(seed)
     x = extreme_inputs(ir, n_random=16, seed=seed)
-    for layer, inp in zip(ir.layers, [x] + reference.run(ir, x, keep=True)[:-1]):
+    for layer, inp in zip(ir.layers, [x] + reference.infer(ir, x, keep=True)[:-1]):
         if layer.kind in ("dense", "conv"):
             acc = reference.accumulate(layer, inp)
             bound = 2 ** (layer.acc_bits - 1)
@@ -64,7 +64,7 @@ def test_frozen_torch_equals_reference_on_demo_models(mlp_demo, cnn_demo):
     data = load_digits()
     for _, ir in (mlp_demo, cnn_demo):
         x = np.concatenate([ir.quantize_input(data.x_test), extreme_inputs(ir)])
-        assert np.array_equal(IntegerModel(ir)(x), ref.run(ir, x))
+        assert np.array_equal(IntegerModel(ir)(x), ref.infer(ir, x))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])

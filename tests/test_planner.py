@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from msq import cost_model
-from msq.backends import explore, planner
-from msq.backends.plan import LayerPlan, default_plan
+from msq.design import cost_model
+from msq.design import explore, planner
+from msq.ir.plan import LayerPlan, default_plan
 from msq.backends.rtl import cycles
-from msq.backends.synth.estimate import estimate_design
+from msq.design.estimate import estimate_design
 from msq.boards import load_board
 from msq.errors import MSQError
 
@@ -38,7 +38,7 @@ def test_planner_balances_and_fits(mlp_demo):
     res = planner.plan_search(ir, board)
     assert res.interval == cycles.inference_interval(ir, res.plan)
     assert res.latency == cycles.latency(ir, res.plan)
-    assert planner.fits(res.resources, board, planner.DEFAULT_HEADROOM)
+    assert planner.fits(res.resources, board, planner.HEADROOM)
     assert res.interval < cycles.inference_interval(ir, default_plan(ir))
     for layer in ir.compute_layers():
         p = res.plan[layer.name]

@@ -12,13 +12,13 @@ import pytest
 import torch
 from random_models import _randomize
 
-from msq.backends import planner
-from msq.backends.plan import LayerPlan, default_plan
+from msq.design import planner
+from msq.ir.plan import LayerPlan, default_plan
 from msq.backends.rtl import cycles
 from msq.backends.rtl.generate import generate_rtl
 from msq.backends.rtl.simulate import simulate
 from msq.backends.synth import vivado
-from msq.backends.synth.estimate import FF_TOLERANCE, LUT_TOLERANCE, estimate_design
+from msq.design.estimate import FF_TOLERANCE, LUT_TOLERANCE, estimate_design
 from msq.backends.synth.run import synthesize
 from msq.backends.synth.yosys import counts_from_cells
 from msq.boards import load_board

@@ -1,4 +1,4 @@
-"""Per-row scheme assignment (DESIGN.md §4): which rows get SP2, and how many.
+"""Per-row scheme assignment: which rows get SP2, and how many.
 
 Fit statistic (the *SP2 suitability*) of a row: the kurtosis of its weights,
 ``mean((w - mean)^4) / var^2`` (3 for a Gaussian, 6 for a Laplace, 1.8 for a uniform). SP2's

@@ -1,4 +1,4 @@
-"""Freeze a trained Brevitas/MSQ model into the integer IR (DESIGN.md §5).
+"""Freeze a trained Brevitas/MSQ model into the integer IR (docs/ir.md is its contract).
 
 Integer weights come from the frozen quantizers (``value / scale`` of the quantized weight);
 BatchNorm and the float bias fold into the per-row integer bias and requantization multiplier;
@@ -18,6 +18,7 @@ from torch import nn
 
 from msq import numerics
 from msq.errors import MSQError
+from msq.numerics import RowScheme
 from msq.frontend.models import check_supported
 from msq.frontend.quantizer import MSQTensorQuant
 from msq.ir import arith
@@ -71,7 +72,7 @@ def _quantized_weight(module: nn.Module, name: str) -> tuple[np.ndarray, np.ndar
     if not isinstance(tq, MSQTensorQuant):
         raise MSQError(f"layer '{name}' has no MSQ weight quantizer: export needs a model trained with "
                        "--scheme msq, fixed or sp2 (float models have no integer form)")
-    if tq.alt_scheme == "p2":
+    if tq.alt_scheme == RowScheme.P2:
         raise MSQError(f"layer '{name}' uses the P2 baseline: export supports msq, fixed and sp2 rows")
     with torch.no_grad():
         q = tq.normalized_levels(module.weight).double()
@@ -82,7 +83,7 @@ def _quantized_weight(module: nn.Module, name: str) -> tuple[np.ndarray, np.ndar
     if np.abs(ratio - w_int).max(initial=0) > 1e-3:
         raise MSQError(f"layer '{name}': quantized weights are not integer multiples of their scale")
     sp2 = tq.sp2_mask.numpy()
-    for scheme, rows in (("sp2", sp2), ("fixed", ~sp2)):
+    for scheme, rows in ((RowScheme.SP2, sp2), (RowScheme.FIXED, ~sp2)):
         if rows.any() and not np.isin(w_int[rows], numerics.integer_levels(scheme, tq.bits)).all():
             raise MSQError(f"layer '{name}': a {scheme} row has a weight off the {tq.bits}-bit {scheme} levels")
     scheme = np.where(sp2, SCHEME_SP2, SCHEME_FIXED).astype(np.int64)
@@ -115,6 +116,106 @@ def _close(p: _Pending, out_fmt: ActFormat, relu: bool) -> ComputeLayer:
                         scheme=p.scheme, w_int=p.w_int, bias=bias, mult=mult, shift=shift, **p.geometry)
 
 
+@dataclass
+class _Stream:
+    """What export knows between two modules: the stream's shape and format, the compute layer
+    waiting for its activation quantizer, and the IR layers closed so far."""
+
+    shape: tuple[int, ...]
+    fmt: ActFormat
+    pending: _Pending | None = None
+    torch_chw: tuple[int, int, int] | None = None  # (C, H, W) of a flattened image until a dense layer reads it
+    layers: list[Layer] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def ir_name(self, kind: str) -> str:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return f"{kind}{self.counts[kind]}"
+
+    def open_compute(self, name: str) -> None:
+        if self.pending is not None:
+            raise MSQError(f"layer '{name}' follows layer '{self.pending.name}' without an activation quantizer")
+
+
+def _linear(st: _Stream, name: str, module: QuantLinear) -> None:
+    st.open_compute(name)
+    w_int, w_scale, scheme, bits = _quantized_weight(module, name)
+    if st.torch_chw is not None:  # torch flattened (C, H, W); the stream is (H, W, C)
+        c, h, w = st.torch_chw
+        w_int = w_int.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(w_int), -1)
+        st.torch_chw = None
+    if int(np.prod(st.shape)) != module.in_features:
+        raise MSQError(f"layer '{name}' expects {module.in_features} inputs, the stream has {st.shape}")
+    st.pending = _Pending(st.ir_name("dense"), "dense", (int(np.prod(st.shape)),), (module.out_features,), st.fmt,
+                          bits, scheme, w_int, w_scale, _bias(module, len(w_int)))
+    st.shape = st.pending.out_shape
+
+
+def _conv(st: _Stream, name: str, module: QuantConv2d) -> None:
+    st.open_compute(name)
+    w_int, w_scale, scheme, bits = _quantized_weight(module, name)
+    shape = st.shape
+    if len(shape) != 3 or module.groups != 1 or _pair(module.dilation, "dilation", name) != (1, 1):
+        raise MSQError(f"layer '{name}': only ungrouped, undilated Conv2d on images is supported")
+    if isinstance(module.padding, str):
+        raise MSQError(f"layer '{name}': padding must be integers, got {module.padding!r}")
+    kernel = _pair(module.kernel_size, "kernel_size", name)
+    stride = _pair(module.stride, "stride", name)
+    padding = _pair(module.padding, "padding", name)
+    ho = (shape[0] + 2 * padding[0] - kernel[0]) // stride[0] + 1
+    wo = (shape[1] + 2 * padding[1] - kernel[1]) // stride[1] + 1
+    st.pending = _Pending(st.ir_name("conv"), "conv", shape, (ho, wo, module.out_channels), st.fmt, bits, scheme,
+                          w_int.transpose(0, 2, 3, 1).copy(), w_scale, _bias(module, len(w_int)),
+                          geometry={"kernel": kernel, "stride": stride, "padding": padding})
+    st.shape = st.pending.out_shape
+
+
+def _batchnorm(st: _Stream, name: str, module: nn.BatchNorm1d | nn.BatchNorm2d) -> None:
+    pending = st.pending
+    if pending is None or pending.bn_a is not None:
+        raise MSQError(f"layer '{name}' (BatchNorm) must directly follow a Linear or Conv2d layer")
+    var = module.running_var.double().numpy()
+    gamma = module.weight.detach().double().numpy() if module.affine else np.ones_like(var)
+    beta = module.bias.detach().double().numpy() if module.affine else np.zeros_like(var)
+    pending.bn_a = gamma / np.sqrt(var + module.eps)
+    pending.bn_c = beta - module.running_mean.double().numpy() * pending.bn_a
+
+
+def _activation(st: _Stream, name: str, module: QuantReLU | QuantIdentity) -> None:
+    out_fmt = act_format(module, name)
+    if st.pending is None:
+        raise MSQError(f"layer '{name}': an activation quantizer must follow a Linear or Conv2d layer")
+    relu = isinstance(module, QuantReLU)
+    if relu and out_fmt.signed:
+        raise MSQError(f"layer '{name}': a QuantReLU must use an unsigned quantizer")
+    st.layers.append(_close(st.pending, out_fmt, relu))
+    st.fmt, st.pending = out_fmt, None
+
+
+def _pooling(st: _Stream, name: str, module: nn.MaxPool2d | nn.AvgPool2d) -> None:
+    layer = _pool(module, name, st.shape, st.fmt, st.pending)
+    layer.name = st.ir_name(layer.kind)
+    st.layers.append(layer)
+    st.shape = layer.out_shape
+
+
+def _flatten(st: _Stream, name: str, module: nn.Flatten) -> None:
+    if len(st.shape) == 3:
+        st.torch_chw = (st.shape[2], st.shape[0], st.shape[1])
+    st.shape = (int(np.prod(st.shape)),)
+
+
+# One handler per module type, in the order they are tried; a new layer type adds a row.
+HANDLERS = (
+    (QuantLinear, _linear),
+    (QuantConv2d, _conv),
+    ((nn.BatchNorm1d, nn.BatchNorm2d), _batchnorm),
+    ((QuantReLU, QuantIdentity), _activation),
+    ((nn.MaxPool2d, nn.AvgPool2d), _pooling),
+    (nn.Flatten, _flatten),
+)
+
+
 def export_model(model: nn.Sequential, input_shape: tuple[int, ...], model_name: str = "model",
                  source: dict | None = None) -> IRModel:
     """Freeze ``model`` (inputs shaped ``input_shape`` in torch layout: (C, H, W) or (F,)) into an IR."""
@@ -124,77 +225,16 @@ def export_model(model: nn.Sequential, input_shape: tuple[int, ...], model_name:
     if not children or not isinstance(children[0][1], QuantIdentity):
         raise MSQError("the model must start with a QuantIdentity input quantizer")
     input_fmt = act_format(children[0][1], children[0][0])
-    shape = _stream_shape(input_shape)
-    torch_chw = None  # (C, H, W) of a flattened image, until a dense layer consumes it
-    fmt: ActFormat = input_fmt
-    pending: _Pending | None = None
-    layers: list[Layer] = []
-    counts: dict[str, int] = {}
-
-    def ir_name(kind: str) -> str:
-        counts[kind] = counts.get(kind, 0) + 1
-        return f"{kind}{counts[kind]}"
-
+    st = _Stream(shape=_stream_shape(input_shape), fmt=input_fmt)
     for name, module in children[1:]:
-        if isinstance(module, (QuantLinear, QuantConv2d)):
-            if pending is not None:
-                raise MSQError(f"layer '{name}' follows layer '{pending.name}' without an activation quantizer")
-            w_int, w_scale, scheme, bits = _quantized_weight(module, name)
-            if isinstance(module, QuantLinear):
-                if torch_chw is not None:  # torch flattened (C, H, W); the stream is (H, W, C)
-                    c, h, w = torch_chw
-                    w_int = w_int.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(w_int), -1)
-                    torch_chw = None
-                if int(np.prod(shape)) != module.in_features:
-                    raise MSQError(f"layer '{name}' expects {module.in_features} inputs, the stream has {shape}")
-                pending = _Pending(ir_name("dense"), "dense", (int(np.prod(shape)),), (module.out_features,), fmt, bits,
-                                   scheme, w_int, w_scale, _bias(module, len(w_int)))
-            else:
-                if len(shape) != 3 or module.groups != 1 or _pair(module.dilation, "dilation", name) != (1, 1):
-                    raise MSQError(f"layer '{name}': only ungrouped, undilated Conv2d on images is supported")
-                if isinstance(module.padding, str):
-                    raise MSQError(f"layer '{name}': padding must be integers, got {module.padding!r}")
-                kernel = _pair(module.kernel_size, "kernel_size", name)
-                stride = _pair(module.stride, "stride", name)
-                padding = _pair(module.padding, "padding", name)
-                ho = (shape[0] + 2 * padding[0] - kernel[0]) // stride[0] + 1
-                wo = (shape[1] + 2 * padding[1] - kernel[1]) // stride[1] + 1
-                pending = _Pending(ir_name("conv"), "conv", shape, (ho, wo, module.out_channels), fmt, bits, scheme,
-                                   w_int.transpose(0, 2, 3, 1).copy(), w_scale, _bias(module, len(w_int)),
-                                   geometry={"kernel": kernel, "stride": stride, "padding": padding})
-            shape = pending.out_shape
-        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            if pending is None or pending.bn_a is not None:
-                raise MSQError(f"layer '{name}' (BatchNorm) must directly follow a Linear or Conv2d layer")
-            var = module.running_var.double().numpy()
-            gamma = module.weight.detach().double().numpy() if module.affine else np.ones_like(var)
-            beta = module.bias.detach().double().numpy() if module.affine else np.zeros_like(var)
-            pending.bn_a = gamma / np.sqrt(var + module.eps)
-            pending.bn_c = beta - module.running_mean.double().numpy() * pending.bn_a
-        elif isinstance(module, (QuantReLU, QuantIdentity)):
-            out_fmt = act_format(module, name)
-            if pending is None:
-                raise MSQError(f"layer '{name}': an activation quantizer must follow a Linear or Conv2d layer")
-            relu = isinstance(module, QuantReLU)
-            if relu and out_fmt.signed:
-                raise MSQError(f"layer '{name}': a QuantReLU must use an unsigned quantizer")
-            layers.append(_close(pending, out_fmt, relu))
-            fmt, pending = out_fmt, None
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            layer = _pool(module, name, shape, fmt, pending)
-            layer.name = ir_name(layer.kind)
-            layers.append(layer)
-            shape = layer.out_shape
-        elif isinstance(module, nn.Flatten):
-            if len(shape) == 3:
-                torch_chw = (shape[2], shape[0], shape[1])
-            shape = (int(np.prod(shape)),)
-    if pending is not None:
-        raise MSQError(f"layer '{pending.name}' is not followed by an activation quantizer (QuantReLU or QuantIdentity)")
-    if not layers:
+        handler = next(fn for types, fn in HANDLERS if isinstance(module, types))
+        handler(st, name, module)
+    if st.pending is not None:
+        raise MSQError(f"layer '{st.pending.name}' is not followed by an activation quantizer (QuantReLU or QuantIdentity)")
+    if not st.layers:
         raise MSQError("the model has no Linear or Conv2d layer to export")
     return IRModel(name=model_name, input_shape=_stream_shape(input_shape), input_fmt=input_fmt,
-                   layers=layers, source=source or {})
+                   layers=st.layers, source=source or {})
 
 
 def _stream_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:

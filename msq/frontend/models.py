@@ -19,9 +19,8 @@ from torch import nn
 
 from msq import numerics
 from msq.errors import MSQError
-from msq.frontend.quantizer import MSQWeightQuant
+from msq.frontend.quantizer import TRAINING_SCHEMES, MSQWeightQuant
 
-SCHEMES = ("msq", "fixed", "sp2", "p2", "float")
 OUT_BITS = 8  # the logits leave the network as signed 8-bit fixed point
 SUPPORTED_LAYERS = (QuantLinear, QuantConv2d, QuantReLU, QuantIdentity, nn.BatchNorm1d, nn.BatchNorm2d,
                     nn.MaxPool2d, nn.AvgPool2d, nn.Flatten)
@@ -37,8 +36,8 @@ class QuantConfig:
     out_bits: int = OUT_BITS
 
     def __post_init__(self):
-        if self.scheme not in SCHEMES:
-            raise MSQError(f"unknown scheme {self.scheme!r}: expected one of {', '.join(SCHEMES)}")
+        if self.scheme not in TRAINING_SCHEMES:
+            raise MSQError(f"unknown scheme {self.scheme!r}: expected one of {', '.join(TRAINING_SCHEMES)}")
         numerics.check_bits(self.wbits, "wbits")
         numerics.check_bits(self.abits, "abits")
         numerics.check_bits(self.out_bits, "out_bits")

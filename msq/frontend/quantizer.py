@@ -22,8 +22,12 @@ from torch import nn
 
 from msq import numerics
 from msq.errors import MSQError
+from msq.numerics import RowScheme
 
-WEIGHT_SCHEMES = ("msq", "fixed", "sp2", "p2")
+# Training schemes (``--scheme``): 'float' trains without quantization, 'fixed'/'sp2'/'p2' give every
+# row that row scheme, 'msq' mixes SP2 and fixed rows per layer.
+TRAINING_SCHEMES = ("float", "fixed", "p2", "sp2", "msq")
+QUANTIZED_SCHEMES = TRAINING_SCHEMES[1:]
 _MIN_SCALE = 1e-8
 
 
@@ -31,23 +35,23 @@ class MSQTensorQuant(nn.Module):
     """Brevitas ``tensor_quant``: per-row mixed-scheme weight fake quantization.
 
     Returns Brevitas' ``(value, scale, zero_point, bit_width)``: ``value / scale`` is the integer
-    weight ``w_int`` of DESIGN.md §3 (per-row ``scale = alpha_r / D_r``).
+    weight ``w_int`` of docs/ir.md (per-row ``scale = alpha_r / D_r``).
     """
 
     def __init__(self, tracked_parameter_list: list[torch.Tensor], bit_width: int, msq_scheme: str):
         super().__init__()
-        if msq_scheme not in WEIGHT_SCHEMES:
-            raise MSQError(f"unknown weight scheme {msq_scheme!r}: expected one of {', '.join(WEIGHT_SCHEMES)}")
+        if msq_scheme not in QUANTIZED_SCHEMES:
+            raise MSQError(f"unknown weight scheme {msq_scheme!r}: expected one of {', '.join(QUANTIZED_SCHEMES)}")
         weight = tracked_parameter_list[0]
         self.bits = numerics.check_bits(int(bit_width))
         self.scheme = msq_scheme
-        self.alt_scheme = "p2" if msq_scheme == "p2" else "sp2"
+        self.alt_scheme = RowScheme.P2 if msq_scheme == RowScheme.P2 else RowScheme.SP2
         rows = weight.shape[0]
-        self.register_buffer("sp2_mask", torch.full((rows,), msq_scheme in ("sp2", "p2"), dtype=torch.bool))
+        self.register_buffer("sp2_mask", torch.full((rows,), msq_scheme in (RowScheme.SP2, RowScheme.P2), dtype=torch.bool))
         self.scale = nn.Parameter(torch.ones(rows))
-        self.register_buffer("lv_fixed", numerics.level_tensor("fixed", self.bits), persistent=False)
+        self.register_buffer("lv_fixed", numerics.level_tensor(RowScheme.FIXED, self.bits), persistent=False)
         self.register_buffer("lv_alt", numerics.level_tensor(self.alt_scheme, self.bits), persistent=False)
-        self.d_fixed = float(numerics.denominator("fixed", self.bits))
+        self.d_fixed = float(numerics.denominator(RowScheme.FIXED, self.bits))
         self.d_alt = float(numerics.denominator(self.alt_scheme, self.bits))
         self.int_bits = max(self.bits, int(self.d_alt).bit_length() + 1)
         self.reset_scales(weight.detach())
@@ -59,7 +63,7 @@ class MSQTensorQuant(nn.Module):
         mask = self.sp2_mask.cpu().numpy()
         todo = np.ones_like(mask) if rows is None else rows.cpu().numpy().astype(bool)
         alpha = self.scale.detach().cpu().numpy().copy()
-        for scheme, sel in ((self.alt_scheme, mask), ("fixed", ~mask)):
+        for scheme, sel in ((self.alt_scheme, mask), (RowScheme.FIXED, ~mask)):
             pick = sel & todo
             if pick.any():
                 alpha[pick] = numerics.mse_optimal_scale(w[pick], scheme, self.bits)[0]

@@ -12,7 +12,6 @@ A run directory holds ``model.pt`` (a ``weights_only``-loadable dict: config + s
 """
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -25,14 +24,18 @@ from torch import nn
 from tqdm import tqdm
 
 from msq import atomic
-from msq.boards import load_board
-from msq.cost_model import board_sp2_ratio
+from msq.boards import Board, load_board
+from msq.design.cost_model import board_sp2_ratio
 from msq.errors import MSQError
 from msq.frontend.assignment import assign_schemes, check_ratio
 from msq.frontend.data import Dataset, load_dataset
 from msq.frontend.models import QuantConfig, build_model, check_supported
 from msq.frontend.quantizer import msq_quantizers
 
+# What msq train writes into a run directory (msq/rundir.py composes the whole layout).
+MODEL_PT = "model.pt"
+ASSIGNMENT_JSON = "assignment.json"
+METRICS_JSON = "metrics.json"
 CHECKPOINT_FORMAT = "msq-checkpoint"
 CHECKPOINT_VERSION = 1
 REASSIGN_EVERY = 5
@@ -63,9 +66,10 @@ class TrainConfig:
             raise MSQError(f"epochs must be a positive integer, got {self.epochs!r}")
 
 
-def resolve_ratio(cfg: TrainConfig) -> tuple[float, str]:
-    """The SP2 row fraction and where it came from ('user', 'board' or the scheme itself)."""
-    board = load_board(cfg.board)
+def resolve_ratio(cfg: TrainConfig, board: Board | None = None) -> tuple[float, str]:
+    """The SP2 row fraction and where it came from ('user', 'board' or the scheme itself);
+    ``board`` is ``cfg.board`` when the caller has loaded it already."""
+    board = board or load_board(cfg.board)
     if cfg.scheme == "msq":
         if cfg.sp2_ratio is not None:
             return cfg.sp2_ratio, "user"
@@ -149,9 +153,9 @@ def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, ratio: float,
     return history
 
 
-def train_run(cfg: TrainConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
+def train_run(cfg: TrainConfig, out: str | Path, progress: bool = True, board: Board | None = None) -> dict[str, Any]:
     """Train per ``cfg`` and write the run directory ``out``; returns the metrics."""
-    ratio, ratio_source = resolve_ratio(cfg)
+    ratio, ratio_source = resolve_ratio(cfg, board)
     data = load_dataset(cfg.dataset)
     seed_everything(cfg.seed)
     qcfg = QuantConfig(cfg.wbits, cfg.abits, cfg.scheme)
@@ -182,14 +186,14 @@ def save_run(out: str | Path, model: nn.Module, cfg: TrainConfig, qcfg: QuantCon
             "data": {"name": data.name, "in_shape": list(data.in_shape), "classes": data.classes,
                      "signed": data.signed},
             "state_dict": model.state_dict()}
-    atomic.write_with(out / "model.pt", lambda tmp: torch.save(ckpt, tmp))
-    atomic.write_json(out / "assignment.json", assignment_strings(model))
-    atomic.write_json(out / "metrics.json", metrics)
+    atomic.write_with(out / MODEL_PT, lambda tmp: torch.save(ckpt, tmp))
+    atomic.write_json(out / ASSIGNMENT_JSON, assignment_strings(model))
+    atomic.write_json(out / METRICS_JSON, metrics)
 
 
 def load_run(run: str | Path) -> tuple[nn.Sequential, dict[str, Any]]:
     """Rebuild a trained model from ``run/model.pt`` (loaded with ``weights_only=True``)."""
-    path = Path(run) / "model.pt"
+    path = Path(run) / MODEL_PT
     if not path.is_file():
         raise MSQError(f"{path} does not exist: expected a run directory written by 'msq train'")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -206,6 +210,4 @@ def load_run(run: str | Path) -> tuple[nn.Sequential, dict[str, Any]]:
     return model, ckpt
 
 
-def read_metrics(run: str | Path) -> dict[str, Any]:
-    return json.loads((Path(run) / "metrics.json").read_text())
 

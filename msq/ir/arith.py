@@ -1,4 +1,4 @@
-"""The integer arithmetic contract (DESIGN.md §5), defined once; docs/ir.md describes it.
+"""The integer arithmetic contract, defined once; docs/ir.md describes it.
 
 - Activation format ``(bits, frac, signed)``: real value ``x = x_int * 2^-frac``;
   ``x_int`` in ``[0, 2^bits - 1]`` unsigned or ``[-2^(bits-1), 2^(bits-1) - 1]`` signed.
@@ -24,6 +24,7 @@ import numpy as np
 
 MULT_BITS = 16  # signed requantization multiplier: |m| < 2^15
 MAX_SHIFT = 62
+SHIFT_BITS = MAX_SHIFT.bit_length()  # unsigned shift field of the requantizer (6)
 MAX_ACC_BITS = 46  # partial sums must be exact in float64 (< 2^53) for the torch integer path
 MAX_REQUANT_BITS = 62  # acc * m + bias + rounding must fit int64
 
@@ -50,6 +51,13 @@ class ActFormat:
 
     def as_dict(self) -> dict:
         return {"bits": self.bits, "frac": self.frac, "signed": self.signed}
+
+
+def requant_datapath_bits(requant_bits: int, acc_bits: int, max_shift: int) -> int:
+    """Width of a requantizer's datapath in hardware: ``requant_bits`` holds ``acc * m + bias +
+    2^(n-1)``, but not necessarily the rounding term ``2^(n-1)`` or the sign-extended accumulator
+    on their own, which a datapath builds first; one more bit keeps every step exact."""
+    return max(requant_bits, acc_bits + 1, max_shift + 1) + 1
 
 
 def signed_width(lo: int, hi: int) -> int:

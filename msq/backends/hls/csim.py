@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from msq import atomic
-from msq.backends import reference
+from msq import ref
 from msq.backends.hls import sources
 from msq.backends.hls.project import IR_DIR, read_project
 from msq.errors import MSQError
@@ -100,9 +100,9 @@ def compare(ir: IRModel, x: np.ndarray, expected: np.ndarray, got: np.ndarray,
     """The mismatch report: every differing output element (against the expected file) and, per
     layer, every traced element that differs from the integer reference."""
     outputs = _mismatch_list(ir.layers[-1].name, expected, got)
-    ref = reference.run(ir, x, keep=True)
+    per_layer = ref.infer(ir, x, keep=True)
     layers, layer_mismatches, first = {}, [], None
-    for layer, want, have in zip(ir.layers, ref, trace):
+    for layer, want, have in zip(ir.layers, per_layer, trace):
         if have is None:
             layers[layer.name] = {"traced": False}
             continue
@@ -116,7 +116,7 @@ def compare(ir: IRModel, x: np.ndarray, expected: np.ndarray, got: np.ndarray,
             "layer_mismatches": layer_mismatches}
 
 
-def run_csim(project: str | Path, opt: str = "-O0") -> CsimResult:
+def c_simulate(project: str | Path, opt: str = "-O0") -> CsimResult:
     """Compile and run the project's testbench, compare every element; write ``csim/mismatches.json``."""
     project = Path(project).resolve()
     meta = read_project(project)

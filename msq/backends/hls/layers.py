@@ -12,8 +12,8 @@ import re
 import numpy as np
 
 from msq import numerics
-from msq.backends.plan import LayerPlan
-from msq.ir.arith import ActFormat
+from msq.ir.plan import LayerPlan
+from msq.ir.arith import ActFormat, requant_datapath_bits
 from msq.ir.model import SCHEME_SP2, ComputeLayer, Layer, PoolLayer
 
 
@@ -52,13 +52,18 @@ def _padded(rows: np.ndarray, lanes: int) -> tuple[int, int, int]:
     return lanes, groups, max(groups * lanes, 1)
 
 
+def _datapath_bits(layer: Layer) -> int:
+    max_shift = int(np.max(layer.shift))
+    return requant_datapath_bits(layer.requant_bits, layer.acc_bits, max_shift)
+
+
 def _common(index: int, layer: Layer, requant: bool) -> list[str]:
     lines = [f"    static const int LAYER = {index};",
              f"    typedef {act_type(layer.in_fmt)} in_t;  // {fmt_comment(layer.in_fmt)}",
              f"    typedef {act_type(layer.out_fmt)} out_t;  // {fmt_comment(layer.out_fmt)}"]
     if requant:
         lines += [f"    typedef ap_int<{layer.acc_bits}> acc_t;  // accumulator: no in-range input overflows it",
-                  f"    typedef ap_int<{layer.requant_bits}> rq_t;  // acc * mult + bias + rounding term",
+                  f"    typedef ap_int<{_datapath_bits(layer)}> rq_t;  // acc * mult, + bias, rounding term, each exact",
                   f"    static const long long OUT_LO = {lit(layer.out_fmt.lo)};",
                   f"    static const long long OUT_HI = {lit(layer.out_fmt.hi)};"]
     return lines

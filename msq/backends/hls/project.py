@@ -26,14 +26,16 @@ import numpy as np
 
 import msq
 from msq import atomic
-from msq.backends import reference, vectors
+from msq.assets import HLS_DIR
+from msq import ref
+from msq.ir import vectors
 from msq.backends.hls import sources, tcl
-from msq.backends.plan import LayerPlan, default_plan
+from msq.ir.plan import LayerPlan, default_plan
 from msq.boards import Board
 from msq.ir import io as ir_io
 from msq.ir.model import IRModel
 
-KERNEL_LIBRARY = Path(__file__).resolve().parents[3] / "hls" / sources.KERNELS_H
+KERNEL_LIBRARY = HLS_DIR / sources.KERNELS_H
 PROJECT_JSON = "project.json"
 IR_DIR = "ir"
 
@@ -58,7 +60,7 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
     """Write the project for ``ir`` to ``out``.
 
     ``inputs`` are integer stream tensors (N, *input_shape), e.g. the quantized test set; the
-    extreme and random vectors of :func:`msq.backends.vectors.extreme_inputs` are appended. The
+    extreme and random vectors of :func:`msq.ir.vectors.extreme_inputs` are appended. The
     expected outputs are the integer reference's. ``steps`` go into ``options.tcl``.
     """
     out = Path(out)
@@ -66,14 +68,14 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
     inputs = np.asarray(inputs, dtype=np.int64).reshape((-1,) + tuple(ir.input_shape))
     extreme = vectors.extreme_inputs(ir)
     x = np.concatenate([inputs, extreme])
-    expected = reference.run(ir, x)
+    expected = ref.infer(ir, x)
     with atomic.atomic_dir(out) as tmp:
         ir_io.save_ir(ir, tmp / IR_DIR)
         provenance = {"msq_version": msq.__version__, "model": ir.name, "ir_sha256": ir_digest(tmp / IR_DIR),
                       "source": source}
         layers_h, weights = sources.layers_header(ir, plan, provenance)
         files = {sources.TOP_H: sources.top_header(ir, provenance), sources.TOP_CPP: sources.top_source(ir, provenance),
-                 sources.LAYERS_H: layers_h, sources.TESTBENCH: sources.testbench(provenance),
+                 sources.LAYERS_H: layers_h, sources.WIDTHS_H: sources.widths_header(provenance), sources.TESTBENCH: sources.testbench(provenance),
                  "options.tcl": tcl.options(board, steps, provenance), "build.tcl": tcl.build(provenance),
                  "vivado_ooc.tcl": tcl.vivado_ooc(provenance),
                  sources.TB_INPUTS: _vector_lines(x), sources.TB_EXPECTED: _vector_lines(expected), **weights}

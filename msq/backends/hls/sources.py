@@ -7,11 +7,13 @@ from __future__ import annotations
 import numpy as np
 
 from msq.backends.hls.layers import compute_struct, fmt_comment, kernel_call, pool_struct, port_type, struct_name
-from msq.backends.plan import LayerPlan
+from msq.ir.arith import MAX_SHIFT, MULT_BITS, SHIFT_BITS
+from msq.ir.plan import LayerPlan
 from msq.ir.model import ComputeLayer, IRModel
 
 TOP = "msq_top"
 KERNELS_H = "msq_kernels.h"
+WIDTHS_H = "msq_widths.h"  # the IR contract's fixed widths, included by the kernel library
 TOP_H = "msq_top.h"
 TOP_CPP = "msq_top.cpp"
 LAYERS_H = "msq_layers.h"
@@ -28,6 +30,15 @@ def banner(what: str, provenance: dict, comment: str = "//", editable: bool = Fa
              "Edit freely; regenerating the project overwrites it." if editable
              else "Do not edit: regenerate the project instead."]
     return "\n".join(f"{comment} {line}" for line in lines) + "\n"
+
+
+def widths_header(provenance: dict) -> str:
+    """The requantizer widths of the IR contract (msq/ir/arith.py), for the kernel library."""
+    return (banner("Widths fixed by the IR's arithmetic contract (msq/ir/arith.py).", provenance)
+            + "#ifndef MSQ_WIDTHS_H\n#define MSQ_WIDTHS_H\n\nnamespace msq {\n"
+            f"static const int MULT_BITS = {MULT_BITS};   // signed requantization multiplier\n"
+            f"static const int SHIFT_BITS = {SHIFT_BITS};   // unsigned requantization shift, 0..{MAX_SHIFT}\n"
+            "}  // namespace msq\n\n#endif  // MSQ_WIDTHS_H\n")
 
 
 def top_header(ir: IRModel, provenance: dict) -> str:

@@ -16,7 +16,7 @@ from msq import atomic
 from msq.backends.hls import tcl
 from msq.errors import MSQError
 
-# What ``--run STEP`` asks build.tcl to do.
+# What ``msq hls --vitis STEP`` asks build.tcl to do.
 RUN_STEPS = {"csim": ("csim",), "csynth": ("csynth",), "cosim": ("csynth", "cosim"),
              "export": ("csynth", "export")}
 RESOURCES = ("BRAM_18K", "DSP", "FF", "LUT", "URAM")
@@ -98,7 +98,7 @@ def find_csynth_xml(project: Path) -> Path:
     raise MSQError(f"no C-synthesis report in {report_dir}: did csynth_design run? (see {project}/vitis.log)")
 
 
-def run_vitis(project: str | Path, step: str) -> dict | None:
+def invoke_vitis(project: str | Path, step: str) -> dict | None:
     """Run ``build.tcl`` up to ``step``; after synthesis, parse and save the report (``csynth_report.json``).
 
     Returns the report, or None for ``step='csim'``. Raises an MSQError saying so plainly when no

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from msq.backends.plan import LayerPlan
+from msq.ir.plan import LayerPlan
 from msq.ir.model import ComputeLayer, IRModel, Layer
 
 # Latency added per layer besides its engine time: the output register between a layer and the

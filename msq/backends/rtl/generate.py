@@ -21,15 +21,18 @@ import numpy as np
 
 import msq
 from msq import atomic
-from msq.backends import reference, vectors
-from msq.backends.plan import LayerPlan, default_plan
+from msq.assets import RTL_SIM_DIR
+from msq import ref
+from msq.ir import vectors
+from msq.ir.plan import LayerPlan, default_plan
 from msq.backends.rtl import cycles, verilog
 from msq.errors import MSQError
 from msq.ir import io as ir_io
 from msq.ir.model import ComputeLayer, IRModel
 
 DESIGN_JSON = "design.json"
-TESTBENCH = verilog.RTL_SIM / "tb" / "test_msq_top.py"
+HDL_DIR = "hdl"  # the design's Verilog, below the project directory
+TESTBENCH = RTL_SIM_DIR / "tb" / "test_msq_top.py"
 TIMING_INFERENCES = 6  # the timing run: enough inferences for the dataflow to reach steady state
 
 
@@ -40,12 +43,12 @@ def _header(ir: IRModel, source: str) -> str:
 def design_sources(ir: IRModel, plan: dict[str, LayerPlan], source: str) -> dict[str, str]:
     """Relative path → Verilog text of every generated module (kernels not included)."""
     header = _header(ir, source)
-    files = {"hdl/msq_top.v": verilog.top(ir, plan, header)}
+    files = {f"{HDL_DIR}/msq_top.v": verilog.top(ir, plan, header)}
     for layer in ir.layers:
         module = verilog.layer_module(layer.name)
         text = (verilog.compute_layer(layer, plan[layer.name], module, header) if isinstance(layer, ComputeLayer)
                 else verilog.pool_layer(layer, module, header))
-        files[f"hdl/{module}.v"] = text
+        files[f"{HDL_DIR}/{module}.v"] = text
     return files
 
 
@@ -54,7 +57,7 @@ def generate_rtl(ir: IRModel, out: str | Path, inputs: np.ndarray, plan: dict[st
     """Write the Verilog project for ``ir`` to ``out`` and return its path.
 
     ``inputs`` are integer stream tensors (N, *input_shape), e.g. the quantized test set; the
-    extreme and random inputs of :func:`msq.backends.vectors.extreme_inputs` are appended and the
+    extreme and random inputs of :func:`msq.ir.vectors.extreme_inputs` are appended and the
     expected outputs are the integer reference's.
     """
     out = Path(out)
@@ -65,7 +68,7 @@ def generate_rtl(ir: IRModel, out: str | Path, inputs: np.ndarray, plan: dict[st
     inputs = np.asarray(inputs, dtype=np.int64).reshape((-1,) + tuple(ir.input_shape))
     extreme = vectors.extreme_inputs(ir, n_random=n_extreme_random)
     x = np.concatenate([inputs, extreme])
-    expected = reference.run(ir, x)
+    expected = ref.infer(ir, x)
     files = design_sources(ir, plan, source)
     interval, lat = cycles.inference_interval(ir, plan), cycles.latency(ir, plan)
     stream = {"out_signed": ir.output_fmt.signed, "last_layer": ir.layers[-1].name,
@@ -74,13 +77,13 @@ def generate_rtl(ir: IRModel, out: str | Path, inputs: np.ndarray, plan: dict[st
             "plan": {name: asdict(p) for name, p in plan.items()},
             "cycles": {"layers": cycles.all_layer_cycles(ir, plan), "interval": interval, "latency": lat},
             "samples": {"total": int(len(x)), "inputs": int(len(inputs)), "extreme_random": int(len(extreme))},
-            "sources": sorted(files) + [f"hdl/{k}" for k in verilog.kernels_used(ir)]}
+            "sources": sorted(files) + [f"{HDL_DIR}/{k}" for k in verilog.kernels_used(ir)]}
     with atomic.atomic_dir(out) as tmp:
         for rel, text in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_text(text)
         for name in verilog.kernels_used(ir):
-            shutil.copyfile(verilog.KERNELS / name, tmp / "hdl" / name)
+            shutil.copyfile(verilog.KERNELS / name, tmp / HDL_DIR / name)
         ir_io.save_ir(ir, tmp / "ir")
         (tmp / "vectors").mkdir()
         np.save(tmp / "vectors" / "inputs.npy", x)

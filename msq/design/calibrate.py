@@ -1,6 +1,6 @@
 """``msq calibrate``: synthesize the project's own kernels with Yosys and write the cost table.
 
-Every figure of the resource model (msq/cost_model.py, msq/backends/synth/estimate.py) comes from
+Every figure of the resource model (msq/design/cost_model.py, msq/design/estimate.py) comes from
 this table. Each micro-design is a registered wrapper around one kernel from ``rtl_sim/kernels/``
 (or a piece of generated-layer structure) with every operand on a port, so nothing is optimized
 away, synthesized with ``synth_xilinx -family xc7``:
@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from msq import atomic
-from msq.backends.plan import LayerPlan
+from msq.assets import CALIBRATION_JSON
+from msq.ir.plan import LayerPlan
 from msq.backends.rtl import verilog
 from msq.backends.rtl.verilog import KERNELS
 from msq.backends.synth import yosys
@@ -41,7 +42,6 @@ from msq.ir.arith import ActFormat, accumulator_bits
 from msq.ir.model import SCHEME_FIXED, SCHEME_SP2, ComputeLayer, Layer, PoolLayer
 from msq.numerics import sp2_exponent, sp2_split
 
-CALIBRATION_JSON = Path(__file__).resolve().parents[2] / "data" / "calibration.json"
 COMMAND = "msq calibrate"
 BITS = tuple(range(2, 9))
 ACC_REF = 20  # accumulator width of the lane grid
@@ -151,7 +151,7 @@ endmodule
     return text, []
 
 
-SP2_W4 = np.array([1, 2, 4, 5, 6, 8])  # 4-bit SP2 integer magnitudes (DESIGN.md §3, E = 3)
+SP2_W4 = np.array([1, 2, 4, 5, 6, 8])  # 4-bit SP2 integer magnitudes (docs/ir.md, E = 3)
 LAYER_SPECS = (("dense", 32, 8, None), ("dense", 96, 24, None), ("dense", 64, 32, None), ("conv", 4, 8, (8, 8)),
                ("maxpool", 8, 8, (8, 8)))
 
@@ -210,7 +210,7 @@ def _fit(points: list[tuple[float, dict[str, Any]]], key: str) -> dict[str, floa
     return {"a": my - b * mx, "b": b}
 
 
-def calibrate(out: str | Path = CALIBRATION_JSON, progress: Callable[[str], None] = print) -> dict[str, Any]:
+def calibrate(out: str | Path = CALIBRATION_JSON, progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Run every micro-synthesis and write the calibration table to ``out``; returns it."""
     jobs: list[tuple[str, tuple, tuple[str, list[str]]]] = []
     grid = sorted({(w, 4) for w in BITS} | {(4, a) for a in BITS} | {(w, w) for w in BITS})
@@ -275,8 +275,8 @@ def _fits(measured: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def residual_fit(table: dict[str, Any]) -> dict[str, float]:
     """The generated layers' measured LUTs minus every other estimator term
-    (msq.backends.synth.estimate without the residual), fitted against the layer's weight bits."""
-    from msq.backends.synth import estimate
+    (msq.design.estimate without the residual), fitted against the layer's weight bits."""
+    from msq.design import estimate
 
     points = []
     for m in table["measured"]["layer"]:

@@ -7,7 +7,7 @@ fan-in ``K`` and ``R`` rows may take at most ``P = floor(((T - 1) / N - R) / K)`
 finish together and no layer is given lanes it does not need to meet ``T`` (layers are balanced
 against the bottleneck). The planner searches the smallest ``T`` whose plan fits
 ``headroom`` x the board's LUT, FF, DSP and BRAM by the calibrated estimate
-(msq.backends.synth.estimate); resources only shrink as ``T`` grows, so a bisection over the
+(msq.design.estimate); resources only shrink as ``T`` grows, so a bisection over the
 intervals the layers can reach finds it. Predicted cycles come from ``cycles.py``, which the RTL
 simulation matches to the cycle.
 """
@@ -17,14 +17,13 @@ import bisect
 import math
 from dataclasses import dataclass
 
-from msq.backends.plan import LayerPlan
+from msq.ir.plan import LayerPlan
 from msq.backends.rtl import cycles
-from msq.backends.synth.estimate import Resources, estimate_design
+from msq.design.cost_model import HEADROOM
+from msq.design.estimate import Resources, estimate_design
 from msq.boards import Board
 from msq.errors import MSQError
 from msq.ir.model import ComputeLayer, IRModel
-
-DEFAULT_HEADROOM = 0.8
 RESOURCES = ("lut", "ff", "dsp", "bram36")
 
 
@@ -90,12 +89,12 @@ def evaluate(ir: IRModel, plan: dict[str, LayerPlan]) -> PlanResult:
     return PlanResult(plan, cycles.inference_interval(ir, plan), cycles.latency(ir, plan), estimate_design(ir, plan))
 
 
-def plan_design(ir: IRModel, board: Board, headroom: float = DEFAULT_HEADROOM) -> dict[str, LayerPlan]:
+def plan_design(ir: IRModel, board: Board, headroom: float = HEADROOM) -> dict[str, LayerPlan]:
     """Per-layer lanes minimizing the inference interval within ``headroom`` x the board."""
     return plan_search(ir, board, headroom).plan
 
 
-def plan_search(ir: IRModel, board: Board, headroom: float = DEFAULT_HEADROOM) -> PlanResult:
+def plan_search(ir: IRModel, board: Board, headroom: float = HEADROOM) -> PlanResult:
     """:func:`plan_design` with the chosen plan's cycles and estimated resources."""
     if not 0 < headroom <= 1:
         raise MSQError(f"headroom must be in (0, 1], got {headroom}")

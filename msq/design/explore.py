@@ -3,7 +3,7 @@
 A hardware what-if on a run's IR: for each ratio ``r`` every compute layer gets ``ceil(r * rows)``
 SP2 rows (the IR's SP2 rows first, then its fixed rows, in order) and the rest fixed; accuracy is
 not re-measured (that needs retraining with ``msq train --sp2-ratio r``). For each ratio the
-planner picks the lanes (msq.backends.planner) and the point records the predicted interval
+planner picks the lanes (msq.design.planner) and the point records the predicted interval
 (cycles.py), throughput at the board clock and the calibrated resource estimate. The best design is
 the fastest that fits (ties: the smaller largest fraction of any board resource); the Pareto front is plotted as throughput vs LUT and DSP.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from msq import atomic
-from msq.backends import planner
+from msq.design import planner
 from msq.boards import Board
 from msq.errors import MSQError
 from msq.ir.model import SCHEME_FIXED, SCHEME_SP2, ComputeLayer, IRModel
@@ -44,7 +44,7 @@ def with_ratio(ir: IRModel, ratio: float) -> IRModel:
 
 
 def explore(ir: IRModel, board: Board, ratios: tuple[float, ...] = RATIOS,
-            headroom: float = planner.DEFAULT_HEADROOM) -> dict[str, Any]:
+            headroom: float = planner.HEADROOM) -> dict[str, Any]:
     """Plan and estimate the design at every ratio; returns the points and the best that fits."""
     points = []
     for r in ratios:
@@ -112,7 +112,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_explore(ir: IRModel, board: Board, out: str | Path, headroom: float = planner.DEFAULT_HEADROOM) -> dict:
+def write_explore(ir: IRModel, board: Board, out: str | Path, headroom: float = planner.HEADROOM) -> dict:
     """Run :func:`explore`, write ``out/explore.json`` and ``out/pareto.png``; returns the result."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -27,15 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from msq import cost_model
-from msq.backends.plan import LayerPlan
+from msq.design import cost_model
+from msq.ir.plan import LayerPlan
 from msq.backends.rtl import cycles, verilog
+from msq.ir.arith import MULT_BITS, SHIFT_BITS, requant_datapath_bits
 from msq.ir.model import ComputeLayer, IRModel, Layer
-from msq.numerics import sp2_split
+from msq.numerics import RowScheme, sp2_split
 
 LUT_TOLERANCE = 0.25
 FF_TOLERANCE = 0.25
-ROW_CONST_BITS = 16 + 6  # multiplier and shift ROM bits per row (the bias adds the datapath width)
+ROW_CONST_BITS = MULT_BITS + SHIFT_BITS  # multiplier and shift ROM bits per row (the bias adds the datapath width)
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,13 @@ def compute_layer(layer: ComputeLayer, plan: LayerPlan, table: dict[str, Any]) -
     n_pass = cycles.passes(layer, plan)
     total = ZERO
     m1, m2 = sp2_split(w)
-    for scheme, lanes, code_bits in (("sp2", plan.sp2_lanes, 1 + m1 + max(m2, 1)), ("fixed", plan.fixed_lanes, w)):
+    for scheme, lanes, code_bits in ((RowScheme.SP2, plan.sp2_lanes, 1 + m1 + max(m2, 1)), (RowScheme.FIXED, plan.fixed_lanes, w)):
         if not lanes:
             continue
         lut, ff, dsp = cost_model.lane_cost(scheme, w, a, acc, table)
         total += Resources(lanes * lut, lanes * ff, lanes * dsp)
         total += _rom(table, lanes * n_pass * layer.fan_in * code_bits)
-    pw = verilog.requant_width(layer.requant_bits, acc, int(layer.shift.max()))
+    pw = requant_datapath_bits(layer.requant_bits, acc, int(layer.shift.max()))
     total += _rom(table, layer.rows * (ROW_CONST_BITS + pw))
     acc_bits = layer.rows * acc
     total += Resources(_linear(table, "accfile_lut_per_bit", acc_bits), _linear(table, "accfile_ff_per_bit", acc_bits), 0)
@@ -131,7 +132,7 @@ def pool_layer(layer: Layer, table: dict[str, Any]) -> Resources:
     taps = layer.kernel[0] * layer.kernel[1]
     if layer.kind == "avgpool":
         sumw = layer.in_fmt.bits + 1 + max(1, (taps - 1).bit_length())
-        pw = verilog.requant_width(layer.requant_bits, sumw, layer.shift)
+        pw = requant_datapath_bits(layer.requant_bits, sumw, layer.shift)
         total += Resources(_linear(table, "requant_lut_per_pw", pw), _linear(table, "requant_ff_per_pw", pw), 0)
     return total
 

@@ -10,11 +10,11 @@ accumulator width by the measured per-bit slope.
 
 Yosys' ``synth_xilinx`` maps a multiply to a DSP48 only when its product is at least 9 bits wide
 (``abits + 1 + wbits >= 9``, e.g. W4A4); narrower fixed lanes are measured as LUT multipliers
-with no DSP, and the estimator (msq/backends/synth/estimate.py) follows those Yosys counts.
+with no DSP, and the estimator (msq/design/estimate.py) follows those Yosys counts.
 Vivado honours the kernel's ``use_dsp`` attribute at every width, so the board ratio costs a fixed
 lane as one DSP48 plus the LUTs of a DSP-mapped lane whatever the widths.
 
-DESIGN.md §4: ``r = P_lut / (P_lut + P_dsp)`` balances the engines. With ``HEADROOM`` of each
+The board ratio (docs/architecture.md): ``r = P_lut / (P_lut + P_dsp)`` balances the engines. With ``HEADROOM`` of each
 resource planned for, the DSP budget affords ``P_dsp`` fixed lanes (one DSP48 each); the LUTs
 those lanes use besides their DSP come out of the LUT budget, and the rest affords ``P_lut`` SP2
 lanes at their calibrated LUT cost.
@@ -26,13 +26,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from msq.assets import CALIBRATION_JSON
 from msq.boards import Board
 from msq.errors import MSQError
-from msq.numerics import check_bits
+from msq.numerics import RowScheme, check_bits
 
-CALIBRATION_JSON = Path(__file__).resolve().parent / "data" / "calibration.json"
 HEADROOM = 0.8
-SCHEMES = ("sp2", "fixed")
+ENGINE_SCHEMES = (RowScheme.SP2, RowScheme.FIXED)  # the row schemes that have hardware engines
 
 
 @lru_cache(maxsize=1)
@@ -58,8 +58,8 @@ def lane_cost(scheme: str, wbits: int, abits: int, acc_bits: int | None = None,
               table: dict[str, Any] | None = None) -> tuple[float, float, int]:
     """(LUT, FF, DSP) of one engine lane of ``scheme`` ('sp2' or 'fixed'): kernel + accumulator
     (``table``: a calibration table other than the shipped one)."""
-    if scheme not in SCHEMES:
-        raise MSQError(f"unknown scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
+    if scheme not in ENGINE_SCHEMES:
+        raise MSQError(f"unknown scheme {scheme!r}: expected one of {', '.join(ENGINE_SCHEMES)}")
     table = table or calibration()
     pts = _lane_points(scheme, table)
     w, a = min(max(wbits, 2), 8), min(max(abits, 2), 8)
@@ -82,13 +82,13 @@ def sp2_mac_luts(wbits: int, abits: int) -> float:
     """Calibrated LUTs of one SP2 shift-add lane (MAC + accumulator) at the reference accumulator width."""
     check_bits(wbits)
     check_bits(abits, "abits")
-    return lane_cost("sp2", wbits, abits)[0]
+    return lane_cost(RowScheme.SP2, wbits, abits)[0]
 
 
 def _dsp_lane(wbits: int, abits: int) -> tuple[float, float, int]:
     """The calibrated fixed lane, or (when Yosys put a narrow product in LUTs) the W4A4 DSP lane."""
-    cost = lane_cost("fixed", wbits, abits)
-    return cost if cost[2] else lane_cost("fixed", 4, 4)
+    cost = lane_cost(RowScheme.FIXED, wbits, abits)
+    return cost if cost[2] else lane_cost(RowScheme.FIXED, 4, 4)
 
 
 def fixed_mac_dsps(wbits: int, abits: int) -> float:

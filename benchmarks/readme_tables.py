@@ -1,0 +1,406 @@
+"""The README's results, rendered from benchmarks/results/*.json so that no figure can drift.
+
+Every measured figure of README.md sits in a block between ``<!-- results:NAME -->`` and
+``<!-- /results:NAME -->``; this script renders each block from the JSON files the benchmarks
+write and rewrites the blocks in place. Prose outside the blocks quotes no measured figure.
+
+    python benchmarks/readme_tables.py           # rewrite README.md (the last step of `make bench`)
+    python benchmarks/readme_tables.py --check   # exit 1 naming every stale block (tests/test_readme.py)
+    python benchmarks/readme_tables.py --record-demo runs/demo   # refresh demo.json, then rewrite
+
+Blocks and sources: ``demo`` (the lines `msq flow` prints at the end of `make demo`) from
+demo.json; ``accuracy`` from accuracy.json (+ flow.json for the board's SP2 ratio); ``flow`` from
+flow.json (+ demo.json, to say when the two disagree); ``headline`` from headline.json (+ flow.json
+for the estimator's error); ``hls_csim`` and ``rtl_sim`` from their JSON files.
+
+demo.json is the demo's own record: `make bench` does not run the demo (its run directory is the
+user's), so after a change that moves the demo's figures refresh it from a real run with
+
+    make demo && .venv/bin/python benchmarks/readme_tables.py --record-demo runs/demo
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+MAKEFILE = ROOT / "Makefile"
+BLOCK = re.compile(r"<!-- results:([\w-]+) -->\n(.*?)<!-- /results:\1 -->", re.DOTALL)
+# The summary fields the demo block prints (msq/cli.py `flow`), copied by --record-demo.
+DEMO_FIELDS = ("model", "dataset", "board", "clock_mhz", "accuracy", "sp2_fraction", "ladder", "rtlsim",
+               "throughput_inferences_per_s", "synth")
+DEMO_SYNTH_FIELDS = ("tool", "lut", "ff", "dsp", "bram36", "board")
+SEED_PAPER_SPEEDUP = "2.1–4.1×"  # quoted from the seed paper (MSQ over fixed-point only), not measured here
+EXACT = 1e-9  # accuracies are means of float percentages: equal up to rounding noise
+WIDTH = 100  # the README's prose line width
+
+
+def _minus(text: str) -> str:
+    return text.replace("-", "−")
+
+
+def _pct(x: float) -> str:
+    return _minus(f"{x:+.0f}") + " %"
+
+
+def _seeds(seeds: list[int]) -> str:
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}–{seeds[-1]}"
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _source(name: str) -> str:
+    return f"Source: [benchmarks/results/{name}.md](benchmarks/results/{name}.md)."
+
+
+def load_results(results: Path = RESULTS) -> dict[str, Any]:
+    """Every results file the README quotes, by stem."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json"))}
+
+
+def demo_out(makefile: Path = MAKEFILE) -> str:
+    """The run directory `make demo` writes (the Makefile's DEMO), as `msq flow` prints it."""
+    m = re.search(r"^DEMO\s*:=\s*(\S+)\s*$", makefile.read_text(), re.MULTILINE)
+    if not m:
+        raise SystemExit(f"{makefile}: no 'DEMO := ...' line")
+    return m.group(1)
+
+
+# --- blocks -------------------------------------------------------------------------------------
+
+def demo_block(r: dict[str, Any], out: str) -> str:
+    """The closing lines of `msq flow` (msq/cli.py), from the recorded demo summary."""
+    s = r["demo"]
+    acc, syn = s["accuracy"], s["synth"]
+    lines = [f"summary ({out}/summary.json):",
+             f"  accuracy: float {acc.get('float', float('nan')):.2f}%, fake-quant {acc['fake_quant']:.2f}%, "
+             f"deployed {acc['deployed']:.2f}%; SP2 rows {100 * s['sp2_fraction']:.1f}%"]
+    lines += [f"  {rung['check']}: mismatches: {rung['mismatches']} ({rung['samples']} inputs)" for rung in s["ladder"]]
+    lines += [f"  {syn['tool']}: LUT {syn['lut']}, FF {syn['ff']}, DSP {syn['dsp']}, BRAM {syn['bram36']:g} "
+              f"on {syn['board']}",
+              f"  {s['rtlsim']['cycles_per_inference']} cycles/inference at {s['clock_mhz']:g} MHz: "
+              f"{s['throughput_inferences_per_s']:,.0f} inferences/s",
+              f"  report: {out}/report/report.html"]
+    return "```\n" + "\n".join(lines) + "\n```"
+
+
+def accuracy_block(r: dict[str, Any]) -> str:
+    a = r["accuracy"]
+    models = a["models"]
+    schemes = list(next(iter(models.values())))
+    ratio = next(iter(r["flow"]["models"].values()))["summary"]["sp2_ratio"]
+    if r["flow"]["board"] != a["board"]:
+        raise ValueError(f"accuracy.json is for {a['board']}, flow.json (its SP2 ratio) for {r['flow']['board']}")
+    lines = [f"**Accuracy** — digits test set, W{a['wbits']}A{a['abits']}, {a['epochs']} epochs, mean of "
+             f"{_seeds(a['seeds'])}; `msq` takes its SP2 ratio from the {a['board']} board. "
+             + _source("accuracy"), "",
+             "| model | " + " | ".join(schemes) + " | msq − float | msq − fixed |",
+             "|---|" + "---|" * (len(schemes) + 2)]
+    for model, row in models.items():
+        cells = [f"{row[s]['accuracy_mean']:.2f}" for s in schemes]
+        d_float = row["msq"]["accuracy_mean"] - row["float"]["accuracy_mean"]
+        d_fixed = row["msq"]["accuracy_mean"] - row["fixed"]["accuracy_mean"]
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {_minus(f'{d_float:+.2f}')} | "
+                     f"{_minus(f'{d_fixed:+.2f}')} |")
+    fractions = _and([f"{100 * row['msq']['sp2_fraction']:.0f} % ({m.upper()})" for m, row in models.items()])
+    if ratio["source"] != f"board {a['board']}":
+        raise ValueError(f"flow.json's SP2 ratio comes from {ratio['source']}, not the board {a['board']}")
+    lines += ["", f"The board ratio is {ratio['requested']:.3f} for {a['board']} (calibrated cost model), so "
+                  f"{fractions} of the rows are SP2 after per-layer rounding up."]
+    exported = [(m, s, e) for m, row in models.items() for s, e in row.items() if "deployed_mean" in e]
+    names = _and(sorted({s for _, s, _ in exported}, key=schemes.index))
+    gap = max(e["max_abs_gap"] for _, _, e in exported)
+    if gap < EXACT:
+        lines.append(f"Deployed (integer reference) accuracy **equals** fake-quant accuracy for every exported "
+                     f"run ({names}; {_and(list(models))}; all seeds).")
+    else:
+        lines.append(f"Deployed (integer reference) accuracy differs from fake-quant accuracy by up to "
+                     f"{gap:.2f} points over the exported runs ({names}; all seeds).")
+    return "\n".join(lines)
+
+
+def flow_block(r: dict[str, Any]) -> str:
+    f = r["flow"]
+    head = ("| model | float % | fake-quant % | deployed % | SP2 rows | C-sim / RTL mismatches | LUT | FF | DSP | "
+            "BRAM36 | cycles / inference | inferences / s | flow wall time |")
+    lines = [f"**End to end** — `msq flow` on the demo models, {f['board']}, {f['epochs']} epochs, seed 0. "
+             + _source("flow"), "", head, "|" + "---|" * 13]
+    for model, row in f["models"].items():
+        s = row["summary"]
+        a, syn = s["accuracy"], s["synth"]
+        lines.append(
+            f"| {model} | {a['float']:.2f} | {a['fake_quant']:.2f} | {a['deployed']:.2f} | "
+            f"{100 * s['sp2_fraction']:.0f} % | {s['csim']['mismatches']} / {s['rtlsim']['mismatches']} | "
+            f"{syn['lut']:,} | {syn['ff']:,} | {syn['dsp']} | {syn['bram36']:g} | "
+            f"{s['rtlsim']['cycles_per_inference']:,} | {s['throughput_inferences_per_s']:,.0f} | "
+            f"{row['wall_seconds']:.0f} s |")
+    summaries = [row["summary"] for row in f["models"].values()]
+    tools = {s["synth"]["tool"] for s in summaries}
+    tool = "Yosys `synth_xilinx`" if tools == {"yosys"} else _and(sorted(tools))
+    families = _and(sorted({s["synth"]["family"] for s in summaries}))
+    measured = all(s["rtlsim"]["cycles_per_inference"] == max(s["layer_cycles"].values()) for s in summaries)
+    clocks = _and([f"{c:g} MHz" for c in sorted({s["clock_mhz"] for s in summaries})])
+    lines += ["", f"Resources by {tool} ({families}) for the planner's design; cycles measured in RTL simulation"
+                  + (" (equal to the cycle model)" if measured else " (they differ from the cycle model)")
+                  + f"; throughput at the board's {clocks}."]
+    demo, mlp = r.get("demo"), f["models"].get("mlp", {}).get("summary")
+    if demo and mlp and demo["board"] == f["board"]:
+        keys = (("fake-quant", lambda s: f"{s['accuracy']['fake_quant']:.2f} %"),
+                ("deployed", lambda s: f"{s['accuracy']['deployed']:.2f} %"),
+                ("LUT", lambda s: f"{s['synth']['lut']:,}"), ("FF", lambda s: f"{s['synth']['ff']:,}"),
+                ("DSP", lambda s: f"{s['synth']['dsp']}"),
+                ("cycles / inference", lambda s: f"{s['rtlsim']['cycles_per_inference']:,}"))
+        diff = [f"{name} {get(demo)} vs {get(mlp)}" for name, get in keys if get(demo) != get(mlp)]
+        if diff:
+            lines.append(f"The demo output above comes from a separate run of the MLP row's configuration "
+                         f"(benchmarks/results/demo.json) and differs from this row: {', '.join(diff)}; "
+                         "`make bench` re-measures this table.")
+    return "\n".join(lines)
+
+
+def _network(net: str, rows: int) -> str:
+    """'mlp-128x3' with 266 rows -> 'MLP 128-128-128-10' (the last layer has the remaining rows)."""
+    width, layers = map(int, re.fullmatch(r"mlp-(\d+)x(\d+)", net).groups())
+    return "MLP " + "-".join([str(width)] * layers + [str(rows - width * (layers - 1))])
+
+
+def _width(net: str) -> str:
+    return re.fullmatch(r"mlp-(\d+)x\d+", net).group(1)
+
+
+def _resource(d: dict[str, Any], key: str) -> str:
+    if "yosys" in d:
+        return f"{d['yosys'][key]:,.0f} (Yosys)"
+    return f"{d['estimate'][key]:,.0f} (est.)"
+
+
+def _estimator_sentence(r: dict[str, Any]) -> str:
+    """How far the calibrated estimate is from Yosys over every design synthesized by the benchmarks."""
+    pairs = [(s["summary"]["estimate"], s["summary"]["synth"]) for s in r["flow"]["models"].values()
+             if s["summary"]["synth"]["tool"] == "yosys"]
+    pairs += [(d["estimate"], d["yosys"]) for e in r["headline"]["results"] for d in e["designs"] if "yosys" in d]
+    errors = [100 * (est[k] - syn[k]) / syn[k] for est, syn in pairs for k in ("lut", "ff")]
+    dsp = "exact" if all(est["dsp"] == syn["dsp"] for est, syn in pairs) else "not exact"
+    return (f"On the {len(pairs)} designs synthesized here (the end-to-end models and the headline designs marked "
+            f"Yosys) the resource estimator's LUT and FF counts are {_pct(min(errors))} … {_pct(max(errors))} "
+            f"off Yosys and its DSP counts are {dsp} (tolerances: [docs/synthesis.md](docs/synthesis.md)).")
+
+
+def _where(group: list[dict[str, Any]]) -> str:
+    boards: dict[str, list[str]] = {}
+    for e in group:
+        boards.setdefault(e["board"], []).append(_width(e["network"]) + "-wide")
+    return "; ".join(f"{_and(w)} MLP{'s' if len(w) > 1 else ''} on {b}" for b, w in boards.items())
+
+
+def _span(speeds: list[float]) -> str:
+    lo, hi = f"{min(speeds):.2f}", f"{max(speeds):.2f}"
+    return f"{lo}×" if lo == hi else f"{lo}–{hi}×"
+
+
+def _designs(e: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {x["design"]: x for x in e["designs"]}
+
+
+def _speedup(e: dict[str, Any], design: str = "msq") -> float:
+    d = _designs(e)
+    return d[design]["throughput"] / d["fixed"]["throughput"]
+
+
+def _headline_findings(h: dict[str, Any]) -> list[str]:
+    """What the headline table shows, stated from every board and network of headline.json."""
+    fitting = [e for e in h["results"] if all(x["fits"] for x in e["designs"])]
+    faster = [e for e in fitting if round(_speedup(e), 2) > 1]
+    even = [e for e in fitting if e not in faster]
+    own_lane = {id(e): _designs(e)["fixed"]["lanes_fixed"] == _designs(e)["fixed"]["rows"] for e in fitting}
+    parts = []
+    if faster:
+        parts.append(f"{_span([_speedup(e) for e in faster])} as fast as fixed-only "
+                     + ("" if any(own_lane[id(e)] for e in faster) else
+                        "where fixed-only cannot give every row its own DSP lane ") + f"({_where(faster)})")
+    if even:
+        span = _span([_speedup(e) for e in even])
+        parts.append(("equally fast " if span == "1.00×" else f"{span} as fast ")
+                     + ("where fixed-only gives every row its own DSP lane " if all(own_lane[id(e)] for e in even)
+                        else "") + f"({_where(even)})")
+    out = [f"MSQ is {' and '.join(parts)}."] if parts else []
+    out.append(f"The seed paper reports {SEED_PAPER_SPEEDUP} over fixed-only.")
+    unfit: dict[str, list[dict[str, Any]]] = {}
+    for e in h["results"]:
+        fits = [x["design"] for x in e["designs"] if x["fits"]]
+        if not fits:
+            unfit.setdefault(e["board"], []).append(e)
+        elif len(fits) < len(e["designs"]):
+            out.append(f"The {_width(e['network'])}-wide MLP fits {e['board']} only as {_and(fits)}.")
+    out += [f"No design of the {_and([_width(e['network']) + '-wide' for e in es])} MLPs fits {b}."
+            for b, es in unfit.items()]
+    if fitting:
+        even_sp2 = [_designs(e)["sp2"]["throughput"] == _designs(e)["msq"]["throughput"] for e in fitting]
+        more_luts = all(_designs(e)["sp2"]["estimate"]["lut"] > _designs(e)["msq"]["estimate"]["lut"] for e in fitting)
+        out.append(("SP2-only is as fast as MSQ in every case here" if all(even_sp2) else
+                    f"SP2-only is as fast as MSQ in {sum(even_sp2)} of {len(even_sp2)} cases")
+                   + (", using more LUTs (estimates)." if more_luts else "."))
+    return out
+
+
+def headline_block(r: dict[str, Any]) -> str:
+    """Every synthesized network's three designs, and MSQ beside fixed-only wherever it is faster."""
+    h = r["headline"]
+    headroom = _and(sorted({f"{100 * e['budget']['headroom']:.0f} %" for e in h["results"]}))
+    lines = ["**MSQ vs fixed-only vs SP2-only at the same board budget** — the seed paper's headline, on our "
+             f"own generated Verilog: W{h['wbits']}A{h['abits']} MLPs (random weights, exported through the product "
+             f"path), lanes chosen by the planner within {headroom} of the board; throughput = board clock / "
+             "cycles per inference (the cycle model, equal to RTL simulation). " + _source("headline"), "",
+             "| board | network | design | inferences/s | LUT | FF | DSP | vs fixed-only |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    labels = {"fixed": "fixed-only (DSP-bound)", "sp2": "SP2-only (LUT-bound)"}
+    for e in h["results"]:
+        d = _designs(e)
+        if not all(x["fits"] for x in d.values()):
+            continue
+        net = _network(e["network"], d["msq"]["rows"])
+        if any("yosys" in x for x in d.values()):
+            for k, x in d.items():
+                label = labels.get(k, f"MSQ (r = {e['board_ratio']}, from the board)")
+                ratio = f"**{_speedup(e, k):.2f}×**" if k == "msq" else f"{_speedup(e, k):.2f}×"
+                lines.append(f"| {e['board']} | {net} | {label} | {x['throughput']:,.0f} | {_resource(x, 'lut')} | "
+                             f"{_resource(x, 'ff')} | {x.get('yosys', x['estimate'])['dsp']} | {ratio} |")
+        elif round(_speedup(e), 2) > 1:
+            m, fx = d["msq"], d["fixed"]
+            lines.append(f"| {e['board']} | {net} | MSQ / fixed-only | {m['throughput']:,.0f} / {fx['throughput']:,.0f} "
+                         f"| est. | est. | {m['estimate']['dsp']} / {fx['estimate']['dsp']} | **{_speedup(e):.2f}×** |")
+    return "\n".join(lines + ["", " ".join(_headline_findings(h) + [_estimator_sentence(r)])])
+
+
+def _machine(text: str) -> str:
+    """hls_csim.py's 'x86_64, 3.11.7, 2 cores': the middle item is the Python version."""
+    parts = text.split(", ")
+    return ", ".join([parts[0], f"Python {parts[1]}", *parts[2:]]) if len(parts) == 3 else text
+
+
+def hls_csim_block(r: dict[str, Any]) -> str:
+    c = r["hls_csim"]
+    first = next(iter(c["models"].values()))
+    test_set, extra = first["msq"]["test_set"], first["msq"]["samples"] - first["msq"]["test_set"]
+    precision = _and(sorted({m["hls4ml"]["precision"] for m in c["models"].values()}))
+    lines = [f"**Tool speed** — IR → finished C-sim of the digits test set ({test_set} images, plus {extra} "
+             "extreme/random vectors for MSQ): MSQ generates, compiles, simulates and checks every element "
+             f"against the integer reference; hls4ml runs `convert → compile → predict` (`{precision}`) on the same "
+             f"topology; seconds, one run ({_machine(c['machine'])}). " + _source("hls_csim"), "",
+             "| model | MSQ generate | MSQ compile | MSQ simulate | **MSQ total** | mismatches | hls4ml convert "
+             "| hls4ml compile | hls4ml predict | **hls4ml total** |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for kind, row in c["models"].items():
+        m, h = row["msq"], row["hls4ml"]
+        lines.append(f"| {kind} | {m['generate_s']:.2f} | {m['compile_s']:.2f} | {m['simulate_s']:.2f} | "
+                     f"**{m['total_s']:.1f}** | {m['mismatches']} | {h['convert_s']:.2f} | {h['compile_s']:.2f} | "
+                     f"{h['predict_s']:.2f} | **{h['total_s']:.1f}** |")
+    return "\n".join(lines)
+
+
+def rtl_sim_block(r: dict[str, Any]) -> str:
+    rows = r["rtl_sim"]["rows"]
+    exact = all(x["cycles_per_inference"] == x["cycles_per_inference_model"] and
+                x["latency_cycles"] == x["latency_model"] for x in rows)
+    lines = ["RTL simulation through cocotb (one lane per engine, no bubbles or back-pressure): inferences per "
+             "wall-clock second; cycles measured in simulation, "
+             + ("equal to the cycle model. " if exact else "which differ from the cycle model. ")
+             + _source("rtl_sim"), "",
+             "| model | simulator | inferences | inferences / s | simulated cycles / s | cycles / inference "
+             "| latency (cycles) | build s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for x in rows:
+        lines.append(f"| {x['model']} | {x['simulator']} | {x['inferences']} | {x['inferences_per_second']:.1f} | "
+                     f"{x['cycles_per_second']:,} | {x['cycles_per_inference']:,} | {x['latency_cycles']:,} | "
+                     f"{x['build_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "accuracy": accuracy_block, "flow": flow_block, "headline": headline_block,
+    "hls_csim": hls_csim_block, "rtl_sim": rtl_sim_block}
+
+
+def _wrap(block: str) -> str:
+    """Prose paragraphs wrapped at the README's line width; tables as they are."""
+    paragraphs = block.split("\n\n")
+    return "\n\n".join(p if p.startswith("|") else
+                        textwrap.fill(" ".join(p.split("\n")), WIDTH, break_long_words=False, break_on_hyphens=False)
+                        for p in paragraphs)
+
+
+def render(results: dict[str, Any], out: str) -> dict[str, str]:
+    """Every block's text, by name."""
+    blocks = {name: _wrap(fn(results)) for name, fn in RENDERERS.items()}
+    blocks["demo"] = demo_block(results, out)
+    return blocks
+
+
+# --- README -------------------------------------------------------------------------------------
+
+def update(text: str, blocks: dict[str, str]) -> str:
+    """``text`` with every marked block replaced by its rendering; every block must be marked once."""
+    found = BLOCK.findall(text)
+    names = [name for name, _ in found]
+    unknown = sorted(set(names) - set(blocks))
+    missing = sorted(set(blocks) - set(names))
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if unknown or missing or twice:
+        raise ValueError(f"README markers: unknown {unknown}, missing {missing}, repeated {twice}")
+    return BLOCK.sub(lambda m: f"<!-- results:{m[1]} -->\n{blocks[m[1]]}\n<!-- /results:{m[1]} -->", text)
+
+
+def stale(text: str, blocks: dict[str, str]) -> list[str]:
+    """Names of the blocks whose text differs from their rendering."""
+    current = dict(BLOCK.findall(update(text, blocks)))
+    return [name for name, body in BLOCK.findall(text) if body != current[name]]
+
+
+def record_demo(run: Path, results: Path = RESULTS) -> Path:
+    """Copy what the demo block needs from RUN/summary.json into results/demo.json."""
+    summary = json.loads((run / "summary.json").read_text())
+    missing = [k for k in DEMO_FIELDS if k not in summary]
+    if missing:
+        raise SystemExit(f"{run}/summary.json: no {', '.join(missing)} (did the flow finish?)")
+    demo = {k: summary[k] for k in DEMO_FIELDS}
+    demo["synth"] = {k: summary["synth"][k] for k in DEMO_SYNTH_FIELDS}
+    demo["rtlsim"] = {"cycles_per_inference": summary["rtlsim"]["cycles_per_inference"]}
+    path = results / "demo.json"
+    path.write_text(json.dumps(demo, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a block differs from its rendering")
+    ap.add_argument("--record-demo", type=Path, metavar="RUN_DIR", help="copy RUN_DIR/summary.json into demo.json")
+    ap.add_argument("--readme", type=Path, default=README)
+    args = ap.parse_args(argv)
+    if args.record_demo:
+        print(f"wrote {record_demo(args.record_demo)}")
+    text = args.readme.read_text()
+    blocks = render(load_results(), demo_out())
+    if args.check:
+        names = stale(text, blocks)
+        for name in names:
+            print(f"{args.readme}: block '{name}' is stale; run benchmarks/readme_tables.py", file=sys.stderr)
+        return 1 if names else 0
+    new = update(text, blocks)
+    if new != text:
+        args.readme.write_text(new)
+    print(f"{args.readme}: {len(blocks)} results blocks up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

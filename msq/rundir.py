@@ -1,0 +1,157 @@
+"""A run directory (``runs/NAME``): the one place that knows its layout and what each stage left.
+
+``msq train`` writes the checkpoint, ``msq export`` the IR, later stages their projects below it::
+
+    runs/NAME/
+      model.pt  assignment.json  metrics.json    training (msq train)
+      float/                                     the float baseline of the same topology (msq flow)
+      ir/                                        the integer IR (msq export)
+      eval.json                                  deployed accuracy (msq eval)
+      plan.json  explore/BOARD/                  the engine plan (msq plan), the sweep (msq explore)
+      hls/                                       Vitis HLS project and its C-sim (msq hls, msq csim)
+      rtl/   rtl/synth/                          Verilog, its simulation and synthesis (msq rtl/sim/synth)
+      summary.json  flow_state.json  report/     the flow's summary, resume state and report
+
+A :class:`RunDir` loads what it needs once (the IR, the metrics) and hands objects on; a missing
+stage is an :class:`MSQError` naming the command that makes it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from msq import atomic, ref
+from msq.backends.rtl.simulate import SIM_DIR
+from msq.backends.synth.run import SYNTH_DIR
+from msq.backends.torch_int import IntegerModel
+from msq.boards import Board
+from msq.design import explore, planner
+from msq.design.cost_model import HEADROOM
+from msq.errors import MSQError
+from msq.frontend.data import load_dataset
+from msq.frontend.train import ASSIGNMENT_JSON, METRICS_JSON, MODEL_PT
+from msq.ir import IRModel, load_ir, vectors
+from msq.ir.plan import LayerPlan, save_plan
+
+Plan = dict[str, LayerPlan]
+
+
+class RunDir:
+    """The files of one run directory, each stage's output found by name."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # --- layout -------------------------------------------------------------------------------
+    model_pt = property(lambda self: self.path / MODEL_PT)
+    metrics_json = property(lambda self: self.path / METRICS_JSON)
+    assignment_json = property(lambda self: self.path / ASSIGNMENT_JSON)
+    float_dir = property(lambda self: self.path / "float")
+    ir_dir = property(lambda self: self.path / "ir")
+    eval_json = property(lambda self: self.path / "eval.json")
+    plan_json = property(lambda self: self.path / "plan.json")
+    hls_dir = property(lambda self: self.path / "hls")
+    rtl_dir = property(lambda self: self.path / "rtl")
+    rtl_sim_dir = property(lambda self: self.path / "rtl" / SIM_DIR)
+    synth_dir = property(lambda self: self.path / "rtl" / SYNTH_DIR)
+    summary_json = property(lambda self: self.path / "summary.json")
+    flow_state_json = property(lambda self: self.path / "flow_state.json")
+    report_dir = property(lambda self: self.path / "report")
+
+    def explore_dir(self, board: Board) -> Path:
+        return self.path / "explore" / board.name
+
+    def require(self, path: Path, command: str) -> Path:
+        """``path`` if it exists, else an error naming the command that writes it."""
+        if not path.exists():
+            raise MSQError(f"{path} does not exist: run 'msq {command} {self.path}' first")
+        return path
+
+    # --- what earlier stages left, loaded once ------------------------------------------------
+    @cached_property
+    def ir(self) -> IRModel:
+        return load_ir(self.require(self.ir_dir, "export"))
+
+    @cached_property
+    def metrics(self) -> dict[str, Any]:
+        path = self.metrics_json
+        if not path.is_file():
+            raise MSQError(f"{path} does not exist: expected a run directory written by 'msq train'")
+        try:
+            metrics = json.loads(path.read_text())
+            metrics["settings"]["dataset"], metrics["accuracy"]["test"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise MSQError(f"{path}: cannot read fields 'settings.dataset' and 'accuracy.test' ({exc})") from exc
+        return metrics
+
+    @property
+    def dataset(self) -> str:
+        """The dataset the run was trained on (``settings.dataset`` of metrics.json)."""
+        return self.metrics["settings"]["dataset"]
+
+    def test_inputs(self) -> np.ndarray:
+        """The run's test set, quantized with the IR's input format."""
+        return self.ir.quantize_input(load_dataset(self.dataset).x_test)
+
+    # --- stages on top of the IR -------------------------------------------------------------
+    def evaluate(self) -> dict[str, Any]:
+        """Deployed accuracy: the integer reference on the test set beside the fake-quant accuracy,
+        and the first rung of the verification ladder (torch integer path ≡ reference); writes eval.json."""
+        data = load_dataset(self.dataset)
+        x = self.ir.quantize_input(data.x_test)
+        start = time.perf_counter()
+        pred = ref.predict(self.ir, x)
+        seconds = time.perf_counter() - start
+        checked = np.concatenate([x, vectors.extreme_inputs(self.ir)])
+        torch_mismatches = int(np.sum(IntegerModel(self.ir)(checked) != ref.infer(self.ir, checked)))
+        result = {"deployed_accuracy": 100.0 * float(np.mean(pred == data.y_test)),
+                  "fake_quant_accuracy": self.metrics["accuracy"]["test"],
+                  "samples": int(len(x)), "reference_seconds": seconds,
+                  "torch_int": {"samples": int(len(checked)), "mismatches": torch_mismatches}}
+        atomic.write_json(self.eval_json, result)
+        return result
+
+    def plan(self, board: Board, headroom: float = HEADROOM,
+             out: Path | None = None) -> tuple[planner.PlanResult, Path]:
+        """Plan the design for ``board``; write the plan JSON (default plan.json)."""
+        result = planner.plan_search(self.ir, board, headroom)
+        path = out or self.plan_json
+        save_plan(result.plan, path)
+        return result, path
+
+    def explore(self, board: Board, headroom: float = HEADROOM,
+                out: Path | None = None) -> tuple[dict[str, Any], Path]:
+        """Sweep the SP2 ratio on the IR for ``board``; writes explore.json and pareto.png."""
+        path = out or self.explore_dir(board)
+        return explore.write_explore(self.ir, board, path, headroom), path
+
+    def write_hls(self, board: Board, plan: Plan | None = None, out: Path | None = None) -> Path:
+        """The Vitis HLS project (default hls/) with the test set as test vectors."""
+        from msq.backends.hls.project import generate_project
+
+        return generate_project(self.ir, out or self.hls_dir, board, self.test_inputs(), plan=plan,
+                                source=str(self.ir_dir))
+
+    def write_rtl(self, plan: Plan | None = None, out: Path | None = None) -> Path:
+        """The Verilog project (default rtl/) with the test set as test vectors."""
+        from msq.backends.rtl.generate import generate_rtl
+
+        return generate_rtl(self.ir, out or self.rtl_dir, self.test_inputs(), plan=plan, source=str(self.ir_dir))
