@@ -36,7 +36,7 @@ from msq import atomic
 from msq.design import cost_model
 from msq.design import explore, planner
 from msq.backends.rtl.generate import generate_rtl
-from msq.backends.synth.run import synthesize
+from msq.backends.synth.driver import synthesize
 from msq.boards import load_board
 from msq.frontend.assignment import assign_schemes
 from msq.frontend.export import export_model

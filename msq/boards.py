@@ -2,9 +2,19 @@
 
 A board is named on the command line (``--board pynq-z2``) or given as a path to a user's own
 YAML file with the same fields.
+
+Families: ``xc7`` and ``xcup`` (AMD 7-series, UltraScale+: synthesized with Yosys ``synth_xilinx``
+or Vivado) and ``ecp5`` (Lattice ECP5: Yosys ``synth_ecp5`` then nextpnr-ecp5 place and route).
+``lut`` counts the family's LUTs (LUT6 for AMD, LUT4 for ECP5) and ``dsp`` its multiplier blocks
+(DSP48, or ECP5 MULT18X18D). Block RAM is given in the family's native block: ``bram36`` (AMD
+RAMB36 tiles) or ``bram18`` (ECP5 DP16KD, 18 Kbit), exactly one of the two. The other is derived
+(a RAMB36 holds two RAMB18; two DP16KD make one 36-Kbit equivalent), so every board has both.
+An ECP5 ``part`` is a Lattice ordering code such as ``LFE5U-85F-6BG381C``: device, speed grade and
+package are read from it for nextpnr.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +23,13 @@ import yaml
 from msq.assets import BOARDS_DIR
 from msq.errors import MSQError
 
-FAMILIES = ("xc7", "xcup")  # Yosys synth_xilinx families: 7-series, UltraScale+
-_INT_FIELDS = ("lut", "ff", "dsp", "bram36")
+FAMILIES = ("xc7", "xcup", "ecp5")  # AMD 7-series, AMD UltraScale+, Lattice ECP5
+XILINX_FAMILIES = ("xc7", "xcup")
+_INT_FIELDS = ("lut", "ff", "dsp")
+_BRAM_FIELDS = ("bram36", "bram18")
+# Lattice ordering code: LFE5U / LFE5UM / LFE5UM5G, size in k-LUT, speed grade, package, grade.
+ECP5_PART = re.compile(r"^(?P<device>LFE5U(?:M5G|M)?)-(?P<size>12|25|45|85)F-(?P<speed>[678])"
+                       r"(?P<package>BG256|BG381|BG554|BG756|MG285|SG72|TG144)[CI]$")
 
 
 @dataclass(frozen=True)
@@ -27,7 +42,8 @@ class Board:
     lut: int
     ff: int
     dsp: int
-    bram36: int
+    bram36: float  # in 36-Kbit blocks: what MSQ's estimates and planner budget
+    bram18: int  # in 18-Kbit blocks (RAMB18 or DP16KD)
     clock_mhz: float
 
 
@@ -53,17 +69,30 @@ def load_board(name_or_path: str | Path) -> Board:
     if not isinstance(data, dict):
         raise MSQError(f"board file {path}: expected a mapping of fields")
     missing = [f for f in ("name", "part", "family", *_INT_FIELDS, "clock_mhz") if f not in data]
+    brams = [f for f in _BRAM_FIELDS if f in data]
+    if not brams:
+        missing.append("bram36 (or bram18)")
     if missing:
         raise MSQError(f"board file {path}: missing field(s) {', '.join(missing)}")
-    for field in _INT_FIELDS:
+    if len(brams) > 1:
+        raise MSQError(f"board file {path}: give only one of the fields 'bram36' and 'bram18', not both")
+    for field in (*_INT_FIELDS, *brams):
         value = data[field]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise MSQError(f"board file {path}: field '{field}' must be a non-negative integer, got {value!r}")
     if data["family"] not in FAMILIES:
         raise MSQError(f"board file {path}: field 'family' must be one of {', '.join(FAMILIES)}, got {data['family']!r}")
+    if data["family"] == "ecp5" and not ECP5_PART.match(str(data["part"])):
+        raise MSQError(f"board file {path}: field 'part' must be a Lattice ECP5 ordering code such as "
+                       f"LFE5U-85F-6BG381C, got {data['part']!r}")
     clock = data["clock_mhz"]
     if not isinstance(clock, (int, float)) or isinstance(clock, bool) or clock <= 0:
         raise MSQError(f"board file {path}: field 'clock_mhz' must be a positive number, got {clock!r}")
+    if "bram36" in data:
+        bram36, bram18 = data["bram36"], 2 * data["bram36"]
+    else:
+        bram18 = data["bram18"]
+        bram36 = bram18 // 2 if bram18 % 2 == 0 else bram18 / 2
     return Board(name=str(data["name"]), part=str(data["part"]), family=data["family"],
-                 lut=data["lut"], ff=data["ff"], dsp=data["dsp"], bram36=data["bram36"],
-                 clock_mhz=float(clock))
+                 lut=data["lut"], ff=data["ff"], dsp=data["dsp"], bram36=bram36,
+                 bram18=bram18, clock_mhz=float(clock))

@@ -252,15 +252,21 @@ def sim(project, simulator, waves, seed, sources_dir) -> None:
 @_clear_errors
 def synth(rtl_dir, board, tool) -> None:
     """Synthesize a generated RTL project; write RTL_DIR/synth/synth.json and the Vivado Tcl."""
-    from msq.backends.synth.run import synthesize
+    from msq.backends.synth.driver import synthesize
 
     click.echo(f"synthesizing {rtl_dir} for {board.name} ({board.part}) ...")
-    s = synthesize(rtl_dir, board, tool)
+    s = synthesize(rtl_dir, board, tool, progress=click.echo)
     click.echo(f"{s['tool']} ({s['version'][:60]}), {s['seconds']:.0f} s")
     for key, u in s["utilization"].items():
         click.echo(f"  {key.upper():6s} {u['used']:>9g} / {u['available']:<8g} ({u['percent']:5.2f} %)")
-    click.echo(f"  CARRY  {s['carry']:>9d}")
-    click.echo(f"wrote {rtl_dir}/synth/synth.json and {s['vivado_tcl']}")
+    if s.get("carry") is not None:
+        click.echo(f"  CARRY  {s['carry']:>9d}")
+    if s.get("fmax_mhz") is not None:
+        click.echo(f"  Fmax {s['fmax_mhz']:.1f} MHz (place and route, target {board.clock_mhz:g} MHz)")
+    if s.get("lut_levels") is not None:
+        click.echo(f"  logic depth {s['lut_levels']} LUTs between registers")
+    extra = s.get("vivado_tcl") or s.get("replay_script")
+    click.echo(f"wrote {rtl_dir}/synth/synth.json" + (f" and {extra}" if extra else ""))
 
 
 @main.command()

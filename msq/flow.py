@@ -19,7 +19,7 @@ from typing import Any
 from msq import __version__, atomic
 from msq.backends.hls.csim import CSIM_DIR
 from msq.backends.rtl.generate import HDL_DIR
-from msq.backends.synth.run import SYNTH_JSON
+from msq.backends.synth.driver import SYNTH_JSON
 from msq.boards import Board
 from msq.errors import MSQError
 from msq.frontend.train import TrainConfig
@@ -170,10 +170,11 @@ class Flow:
                 "throughput_inferences_per_s": self.board.clock_mhz * 1e6 / cycles}
 
     def _synth(self) -> dict[str, Any]:
-        from msq.backends.synth.run import synthesize
+        from msq.backends.synth.driver import synthesize
 
         self.progress(f"  synthesizing for {self.board.part} (log: {self.rd.synth_dir}) ...")
-        s = synthesize(self.rd.rtl_dir, self.board, self.cfg.synth_tool, model=self.rd.name)
+        s = synthesize(self.rd.rtl_dir, self.board, self.cfg.synth_tool, model=self.rd.name,
+                       progress=lambda line: self.progress(f"  {line}"))
         return {"synth": s}
 
     # --- driver -------------------------------------------------------------------------------

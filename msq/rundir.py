@@ -27,7 +27,7 @@ import numpy as np
 
 from msq import atomic, ref
 from msq.backends.rtl.simulate import SIM_DIR
-from msq.backends.synth.run import SYNTH_DIR
+from msq.backends.synth.driver import SYNTH_DIR
 from msq.backends.torch_int import IntegerModel
 from msq.boards import Board
 from msq.design import explore, planner

@@ -19,7 +19,7 @@ from msq.backends.rtl.generate import generate_rtl
 from msq.backends.rtl.simulate import simulate
 from msq.backends.synth import vivado
 from msq.design.estimate import FF_TOLERANCE, LUT_TOLERANCE, estimate_design
-from msq.backends.synth.run import synthesize
+from msq.backends.synth.driver import synthesize
 from msq.backends.synth.yosys import counts_from_cells
 from msq.boards import load_board
 from msq.errors import MSQError

@@ -194,7 +194,7 @@ def synth_micro(build: tuple[str, list[str]], workdir: Path) -> dict[str, Any]:
     (workdir / "cal_top.v").write_text(text)
     for name in kernels:
         shutil.copyfile(KERNELS / name, workdir / name)
-    counts = yosys.run_yosys([workdir / "cal_top.v"] + [workdir / k for k in kernels], "cal_top", FAMILY, workdir)
+    counts = yosys.synthesize([workdir / "cal_top.v"] + [workdir / k for k in kernels], "cal_top", FAMILY, workdir)
     return {"lut": counts.lut, "ff": counts.ff, "dsp": counts.dsp, "bram36": counts.bram36,
             "carry": counts.carry, "lutram": counts.lutram}
 

@@ -79,7 +79,7 @@ def parse_wns(report: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def run_vivado(workdir: Path, timeout: float = 7200) -> tuple[SynthCounts, float | None]:
+def synthesize(workdir: Path, timeout: float = 7200) -> tuple[SynthCounts, float | None]:
     """Run the Tcl in ``workdir`` and parse its reports."""
     version = vivado_version()
     if version is None:
