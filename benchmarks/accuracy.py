@@ -8,11 +8,14 @@ accuracy within 0.3 point of fake-quant.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 from pathlib import Path
 
 from msq import atomic
+from msq.boards import load_board
+from msq.design.cost_model import board_sp2_ratio
 from msq.rundir import RunDir
 from msq.frontend.export import export_run
 from msq.frontend.quantizer import TRAINING_SCHEMES
@@ -23,11 +26,13 @@ EXPORTABLE = ("fixed", "sp2", "msq")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run(models: list[str], seeds: list[int], epochs: int) -> dict:
-    table: dict = {}
+def run(models: list[str], seeds: list[int], epochs: int, schemes: tuple[str, ...] = SCHEMES,
+        table: dict | None = None) -> dict:
+    """Train every model x scheme x seed; ``table`` holds earlier results that are kept."""
+    table = table or {}
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
-            for scheme in SCHEMES:
+            for scheme in schemes:
                 accs, fracs, deployed = [], [], []
                 for seed in seeds:
                     cfg = TrainConfig(model=model, scheme=scheme, wbits=4, abits=4, epochs=epochs, seed=seed)
@@ -45,7 +50,9 @@ def run(models: list[str], seeds: list[int], epochs: int) -> dict:
                                  max_abs_gap=max(abs(d - a) for d, a in zip(deployed, accs)))
                 table.setdefault(model, {})[scheme] = entry
                 print(f"{model:4s} {scheme:6s} {statistics.mean(accs):6.2f}  {accs}  deployed {deployed}", flush=True)
-    return {"epochs": epochs, "seeds": seeds, "wbits": 4, "abits": 4, "board": "pynq-z2", "models": table}
+    ratio = board_sp2_ratio(load_board("pynq-z2"), 4, 4)
+    return {"epochs": epochs, "seeds": seeds, "wbits": 4, "abits": 4, "board": "pynq-z2",
+            "msq_ratio": round(ratio, 3), "models": table}
 
 
 def markdown(res: dict) -> str:
@@ -73,8 +80,16 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["mlp", "cnn"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--schemes", nargs="+", default=list(SCHEMES),
+                    help="re-measure only these (e.g. msq after a recalibration); the others are kept")
     args = ap.parse_args()
-    res = run(args.models, args.seeds, args.epochs)
+    kept = None
+    if set(args.schemes) != set(SCHEMES):
+        old = json.loads((RESULTS / "accuracy.json").read_text())
+        if (old["epochs"], old["seeds"]) != (args.epochs, args.seeds):
+            raise SystemExit("accuracy.json was measured with other epochs or seeds: re-measure every scheme")
+        kept = old["models"]
+    res = run(args.models, args.seeds, args.epochs, tuple(args.schemes), kept)
     atomic.write_json(RESULTS / "accuracy.json", res)
     atomic.write_text(RESULTS / "accuracy.md", markdown(res))
     print(markdown(res))

@@ -37,7 +37,6 @@ BLOCK = re.compile(r"<!-- results:([\w-]+) -->\n(.*?)<!-- /results:\1 -->", re.D
 DEMO_FIELDS = ("model", "dataset", "board", "clock_mhz", "accuracy", "sp2_fraction", "ladder", "rtlsim",
                "throughput_inferences_per_s", "synth")
 DEMO_SYNTH_FIELDS = ("tool", "lut", "ff", "dsp", "bram36", "board")
-SEED_PAPER_SPEEDUP = "2.1–4.1×"  # quoted from the seed paper (MSQ over fixed-point only), not measured here
 EXACT = 1e-9  # accuracies are means of float percentages: equal up to rounding noise
 WIDTH = 100  # the README's prose line width
 
@@ -89,7 +88,7 @@ def demo_block(r: dict[str, Any], out: str) -> str:
     lines += [f"  {rung['check']}: mismatches: {rung['mismatches']} ({rung['samples']} inputs)" for rung in s["ladder"]]
     lines += [f"  {syn['tool']}: LUT {syn['lut']}, FF {syn['ff']}, DSP {syn['dsp']}, BRAM {syn['bram36']:g} "
               f"on {syn['board']}",
-              f"  {s['rtlsim']['cycles_per_inference']} cycles/inference at {s['clock_mhz']:g} MHz: "
+              f"  {s['rtlsim']['cycles_per_inference']:g} cycles/inference at {s['clock_mhz']:g} MHz: "
               f"{s['throughput_inferences_per_s']:,.0f} inferences/s",
               f"  report: {out}/report/report.html"]
     return "```\n" + "\n".join(lines) + "\n```"
@@ -99,9 +98,7 @@ def accuracy_block(r: dict[str, Any]) -> str:
     a = r["accuracy"]
     models = a["models"]
     schemes = list(next(iter(models.values())))
-    ratio = next(iter(r["flow"]["models"].values()))["summary"]["sp2_ratio"]
-    if r["flow"]["board"] != a["board"]:
-        raise ValueError(f"accuracy.json is for {a['board']}, flow.json (its SP2 ratio) for {r['flow']['board']}")
+    ratio = a["msq_ratio"]
     lines = [f"**Accuracy** — digits test set, W{a['wbits']}A{a['abits']}, {a['epochs']} epochs, mean of "
              f"{_seeds(a['seeds'])}; `msq` takes its SP2 ratio from the {a['board']} board. "
              + _source("accuracy"), "",
@@ -114,9 +111,7 @@ def accuracy_block(r: dict[str, Any]) -> str:
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {_minus(f'{d_float:+.2f}')} | "
                      f"{_minus(f'{d_fixed:+.2f}')} |")
     fractions = _and([f"{100 * row['msq']['sp2_fraction']:.0f} % ({m.upper()})" for m, row in models.items()])
-    if ratio["source"] != f"board {a['board']}":
-        raise ValueError(f"flow.json's SP2 ratio comes from {ratio['source']}, not the board {a['board']}")
-    lines += ["", f"The board ratio is {ratio['requested']:.3f} for {a['board']} (calibrated cost model), so "
+    lines += ["", f"The board ratio is {ratio:.3f} for {a['board']} (calibrated cost model), so "
                   f"{fractions} of the rows are SP2 after per-layer rounding up."]
     exported = [(m, s, e) for m, row in models.items() for s, e in row.items() if "deployed_mean" in e]
     names = _and(sorted({s for _, s, _ in exported}, key=schemes.index))
@@ -149,7 +144,7 @@ def flow_block(r: dict[str, Any]) -> str:
     tools = {s["synth"]["tool"] for s in summaries}
     tool = "Yosys `synth_xilinx`" if tools == {"yosys"} else _and(sorted(tools))
     families = _and(sorted({s["synth"]["family"] for s in summaries}))
-    measured = all(s["rtlsim"]["cycles_per_inference"] == max(s["layer_cycles"].values()) for s in summaries)
+    measured = all(s["rtlsim"]["cycles_per_inference"] == s["cycles_model"]["interval"] for s in summaries)
     clocks = _and([f"{c:g} MHz" for c in sorted({s["clock_mhz"] for s in summaries})])
     lines += ["", f"Resources by {tool} ({families}) for the planner's design; cycles measured in RTL simulation"
                   + (" (equal to the cycle model)" if measured else " (they differ from the cycle model)")
@@ -170,26 +165,20 @@ def flow_block(r: dict[str, Any]) -> str:
 
 
 def _network(net: str, rows: int) -> str:
-    """'mlp-128x3' with 266 rows -> 'MLP 128-128-128-10' (the last layer has the remaining rows)."""
+    """'mlp-128x3' with 266 rows -> 'MLP 128-128-128-10'; 'demo-mlp' -> the digits demo topology."""
+    if net == "demo-mlp":
+        return "demo MLP 64-64-32-10"
     width, layers = map(int, re.fullmatch(r"mlp-(\d+)x(\d+)", net).groups())
     return "MLP " + "-".join([str(width)] * layers + [str(rows - width * (layers - 1))])
-
-
-def _width(net: str) -> str:
-    return re.fullmatch(r"mlp-(\d+)x\d+", net).group(1)
-
-
-def _resource(d: dict[str, Any], key: str) -> str:
-    if "yosys" in d:
-        return f"{d['yosys'][key]:,.0f} (Yosys)"
-    return f"{d['estimate'][key]:,.0f} (est.)"
 
 
 def _estimator_sentence(r: dict[str, Any]) -> str:
     """How far the calibrated estimate is from Yosys over every design synthesized by the benchmarks."""
     pairs = [(s["summary"]["estimate"], s["summary"]["synth"]) for s in r["flow"]["models"].values()
              if s["summary"]["synth"]["tool"] == "yosys"]
-    pairs += [(d["estimate"], d["yosys"]) for e in r["headline"]["results"] for d in e["designs"] if "yosys" in d]
+    pairs += [(d["estimate"], d) for d in r["headline"]["results"] if d.get("synthesized")]
+    if not pairs:
+        return ""
     errors = [100 * (est[k] - syn[k]) / syn[k] for est, syn in pairs for k in ("lut", "ff")]
     dsp = "exact" if all(est["dsp"] == syn["dsp"] for est, syn in pairs) else "not exact"
     return (f"On the {len(pairs)} designs synthesized here (the end-to-end models and the headline designs marked "
@@ -197,90 +186,35 @@ def _estimator_sentence(r: dict[str, Any]) -> str:
             f"off Yosys and its DSP counts are {dsp} (tolerances: [docs/synthesis.md](docs/synthesis.md)).")
 
 
-def _where(group: list[dict[str, Any]]) -> str:
-    boards: dict[str, list[str]] = {}
-    for e in group:
-        boards.setdefault(e["board"], []).append(_width(e["network"]) + "-wide")
-    return "; ".join(f"{_and(w)} MLP{'s' if len(w) > 1 else ''} on {b}" for b, w in boards.items())
-
-
-def _span(speeds: list[float]) -> str:
-    lo, hi = f"{min(speeds):.2f}", f"{max(speeds):.2f}"
-    return f"{lo}×" if lo == hi else f"{lo}–{hi}×"
-
-
-def _designs(e: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {x["design"]: x for x in e["designs"]}
-
-
-def _speedup(e: dict[str, Any], design: str = "msq") -> float:
-    d = _designs(e)
-    return d[design]["throughput"] / d["fixed"]["throughput"]
-
-
-def _headline_findings(h: dict[str, Any]) -> list[str]:
-    """What the headline table shows, stated from every board and network of headline.json."""
-    fitting = [e for e in h["results"] if all(x["fits"] for x in e["designs"])]
-    faster = [e for e in fitting if round(_speedup(e), 2) > 1]
-    even = [e for e in fitting if e not in faster]
-    own_lane = {id(e): _designs(e)["fixed"]["lanes_fixed"] == _designs(e)["fixed"]["rows"] for e in fitting}
-    parts = []
-    if faster:
-        parts.append(f"{_span([_speedup(e) for e in faster])} as fast as fixed-only "
-                     + ("" if any(own_lane[id(e)] for e in faster) else
-                        "where fixed-only cannot give every row its own DSP lane ") + f"({_where(faster)})")
-    if even:
-        span = _span([_speedup(e) for e in even])
-        parts.append(("equally fast " if span == "1.00×" else f"{span} as fast ")
-                     + ("where fixed-only gives every row its own DSP lane " if all(own_lane[id(e)] for e in even)
-                        else "") + f"({_where(even)})")
-    out = [f"MSQ is {' and '.join(parts)}."] if parts else []
-    out.append(f"The seed paper reports {SEED_PAPER_SPEEDUP} over fixed-only.")
-    unfit: dict[str, list[dict[str, Any]]] = {}
-    for e in h["results"]:
-        fits = [x["design"] for x in e["designs"] if x["fits"]]
-        if not fits:
-            unfit.setdefault(e["board"], []).append(e)
-        elif len(fits) < len(e["designs"]):
-            out.append(f"The {_width(e['network'])}-wide MLP fits {e['board']} only as {_and(fits)}.")
-    out += [f"No design of the {_and([_width(e['network']) + '-wide' for e in es])} MLPs fits {b}."
-            for b, es in unfit.items()]
-    if fitting:
-        even_sp2 = [_designs(e)["sp2"]["throughput"] == _designs(e)["msq"]["throughput"] for e in fitting]
-        more_luts = all(_designs(e)["sp2"]["estimate"]["lut"] > _designs(e)["msq"]["estimate"]["lut"] for e in fitting)
-        out.append(("SP2-only is as fast as MSQ in every case here" if all(even_sp2) else
-                    f"SP2-only is as fast as MSQ in {sum(even_sp2)} of {len(even_sp2)} cases")
-                   + (", using more LUTs (estimates)." if more_luts else "."))
-    return out
+def _resource(d: dict[str, Any], key: str) -> str:
+    return f"{d[key]:,.0f}" + ("" if d["synthesized"] else " (est.)")
 
 
 def headline_block(r: dict[str, Any]) -> str:
-    """Every synthesized network's three designs, and MSQ beside fixed-only wherever it is faster."""
+    """Every board, network and design of headline.json, with MSQ's ratio to each baseline."""
     h = r["headline"]
-    headroom = _and(sorted({f"{100 * e['budget']['headroom']:.0f} %" for e in h["results"]}))
-    lines = ["**MSQ vs fixed-only vs SP2-only at the same board budget** — the seed paper's headline, on our "
-             f"own generated Verilog: W{h['wbits']}A{h['abits']} MLPs (random weights, exported through the product "
-             f"path), lanes chosen by the planner within {headroom} of the board; throughput = board clock / "
-             "cycles per inference (the cycle model, equal to RTL simulation). " + _source("headline"), "",
-             "| board | network | design | inferences/s | LUT | FF | DSP | vs fixed-only |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
-    labels = {"fixed": "fixed-only (DSP-bound)", "sp2": "SP2-only (LUT-bound)"}
-    for e in h["results"]:
-        d = _designs(e)
-        if not all(x["fits"] for x in d.values()):
-            continue
-        net = _network(e["network"], d["msq"]["rows"])
-        if any("yosys" in x for x in d.values()):
-            for k, x in d.items():
-                label = labels.get(k, f"MSQ (r = {e['board_ratio']}, from the board)")
-                ratio = f"**{_speedup(e, k):.2f}×**" if k == "msq" else f"{_speedup(e, k):.2f}×"
-                lines.append(f"| {e['board']} | {net} | {label} | {x['throughput']:,.0f} | {_resource(x, 'lut')} | "
-                             f"{_resource(x, 'ff')} | {x.get('yosys', x['estimate'])['dsp']} | {ratio} |")
-        elif round(_speedup(e), 2) > 1:
-            m, fx = d["msq"], d["fixed"]
-            lines.append(f"| {e['board']} | {net} | MSQ / fixed-only | {m['throughput']:,.0f} / {fx['throughput']:,.0f} "
-                         f"| est. | est. | {m['estimate']['dsp']} / {fx['estimate']['dsp']} | **{_speedup(e):.2f}×** |")
-    return "\n".join(lines + ["", " ".join(_headline_findings(h) + [_estimator_sentence(r)])])
+    lines = ["**MSQ against its baselines at the same board budget** — on our own generated Verilog: "
+             f"W{h['wbits']}A{h['abits']} MLPs (random weights, through the product path) as MSQ, dsp-only (every "
+             "row fixed point, on DSPs) and sp2-only (every row SP2, in LUTs), each with the same folded dataflow, "
+             f"DSP packing and planner within {100 * h['headroom']:.0f} % of the board; interval = the cycle "
+             "model (equal to RTL simulation); peak = the board's resource-bound MAC/cycle; resources by Yosys "
+             "where synthesized, else the calibrated estimate. " + _source("headline"), "",
+             "| board | network | design | cycles / inference | inferences/s | of peak | LUT | FF | DSP | BRAM36 | MSQ vs it |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    msq = {(d["board"], d["network"]): d for d in h["results"] if d["design"] == "msq"}
+    for d in h["results"]:
+        net = _network(d["network"], d.get("rows", 0))
+        if "not_built" in d:
+            lines.append(f"| {d['board']} | {net} | {d['design']} | not built | | | | | | | |")
+        elif "interval" not in d:
+            lines.append(f"| {d['board']} | {net} | {d['design']} | does not fit | | | | | | | |")
+        else:
+            vs = msq.get((d["board"], d["network"]), {}).get(f"vs_{d['design']}")
+            lines.append(f"| {d['board']} | {net} | {d['design']}{'' if d['fits'] else ' (over budget)'} | "
+                         f"{d['interval']:g} | {d['inferences_per_s']:,.0f} | {100 * d['peak_fraction']:.0f} % | "
+                         f"{_resource(d, 'lut')} | {_resource(d, 'ff')} | {_resource(d, 'dsp')} | {d['bram']:g} | "
+                         + (f"**{vs:.2f}×**" if vs else "") + " |")
+    return "\n".join(lines + ["", _estimator_sentence(r)])
 
 
 def _machine(text: str) -> str:

@@ -1,44 +1,51 @@
-// MSQ HLS kernel library: the layers of a mixed-scheme (SP2 + fixed-point) network as
-// streaming Vitis HLS functions. Every generated MSQ project includes a copy of this file.
+// MSQ HLS kernel library: the layers of a mixed-scheme (SP2 + fixed-point) network as the
+// folded streaming architecture of docs/hls.md. Every generated MSQ project includes a copy.
 //
 // Arithmetic (docs/ir.md, msq/ir/arith.py), bit for bit:
 //   acc_r = sum_k x_k * w_rk                               exact, in an ap_int<ACC_BITS>
 //   y_r   = clamp((acc_r * mult_r + bias_r + 2^(shift_r-1)) >> shift_r, OUT_LO, OUT_HI)  (shift_r >= 1)
 //   y_r   = clamp(acc_r * mult_r + bias_r, OUT_LO, OUT_HI)                                (shift_r == 0)
 // The bias enters after the multiplier, in 2^-shift output steps (the A*B+C of one DSP48).
-// Tensors stream channels-last, one element per stream token: an image (H, W, C) row-major.
+//
+// Stream words: every stream between stages carries N elements of B bits packed in an
+// ap_uint<N*B>, element j in bits [j*B, (j+1)*B), two's complement for signed formats (the
+// layout of the top-level AXI-Stream beats, which add zero padding up to whole bytes).
 //
 // A layer is described by a configuration struct L (generated per layer) holding its types,
-// shapes and constant tables; the functions below are templates on L.
+// shapes, plan (SIMD, PE_SP2, PE_FIX, NF, SF) and constant tables; the stages below are
+// templates on L. Every stage is a DATAFLOW process: INLINE off, one labelled II=1 loop.
 //
-// Pragmas used here, explained once:
-//   PIPELINE II=1        start one loop iteration per clock: one MAC per lane per cycle.
-//   UNROLL               replicate the loop body in hardware: the lanes of an engine.
-//   ARRAY_PARTITION      split an array (cyclic by the lane count, or completely) so that every
-//                        unrolled lane reads its own memory port in the same cycle; the factor
-//                        is a named local constant (`lanes`), which Vitis accepts in pragmas.
-//   BIND_OP ... impl=dsp implement the fixed-point weight product on a DSP slice.
-//   INLINE               dissolve a small helper into its caller (no call hierarchy in RTL).
-// The top function (generated) adds INTERFACE axis / ap_ctrl_none and DATAFLOW, so the layers
-// run as concurrent processes connected by FIFOs.
-//
-// Engines: every dense/conv layer has an SP2 engine (shift-add in LUT fabric) for its SP2 rows
-// and a fixed-point engine (DSP multipliers) for its fixed rows. They share the input window,
-// write separate output buffers and do not depend on each other, so HLS schedules them in
-// parallel. L::SP2_LANES / L::FIX_LANES rows are computed concurrently by each engine (the
-// planner's parallelism); the row tables are padded to a multiple of the lanes with zero rows.
-// The requantization multiplier is a per-row constant applied once per output element, not a
-// weight; Vitis picks its implementation.
+// Pragmas, explained once:
+//   INLINE off        keep each stage a separate process of the top function's DATAFLOW, so the
+//                     layers run concurrently, connected by FIFOs of packed words.
+//   PIPELINE II=1     start one loop iteration per clock: one SIMD word per engine per cycle.
+//   UNROLL            replicate the loop body: the SIMD products of a lane, the PE lanes of an
+//                     engine, the shared requantizers.
+//   ARRAY_PARTITION complete   registers for the accumulators, the output pixel, the held dot
+//                     products, so every unrolled lane reaches its own in the same cycle.
+//   ARRAY_RESHAPE complete dim=2   one ROM word holds all lanes of a step's weights (or of a
+//                     requantization step's parameters): one read per engine per cycle; the C
+//                     code slices it lane by lane (no C variable wider than a lane's SIMD codes).
+//   BIND_STORAGE      weight ROMs: rom_1p, impl chosen per layer by the generator (lutram when
+//                     tiny, bram otherwise), in the layer's generated process function; line
+//                     buffers: ram_s2p (1 write + 1 read port, what a sliding window needs).
+//   BIND_OP impl=dsp  the fixed-point weight product and the requantizer's multiply on DSPs.
 #ifndef MSQ_KERNELS_H
 #define MSQ_KERNELS_H
+
+#include "msq_widths.h"  // generated: MULT_BITS, SHIFT_BITS; AP_INT_MAX_W (before ap_int.h)
 
 #include <ap_int.h>
 #include <hls_stream.h>
 
-#include "msq_widths.h"  // generated: MULT_BITS, SHIFT_BITS of the IR contract
-
 #if defined(MSQ_TRACE) && !defined(__SYNTHESIS__)
 #include <cstdio>
+#endif
+
+// Loop labels name the loops in Vitis HLS reports and directives; g++ never jumps to them.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-label"
 #endif
 
 namespace msq {
@@ -46,40 +53,71 @@ namespace msq {
 typedef ap_int<MULT_BITS> mult_t;    // signed requantization multiplier (msq_widths.h)
 typedef ap_uint<SHIFT_BITS> shift_t; // requantization shift (msq_widths.h)
 
-// Constant tables are stored as plain C integers (the *_word_t types) and converted to their
-// exact-width ap_int type where they are read. g++ needs ~30 s per few thousand ap_int array
-// initializers (and crashes on large arrays of ap_uint structs), plain integers compile at once;
-// the datapath is exact-width either way. Weights are 8-bit words (wbits <= 8).
+// Constant tables are stored as plain C integers (the *_word_t types, and the weight ROMs as
+// chunks of 8/16/32/64 bits) and converted to exact-width ap_uint where they are read: g++ needs
+// ~30 s per few thousand ap_int array initializers, plain integers compile at once.
 typedef short mult_word_t;
 typedef unsigned char shift_word_t;
 
 // ---------------------------------------------------------------------------------------------
+// Packed words: element i of N-bit fields.
+template <int N, int W>
+ap_uint<N> field(ap_uint<W> word, int i) {
+#pragma HLS INLINE
+    return word.range(i * N + N - 1, i * N);
+}
+
+template <int N, int W, class T>
+void set_field(ap_uint<W>& word, int i, T value) {
+#pragma HLS INLINE
+    word.range(i * N + N - 1, i * N) = ap_uint<N>(value);
+}
+
+// One lane's word of a ROM row: CHUNKS plain integers of CHUNK_BITS each from row[first],
+// concatenated (the first chunk lowest). A ROM row holds every lane of an engine for one step.
+template <int W, int CHUNK_BITS, int CHUNKS, class C>
+ap_uint<W> rom_word(const C row[], int first) {
+#pragma HLS INLINE
+    ap_uint<CHUNKS * CHUNK_BITS> word = 0;
+    for (int c = 0; c < CHUNKS; c++) {
+#pragma HLS UNROLL
+        word.range(c * CHUNK_BITS + CHUNK_BITS - 1, c * CHUNK_BITS) = row[first + c];
+    }
+    return ap_uint<W>(word);
+}
+
+// ---------------------------------------------------------------------------------------------
 // C-simulation trace: with -DMSQ_TRACE every layer output element is also written to
-// trace_file as "<layer index> <value>" (the testbench defines and opens the file). Absent from
-// synthesis.
+// trace_file as "<layer index> <value>" (the testbench defines and opens the file), in stream
+// order. Absent from synthesis.
 #if defined(MSQ_TRACE) && !defined(__SYNTHESIS__)
 extern std::FILE* trace_file;
 #endif
 
-template <class L>
-void emit(hls::stream<typename L::out_t>& out, typename L::out_t v) {
+template <class L, int N, class W>
+void trace_word(W word) {
 #pragma HLS INLINE
-    out.write(v);
 #if defined(MSQ_TRACE) && !defined(__SYNTHESIS__)
-    if (trace_file) std::fprintf(trace_file, "%d %lld\n", L::LAYER, (long long)v.to_int64());
+    for (int i = 0; i < N; i++) {
+        const typename L::out_t v = typename L::out_t(field<L::OUT_BITS>(word, i));
+        if (trace_file) std::fprintf(trace_file, "%d %lld\n", L::LAYER, (long long)v.to_int64());
+    }
+#else
+    (void)word;
 #endif
 }
 
 // ---------------------------------------------------------------------------------------------
 // Requantization: add the bias after the multiplier, round half up, then clamp. L::rq_t is the
 // datapath width of msq/ir/arith.py requant_datapath_bits: it holds acc * mult, + bias, and the
-// rounding term 2^(shift-1) on its own, so nothing wraps.
+// rounding term 2^(shift-1) on its own, so nothing wraps. The multiply is bound to a DSP.
 template <class L>
 typename L::out_t requantize(typename L::acc_t acc, mult_t mult, typename L::rq_t bias, shift_t shift) {
 #pragma HLS INLINE
     typedef typename L::rq_t rq_t;
     const int n = shift;
     rq_t prod = acc * mult;
+#pragma HLS BIND_OP variable=prod op=mul impl=dsp
     rq_t half = (n == 0) ? rq_t(0) : rq_t(rq_t(1) << (n - 1));
     rq_t y = (rq_t(prod + bias) + half) >> n;
     if (y < L::OUT_LO) return typename L::out_t(L::OUT_LO);
@@ -107,50 +145,18 @@ ap_int<X::width + E + 2> sp2_product(X x, ap_uint<1 + M1 + M2> code) {
     return negative ? prod_t(-mag) : mag;
 }
 
-// The SP2 engine's product: the layer's stored code word, decoded into two shifts and an add.
+// One SP2 lane for one step: the SIMD products of the input word and the lane's codes, summed
+// (an adder tree of shift-adds).
 template <class L>
-struct sp2_mul {
-    typedef typename L::sp2_word_t word_t;
-    static auto product(typename L::in_t x, word_t w) {
+typename L::acc_t sp2_dot(typename L::in_word_t x, ap_uint<L::SP2_LANE_BITS> codes) {
 #pragma HLS INLINE
-        return sp2_product<L::SP2_E, L::SP2_M1, L::SP2_M2>(x, typename L::sp2_t(w));
+    typename L::acc_t sum = 0;
+    for (int k = 0; k < L::SIMD; k++) {
+#pragma HLS UNROLL
+        const typename L::in_t xk = typename L::in_t(field<L::IN_BITS>(x, k));
+        sum += sp2_product<L::SP2_E, L::SP2_M1, L::SP2_M2>(xk, field<L::CODE_BITS>(codes, k));
     }
-};
-
-// One engine: SLOTS rows, LANES at a time; y[slot] is the requantized output of row slot. The
-// engine itself only accumulates M::product (the SP2 or the fixed product) and requantizes, so the
-// SP2 engine (M = sp2_mul) has no multiplier on a weight.
-template <class L, class M, int LANES, int GROUPS, int SLOTS>
-void engine(const typename L::in_t x[L::K], typename L::out_t y[SLOTS],
-            const typename M::word_t w[SLOTS][L::K], const typename L::bias_word_t bias[SLOTS],
-            const mult_word_t mult[SLOTS], const shift_word_t shift[SLOTS]) {
-    const int lanes = LANES;  // named for the pragmas below
-    (void)lanes;
-#pragma HLS ARRAY_PARTITION variable=w cyclic factor=lanes dim=1
-#pragma HLS ARRAY_PARTITION variable=bias cyclic factor=lanes dim=1
-#pragma HLS ARRAY_PARTITION variable=mult cyclic factor=lanes dim=1
-#pragma HLS ARRAY_PARTITION variable=shift cyclic factor=lanes dim=1
-#pragma HLS ARRAY_PARTITION variable=y cyclic factor=lanes dim=1
-    for (int g = 0, base = 0; g < GROUPS; g++, base += LANES) {  // base: first row of group g
-        typename L::acc_t acc[LANES];
-#pragma HLS ARRAY_PARTITION variable=acc complete
-        for (int l = 0; l < LANES; l++) {
-#pragma HLS UNROLL
-            acc[l] = 0;
-        }
-        for (int k = 0; k < L::K; k++) {
-#pragma HLS PIPELINE II=1
-            for (int l = 0; l < LANES; l++) {
-#pragma HLS UNROLL
-                acc[l] += M::product(x[k], w[base + l][k]);
-            }
-        }
-        for (int l = 0; l < LANES; l++) {
-#pragma HLS UNROLL
-            const int slot = base + l;
-            y[slot] = requantize<L>(acc[l], mult[slot], bias[slot], shift[slot]);
-        }
-    }
+    return sum;
 }
 // END SP2 ENGINE
 
@@ -164,151 +170,311 @@ ap_int<X::width + W::width + 1> fixed_product(X x, W w) {
     return p;
 }
 
-// The fixed engine's product: the stored two's-complement weight times the input, on a DSP.
+// One fixed lane for one step: the SIMD products of the input word and the lane's weights.
 template <class L>
-struct fixed_mul {
-    typedef typename L::fix_word_t word_t;
-    static auto product(typename L::in_t x, word_t w) {
+typename L::acc_t fix_dot(typename L::in_word_t x, ap_uint<L::FIX_LANE_BITS> weights) {
 #pragma HLS INLINE
-        return fixed_product(x, typename L::fix_t(w));
+    typename L::acc_t sum = 0;
+    for (int k = 0; k < L::SIMD; k++) {
+#pragma HLS UNROLL
+        const typename L::in_t xk = typename L::in_t(field<L::IN_BITS>(x, k));
+        sum += fixed_product(xk, typename L::fix_t(field<L::WBITS>(weights, k)));
     }
-};
-
-// ---------------------------------------------------------------------------------------------
-// One output vector of a dense/conv layer: both engines on the same input vector, then the rows
-// in their original order (row r lives in engine ROW_SP2[r] at slot ROW_SLOT[r]).
-template <class L>
-void mixed_rows(const typename L::in_t x[L::K], hls::stream<typename L::out_t>& out) {
-#pragma HLS INLINE
-    typename L::out_t y_sp2[L::SP2_SLOTS];
-    typename L::out_t y_fix[L::FIX_SLOTS];
-    engine<L, sp2_mul<L>, L::SP2_LANES, L::SP2_GROUPS, L::SP2_SLOTS>(
-        x, y_sp2, L::sp2_w, L::sp2_bias, L::sp2_mult, L::sp2_shift);
-    engine<L, fixed_mul<L>, L::FIX_LANES, L::FIX_GROUPS, L::FIX_SLOTS>(
-        x, y_fix, L::fix_w, L::fix_bias, L::fix_mult, L::fix_shift);
-    for (int r = 0; r < L::ROWS; r++) {
-#pragma HLS PIPELINE II=1
-        const int slot = L::row_slot[r];
-        emit<L>(out, L::row_sp2[r] ? y_sp2[slot] : y_fix[slot]);
-    }
-}
-
-// Dense layer: buffer the K inputs of one vector, then compute every row.
-template <class L>
-void dense(hls::stream<typename L::in_t>& in, hls::stream<typename L::out_t>& out) {
-    typename L::in_t x[L::K];
-    for (int k = 0; k < L::K; k++) {
-#pragma HLS PIPELINE II=1
-        x[k] = in.read();
-    }
-    mixed_rows<L>(x, out);
+    return sum;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sliding window over a channels-last image stream with a line buffer of KH rows of the
-// zero-padded image: each input pixel is read once; when the window whose bottom-right corner is
-// the current pixel is an output position (stride, floor mode), Op::apply gets the window as a
-// vector in (kh, kw, c) order, the order of the IR's conv weights.
-template <class L, class Op>
-void sliding_window(hls::stream<typename L::in_t>& in, hls::stream<typename L::out_t>& out) {
-    static const int HP = L::H + 2 * L::PH;
-    static const int WP = L::W + 2 * L::PW;
-    typename L::in_t line[L::KH][WP][L::C];
-    typename L::in_t win[L::KH * L::KW * L::C];
-    for (int pr = 0; pr < HP; pr++) {
-        for (int pc = 0; pc < WP; pc++) {
-            const bool pad = pr < L::PH || pr >= L::PH + L::H || pc < L::PW || pc >= L::PW + L::W;
-            for (int c = 0; c < L::C; c++) {
+// The matrix-vector unit of a dense or conv layer: one flattened II=1 loop over
+// (pixel, fold, step). On fold 0 it reads the pixel's SIMD words and stores them; folds 1..NF-1
+// replay them. Every step, SP2 lane i accumulates row sp2_rows[f*PE_SP2 + i] and fixed lane j
+// row fixed_rows[f*PE_FIX + j] (ROM words: the lanes' codes or weights of this step). After the
+// last step the lanes' dot products move to `hold`, and NQ shared requantizers turn them into
+// outputs while the next fold accumulates (NQ*QS >= PE_SP2 + PE_FIX with QS <= SF); each result
+// goes to its IR row of the output pixel `y`, which leaves as one word once its last fold is
+// requantized. The loop runs PIX*NF*SF cycles plus QS to requantize the last fold.
+// Inlined into the layer's generated process function (INLINE off there), which owns the ROMs as
+// local static const arrays and binds them (BIND_STORAGE needs a literal impl, chosen per layer).
+template <class L>
+void mvau(hls::stream<typename L::in_word_t>& in, hls::stream<typename L::out_word_t>& out,
+          const typename L::sp2_chunk_t sp2_w[L::SP2_DEPTH][L::SP2_ROW],
+          const typename L::fix_chunk_t fix_w[L::FIX_DEPTH][L::FIX_ROW],
+          const typename L::bias_word_t rq_bias[L::RQ_DEPTH][L::NQ],
+          const mult_word_t rq_mult[L::RQ_DEPTH][L::NQ],
+          const shift_word_t rq_shift[L::RQ_DEPTH][L::NQ],
+          const unsigned short rq_row[L::RQ_DEPTH][L::NQ]) {
+#pragma HLS INLINE
+    typedef typename L::acc_t acc_t;
+    static const int LANES = L::PE_SP2 + L::PE_FIX;
+    typename L::in_word_t xbuf[L::SF];  // the pixel's input words, replayed over the folds
+    acc_t acc_sp2[L::PE_SP2 > 0 ? L::PE_SP2 : 1];
+    acc_t acc_fix[L::PE_FIX > 0 ? L::PE_FIX : 1];
+    acc_t hold[LANES];                  // last fold's dot products, being requantized
+    typename L::out_t y[L::ROWS];       // the output pixel, in IR row order
+#pragma HLS ARRAY_PARTITION variable=acc_sp2 complete
+#pragma HLS ARRAY_PARTITION variable=acc_fix complete
+#pragma HLS ARRAY_PARTITION variable=hold complete
+#pragma HLS ARRAY_PARTITION variable=y complete
+    int s = 0, f = 0, widx = 0;  // step, fold, weight ROM address f*SF + s
+    int q = L::QS, qidx = 0;     // requantization step of the held fold (QS: idle), table address
+    bool last_fold_held = false;
+    mvau_fold_step:
+    for (int i = 0; i < L::PIX * L::NF * L::SF + L::QS; i++) {
 #pragma HLS PIPELINE II=1
-                line[pr % L::KH][pc][c] = pad ? typename L::in_t(0) : in.read();
+        // requantize NQ held dot products, then shift the next NQ into place
+        if (q < L::QS) {
+            for (int u = 0; u < L::NQ; u++) {
+#pragma HLS UNROLL
+                const int row = rq_row[qidx][u];
+                if (row < L::ROWS) {
+                    y[row] = requantize<L>(hold[u], rq_mult[qidx][u], rq_bias[qidx][u], rq_shift[qidx][u]);
+                }
             }
-            const int top = pr - (L::KH - 1);
-            const int left = pc - (L::KW - 1);
-            const bool ready = top >= 0 && left >= 0 && top % L::SH == 0 && left % L::SW == 0 &&
-                               top / L::SH < L::HO && left / L::SW < L::WO;
-            if (ready) {
-                for (int i = 0; i < L::KH; i++) {
-                    for (int j = 0; j < L::KW; j++) {
-                        for (int c = 0; c < L::C; c++) {
+            for (int l = 0; l < LANES; l++) {
+#pragma HLS UNROLL
+                hold[l] = (l + L::NQ < LANES) ? hold[l + L::NQ] : acc_t(0);
+            }
+            if (q == L::QS - 1 && last_fold_held) {
+                typename L::out_word_t word = 0;
+                for (int r = 0; r < L::ROWS; r++) {
+#pragma HLS UNROLL
+                    set_field<L::OUT_BITS>(word, r, y[r]);
+                }
+                out.write(word);
+                trace_word<L, L::ROWS>(word);
+            }
+            q++;
+            qidx++;
+        }
+        if (i < L::PIX * L::NF * L::SF) {
+            typename L::in_word_t x;
+            if (f == 0) {
+                x = in.read();
+                xbuf[s] = x;
+            } else {
+                x = xbuf[s];
+            }
+            for (int l = 0; l < L::PE_SP2; l++) {  // the SP2 engine: one ROM row, PE_SP2 lanes
+#pragma HLS UNROLL
+                const ap_uint<L::SP2_LANE_BITS> codes =
+                    rom_word<L::SP2_LANE_BITS, L::SP2_CHUNK_BITS, L::SP2_CHUNKS>(sp2_w[widx], l * L::SP2_CHUNKS);
+                const acc_t dot = sp2_dot<L>(x, codes);
+                acc_sp2[l] = (s == 0) ? dot : acc_t(acc_sp2[l] + dot);
+            }
+            for (int l = 0; l < L::PE_FIX; l++) {  // the fixed engine: one ROM row, PE_FIX lanes
+#pragma HLS UNROLL
+                const ap_uint<L::FIX_LANE_BITS> weights =
+                    rom_word<L::FIX_LANE_BITS, L::FIX_CHUNK_BITS, L::FIX_CHUNKS>(fix_w[widx], l * L::FIX_CHUNKS);
+                const acc_t dot = fix_dot<L>(x, weights);
+                acc_fix[l] = (s == 0) ? dot : acc_t(acc_fix[l] + dot);
+            }
+            if (s == L::SF - 1) {  // the fold's dot products are complete: hand them over
+                for (int l = 0; l < L::PE_SP2; l++) {
+#pragma HLS UNROLL
+                    hold[l] = acc_sp2[l];
+                }
+                for (int l = 0; l < L::PE_FIX; l++) {
+#pragma HLS UNROLL
+                    hold[L::PE_SP2 + l] = acc_fix[l];
+                }
+                q = 0;
+                qidx = f * L::QS;
+                last_fold_held = f == L::NF - 1;
+            }
+            widx++;
+            if (++s == L::SF) {
+                s = 0;
+                if (++f == L::NF) {
+                    f = 0;
+                    widx = 0;
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sliding window unit: reads an (H, W, C) image as words of SIMD channels, keeps the last
+// LINES rows in a line buffer (LINES >= KH + SH, a power of two) and emits, for every output
+// pixel, its window as SIMD-wide words: conv order (kernel row, kernel column, channel group),
+// the order of the IR's weights; pool order (channel group, kernel row, kernel column), so a
+// pool combines a group's taps back to back. Padding positions are zero words, generated, not
+// stored. One II=1 loop: each cycle it may read one word (when the row it overwrites is no
+// longer needed) and emit one word (when the word it needs has been read).
+template <class L, bool GROUP_OUTER>
+void swu(hls::stream<typename L::in_word_t>& in, hls::stream<typename L::in_word_t>& out) {
+#pragma HLS INLINE off
+    static const int CG = L::C / L::SIMD;
+    static const int TOTAL_IN = L::H * L::W * CG;
+    static const int TOTAL_OUT = L::HO * L::WO * L::KH * L::KW * CG;
+    typename L::in_word_t lines[L::LINES][L::W][CG];
+#pragma HLS BIND_STORAGE variable=lines type=ram_s2p
+    int rr = 0, rc = 0, rg = 0, reads = 0;      // next word to read: row, column, group; words read
+    int ho = 0, wo = 0, ki = 0, kj = 0, g = 0;  // next word to emit: output pixel, tap, group
+    int emitted = 0;
+    swu_stream:
+    while (emitted < TOTAL_OUT || reads < TOTAL_IN) {
 #pragma HLS PIPELINE II=1
-                            win[(i * L::KW + j) * L::C + c] = line[(top + i) % L::KH][left + j][c];
+#pragma HLS LOOP_TRIPCOUNT min=TOTAL_OUT max=TOTAL_OUT
+        const int top = ho * L::SH - L::PH;  // first image row of the current output row's windows
+        // emit: the window word (ki, kj, g) of output pixel (ho, wo), if its input is here
+        if (emitted < TOTAL_OUT) {
+            const int hi = top + ki, wi = wo * L::SW - L::PW + kj;
+            const bool pad = hi < 0 || hi >= L::H || wi < 0 || wi >= L::W;
+            const int need = (hi * L::W + wi) * CG + g;
+            if (pad || need < reads) {
+                typename L::in_word_t word = 0;
+                if (!pad) word = lines[hi % L::LINES][wi][g];
+                out.write(word);
+                emitted++;
+                bool next_pixel = false;
+                if (GROUP_OUTER) {
+                    if (++kj == L::KW) {
+                        kj = 0;
+                        if (++ki == L::KH) {
+                            ki = 0;
+                            if (++g == CG) {
+                                g = 0;
+                                next_pixel = true;
+                            }
+                        }
+                    }
+                } else {
+                    if (++g == CG) {
+                        g = 0;
+                        if (++kj == L::KW) {
+                            kj = 0;
+                            if (++ki == L::KH) {
+                                ki = 0;
+                                next_pixel = true;
+                            }
                         }
                     }
                 }
-                Op::apply(win, out);
+                if (next_pixel && ++wo == L::WO) {
+                    wo = 0;
+                    ho++;
+                }
+            }
+        }
+        // read: the next input word, unless its line still holds a row the windows need
+        if (reads < TOTAL_IN && (emitted == TOTAL_OUT || rr < top + L::LINES)) {
+            lines[rr % L::LINES][rc][rg] = in.read();
+            reads++;
+            if (++rg == CG) {
+                rg = 0;
+                if (++rc == L::W) {
+                    rc = 0;
+                    rr++;
+                }
             }
         }
     }
-}
-
-template <class L>
-struct conv_op {
-    static void apply(const typename L::in_t win[L::KH * L::KW * L::C], hls::stream<typename L::out_t>& out) {
-        mixed_rows<L>(win, out);
-    }
-};
-
-template <class L>
-struct maxpool_op {
-    static void apply(const typename L::in_t win[L::KH * L::KW * L::C], hls::stream<typename L::out_t>& out) {
-        for (int c = 0; c < L::C; c++) {
-            typename L::in_t m = win[c];
-            for (int p = 1; p < L::KH * L::KW; p++) {
-                const typename L::in_t v = win[p * L::C + c];
-                if (v > m) m = v;
-            }
-            emit<L>(out, m);
-        }
-    }
-};
-
-template <class L>
-struct avgpool_op {
-    static void apply(const typename L::in_t win[L::KH * L::KW * L::C], hls::stream<typename L::out_t>& out) {
-        for (int c = 0; c < L::C; c++) {
-            typename L::acc_t sum = 0;
-            for (int p = 0; p < L::KH * L::KW; p++) {
-                sum += win[p * L::C + c];
-            }
-            emit<L>(out, requantize<L>(sum, L::MULT, 0, L::SHIFT));
-        }
-    }
-};
-
-template <class L>
-void conv2d(hls::stream<typename L::in_t>& in, hls::stream<typename L::out_t>& out) {
-    sliding_window<L, conv_op<L> >(in, out);
-}
-
-template <class L>
-void maxpool2d(hls::stream<typename L::in_t>& in, hls::stream<typename L::out_t>& out) {
-    sliding_window<L, maxpool_op<L> >(in, out);
-}
-
-template <class L>
-void avgpool2d(hls::stream<typename L::in_t>& in, hls::stream<typename L::out_t>& out) {
-    sliding_window<L, avgpool_op<L> >(in, out);
 }
 
 // ---------------------------------------------------------------------------------------------
-// AXI-Stream ports carry one element per beat in a byte-aligned TDATA, value in the low bits
-// (sign-extended for signed formats). These adapt between port and exact-width layer streams.
-template <int N, class P, class A>
-void from_port(hls::stream<P>& port, hls::stream<A>& out) {
-    for (int i = 0; i < N; i++) {
+// Pooling on the pool-ordered windows of swu<L, true>: per output pixel and channel group, KH*KW
+// words of SIMD channels combined lane by lane by Op, one word per cycle; emits SIMD channels per
+// group.
+template <class L, class Op>
+void pool(hls::stream<typename L::in_word_t>& in, hls::stream<typename L::out_word_t>& out) {
+#pragma HLS INLINE
+    static const int TAPS = L::KH * L::KW;
+    typename L::acc_t acc[L::SIMD];
+#pragma HLS ARRAY_PARTITION variable=acc complete
+    int tap = 0;
+    pool_taps:
+    for (int i = 0; i < L::HO * L::WO * (L::C / L::SIMD) * TAPS; i++) {
 #pragma HLS PIPELINE II=1
-        out.write(A(port.read()));
+        const typename L::in_word_t x = in.read();
+        typename L::out_word_t word = 0;
+        for (int k = 0; k < L::SIMD; k++) {
+#pragma HLS UNROLL
+            const typename L::in_t v = typename L::in_t(field<L::IN_BITS>(x, k));
+            const typename L::acc_t a = (tap == 0) ? typename L::acc_t(v) : Op::combine(acc[k], v);
+            acc[k] = a;
+            set_field<L::OUT_BITS>(word, k, Op::result(a));
+        }
+        if (tap == TAPS - 1) {
+            out.write(word);
+            trace_word<L, L::SIMD>(word);
+            tap = 0;
+        } else {
+            tap++;
+        }
     }
 }
 
-template <int N, class A, class P>
-void to_port(hls::stream<A>& in, hls::stream<P>& port) {
-    for (int i = 0; i < N; i++) {
+// Max pooling: the largest tap, exact.
+template <class L>
+struct max_op {
+    static typename L::acc_t combine(typename L::acc_t a, typename L::in_t v) {
+#pragma HLS INLINE
+        return v > a ? typename L::acc_t(v) : a;
+    }
+    static typename L::out_t result(typename L::acc_t a) {
+#pragma HLS INLINE
+        return typename L::out_t(a);
+    }
+};
+
+// Average pooling: the window sum, requantized with the layer's mult and shift, no bias (the
+// multiplier is a constant, so each lane's requantizer is a constant multiply).
+template <class L>
+struct avg_op {
+    static typename L::acc_t combine(typename L::acc_t a, typename L::in_t v) {
+#pragma HLS INLINE
+        return typename L::acc_t(a + v);
+    }
+    static typename L::out_t result(typename L::acc_t a) {
+#pragma HLS INLINE
+        return requantize<L>(a, L::MULT, 0, L::SHIFT);
+    }
+};
+
+template <class L>
+void maxpool(hls::stream<typename L::in_word_t>& in, hls::stream<typename L::out_word_t>& out) {
+#pragma HLS INLINE off
+    pool<L, max_op<L> >(in, out);
+}
+
+template <class L>
+void avgpool(hls::stream<typename L::in_word_t>& in, hls::stream<typename L::out_word_t>& out) {
+#pragma HLS INLINE off
+    pool<L, avg_op<L> >(in, out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Width converter: a frame of TOTAL elements of B bits, read as words of IN_N elements and
+// written as words of OUT_N (also the top-level ports, whose words are padded to whole bytes:
+// the padding is dropped on input, zero on output). A shift register of IN_N + OUT_N elements;
+// each cycle reads a word when fewer than OUT_N elements wait, and writes one when OUT_N do:
+// max(TOTAL/IN_N, TOTAL/OUT_N) cycles.
+template <class TI, class TO, int B, int IN_N, int OUT_N, int TOTAL>
+void regroup(hls::stream<TI>& in, hls::stream<TO>& out) {
+#pragma HLS INLINE off
+    static const int ITERS = (TOTAL / IN_N > TOTAL / OUT_N) ? TOTAL / IN_N : TOTAL / OUT_N;
+    ap_uint<(IN_N + OUT_N) * B> buf = 0;
+    int count = 0;  // elements waiting in buf
+    regroup_words:
+    for (int i = 0; i < ITERS; i++) {
 #pragma HLS PIPELINE II=1
-        port.write(P(in.read()));
+        if (count < OUT_N) {
+            const ap_uint<IN_N * B> word = ap_uint<IN_N * B>(in.read());
+            buf |= ap_uint<(IN_N + OUT_N) * B>(word) << (count * B);
+            count += IN_N;
+        }
+        if (count >= OUT_N) {
+            out.write(TO(ap_uint<OUT_N * B>(buf)));
+            buf >>= OUT_N * B;
+            count -= OUT_N;
+        }
     }
 }
 
 }  // namespace msq
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #endif  // MSQ_KERNELS_H

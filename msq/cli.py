@@ -294,7 +294,7 @@ def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator
     syn = s["synth"]
     click.echo(f"  {syn['tool']}: LUT {syn['lut']}, FF {syn['ff']}, DSP {syn['dsp']}, BRAM {syn['bram36']:g} "
                f"on {syn['board']}")
-    click.echo(f"  {s['rtlsim']['cycles_per_inference']} cycles/inference at {s['clock_mhz']:g} MHz: "
+    click.echo(f"  {s['rtlsim']['cycles_per_inference']:g} cycles/inference at {s['clock_mhz']:g} MHz: "
                f"{s['throughput_inferences_per_s']:,.0f} inferences/s")
     click.echo(f"  report: {out}/report/report.html")
 
@@ -334,8 +334,9 @@ def plan(run, board, headroom, out) -> None:
 
     b = board
     res, path = run.plan(board, headroom, Path(out) if out else None)
-    for name, p in res.plan.items():
-        click.echo(f"  {name}: sp2_lanes {p.sp2_lanes}, fixed_lanes {p.fixed_lanes}")
+    for name, p in res.plan.layers.items():
+        click.echo(f"  {name}: simd {p.simd}, pe_sp2 {p.pe_sp2}, pe_fixed {p.pe_fixed}")
+    click.echo(f"  streams: {res.plan.in_width} input and {res.plan.out_width} output elements per beat")
     r = res.resources
     click.echo(f"interval {res.interval} cycles, latency {res.latency} cycles: "
                f"{res.throughput(b.clock_mhz):,.0f} inferences/s at {b.clock_mhz:g} MHz")

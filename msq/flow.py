@@ -134,9 +134,9 @@ class Flow:
 
     def _plan(self) -> dict[str, Any]:
         res, _ = self.rd.plan(self.board)
-        for name, p in res.plan.items():
-            self.progress(f"  {name}: {p.sp2_lanes} SP2 lanes, {p.fixed_lanes} fixed lanes")
-        return {"plan": {name: asdict(p) for name, p in res.plan.items()},
+        for name, p in res.plan.layers.items():
+            self.progress(f"  {name}: simd {p.simd}, pe_sp2 {p.pe_sp2}, pe_fixed {p.pe_fixed}")
+        return {"plan": res.plan.as_dict(),
                 "estimate": res.resources.as_dict()}
 
     def _hls(self) -> dict[str, Any]:
@@ -155,7 +155,8 @@ class Flow:
         from msq.backends.rtl.generate import read_design
 
         design = read_design(self.rd.write_rtl(load_plan(self.rd.ir, self.rd.plan_json)))
-        return {"layer_cycles": design["cycles"]["layers"]}
+        return {"layer_cycles": design["cycles"]["layers"],
+                "cycles_model": {k: design["cycles"][k] for k in ("interval", "latency")}}
 
     def _rtlsim(self) -> dict[str, Any]:
         from msq.backends.rtl.simulate import simulate
@@ -166,8 +167,7 @@ class Flow:
                            f"(see {res.get('mismatches_file')})")
         cycles = res["cycles_per_inference"]
         return {"rtlsim": {"mismatches": 0, "samples": res["samples"], "simulator": self.cfg.simulator,
-                           "cycles_per_inference": cycles, "latency_cycles": res.get("latency_cycles")},
-                "throughput_inferences_per_s": self.board.clock_mhz * 1e6 / cycles}
+                           "cycles_per_inference": cycles, "latency_cycles": res.get("latency_cycles")}}
 
     def _synth(self) -> dict[str, Any]:
         from msq.backends.synth.driver import synthesize
@@ -227,6 +227,10 @@ class Flow:
                 else:
                     s[key] = value
         s["ladder"] = ladder(s)
+        fmax = s.get("synth", {}).get("fmax_mhz")
+        s["clock_mhz"] = min(self.board.clock_mhz, fmax) if fmax else self.board.clock_mhz  # a clock it meets
+        if "rtlsim" in s:
+            s["throughput_inferences_per_s"] = s["clock_mhz"] * 1e6 / s["rtlsim"]["cycles_per_inference"]
         s["stage_seconds"] = {k: v.get("seconds") for k, v in self.state.items()}
         atomic.write_json(self.rd.summary_json, s)
         return s

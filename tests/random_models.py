@@ -16,7 +16,7 @@ from msq.frontend.export import export_model
 from msq.frontend.models import QuantConfig
 from msq.frontend.quantizer import msq_quantizers
 from msq.ir.model import IRModel
-from msq.ir.plan import LayerPlan
+from msq.ir.plan import LayerPlan, Plan, divisors, simd_unit
 
 
 def random_model(seed: int, kind: str | None = None) -> tuple[nn.Sequential, tuple[int, ...]]:
@@ -113,12 +113,22 @@ def _live(module: nn.Module) -> bool:
 
 
 
-def random_plan(ir: IRModel, seed: int) -> dict[str, LayerPlan]:
-    """Random engine parallelism per layer: 1..rows lanes for each engine that has rows."""
+def random_plan(ir: IRModel, seed: int) -> Plan:
+    """A random legal plan: simd a random divisor of each layer's unit, 1..rows per fold in each
+    engine, random stream widths."""
     rng = np.random.default_rng(seed)
 
-    def lanes(n: int) -> int:
+    def pick(values: list[int]) -> int:
+        return int(rng.choice(values))
+
+    def pe(n: int) -> int:
         return int(rng.integers(1, n + 1)) if n else 0
 
-    return {layer.name: LayerPlan(lanes(len(layer.sp2_rows)), lanes(len(layer.fixed_rows)))
-            for layer in ir.compute_layers()}
+    layers = {}
+    for layer in ir.layers:
+        simd = pick(divisors(simd_unit(layer)))
+        if hasattr(layer, "scheme"):
+            layers[layer.name] = LayerPlan(simd, pe(len(layer.sp2_rows)), pe(len(layer.fixed_rows)))
+        else:
+            layers[layer.name] = LayerPlan(simd)
+    return Plan(layers, pick(divisors(int(np.prod(ir.input_shape)))), pick(divisors(int(np.prod(ir.output_shape)))))

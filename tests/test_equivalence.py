@@ -17,7 +17,7 @@ from random_models import extreme_inputs, random_ir, random_plan
 
 from msq import ref
 from msq.backends.hls import csim
-from msq.backends.hls.project import generate_project
+from msq.backends.hls.project import generate_project, read_project
 from msq.backends.rtl import cycles
 from msq.backends.rtl.generate import generate_rtl, read_design
 from msq.backends.rtl.lint import lint
@@ -27,23 +27,24 @@ from msq.boards import load_board
 from msq.ir import arith
 from msq.ir.arith import ActFormat
 from msq.ir.model import ComputeLayer, IRModel
-from msq.ir.plan import LayerPlan
+from msq.ir.plan import LayerPlan, Plan
 
 # Seeds whose random IRs together cover weight widths 2..8, every layer kind, padding and stride,
 # SP2-only, fixed-only and mixed layers (test_seeds_cover_widths_and_schemes checks it). Verilator
 # builds dominate the run time, so the RTL takes a subset.
-SEEDS = (0, 1, 3, 5, 8, 9, 10, 11, 12, 110, 113, 223)
-RTL_SEEDS = (3, 110, 113, 223)
+SEEDS = (0, 1, 3, 5, 8, 9, 10, 11, 12, 32, 110, 113, 223)
+RTL_SEEDS = (3, 10, 32, 110, 113, 223)
 
 
-def _torch_int(ir: IRModel, plan: dict[str, LayerPlan], x: np.ndarray, tmp: Path) -> None:
+def _torch_int(ir: IRModel, plan: Plan, x: np.ndarray, tmp: Path) -> None:
     got = IntegerModel(ir)(x)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, ref.infer(ir, x))
 
 
-def _hls_csim(ir: IRModel, plan: dict[str, LayerPlan], x: np.ndarray, tmp: Path) -> None:
+def _hls_csim(ir: IRModel, plan: Plan, x: np.ndarray, tmp: Path) -> None:
     project = generate_project(ir, tmp / "hls", load_board("pynq-z2"), x, plan=plan)
+    assert read_project(project)["plan"] == plan.as_dict()
     result = csim.c_simulate(project)
     report = json.loads(result.report.read_text())
     assert result.warnings == "", f"g++ -Wall warnings:\n{result.warnings}"
@@ -56,7 +57,7 @@ def _hls_csim(ir: IRModel, plan: dict[str, LayerPlan], x: np.ndarray, tmp: Path)
     np.testing.assert_array_equal(got, ref.infer(ir, every).reshape(len(every), -1))
 
 
-def _verilog(ir: IRModel, plan: dict[str, LayerPlan], x: np.ndarray, tmp: Path, seed: int = 0) -> None:
+def _verilog(ir: IRModel, plan: Plan, x: np.ndarray, tmp: Path, seed: int = 0) -> None:
     project = generate_rtl(ir, tmp / "rtl", x[:6], plan=plan, source="test_equivalence")
     clean, messages = lint(project)
     assert clean, messages
@@ -64,14 +65,15 @@ def _verilog(ir: IRModel, plan: dict[str, LayerPlan], x: np.ndarray, tmp: Path, 
     assert_rtl_exact(result, ir, plan, read_design(project)["samples"]["total"])
 
 
-def assert_rtl_exact(result: dict, ir: IRModel, plan: dict[str, LayerPlan], samples: int) -> None:
-    """Every output equal and received, and the measured cycles equal the cycle model."""
+def assert_rtl_exact(result: dict, ir: IRModel, plan: Plan, samples: int) -> None:
+    """Every output equal and received, and every measured cycle equal to the cycle model's."""
     assert result["mismatches"] == [], result["mismatches"][:5]
     assert result["stress"]["outputs_received"] == samples * int(np.prod(ir.output_shape))
-    assert result["timing"]["latency_cycles"] == cycles.latency(ir, plan)
+    burst = cycles.timing(ir, plan, result["timing"]["inferences"])
+    assert result["timing"]["latency_cycles"] == burst.latency == cycles.latency(ir, plan)
+    assert result["timing"]["intervals"] == burst.intervals
     assert result["cycles_per_inference"] == cycles.inference_interval(ir, plan)
     assert result["latency_cycles"] == result["timing"]["latency_cycles"]
-    assert set(result["timing"]["intervals"]) == {cycles.inference_interval(ir, plan)}
 
 
 CASES = ([("torch_int", s) for s in SEEDS] + [("hls_csim", s) for s in SEEDS]
@@ -99,6 +101,12 @@ def test_seeds_cover_widths_and_schemes():
     assert any(len(layer.fixed_rows) == layer.rows for layer in compute)
     assert any(layer.kind == "conv" and layer.padding != (0, 0) for layer in compute)
     assert any(layer.kind == "conv" and layer.stride != (1, 1) for layer in compute)
+    # windows wider than one tap over several SIMD words per pixel: the address steps between taps
+    windows = [(layer, random_plan(random_ir(seed), seed)[layer.name]) for seed in RTL_SEEDS
+               for layer in random_ir(seed).layers if layer.kind != "dense"]
+    assert any(layer.kind == "conv" and layer.kernel[1] > 1 and layer.in_shape[-1] // lp.simd > 1
+               for layer, lp in windows)
+    assert any(layer.kind != "conv" and layer.in_shape[-1] // lp.simd > 1 for layer, lp in windows)
 
 
 def _dead_layer_ir() -> IRModel:
@@ -121,5 +129,5 @@ def test_rounding_term_wider_than_requant_bits(backend, tmp_path):
     ir = _dead_layer_ir()
     x = extreme_inputs(ir, n_random=4, seed=0)
     assert set(ref.infer(ir, x).ravel()) == {0}  # floor((-7 + 8) / 16) = 0
-    plan = {"dense1": LayerPlan(0, 1)}
+    plan = Plan({"dense1": LayerPlan(1, 0, 1)})
     {"torch_int": _torch_int, "hls_csim": _hls_csim, "verilog": _verilog}[backend](ir, plan, x, tmp_path)

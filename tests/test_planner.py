@@ -7,8 +7,9 @@ import pytest
 
 from msq.design import cost_model
 from msq.design import explore, planner
-from msq.ir.plan import LayerPlan, default_plan
-from msq.backends.rtl import cycles
+from msq.ir.plan import LayerPlan, Plan, check_plan, default_plan, folds
+from msq.numerics import RowScheme
+from msq.backends.rtl import cycles, verilog
 from msq.design.estimate import estimate_design
 from msq.boards import load_board
 from msq.errors import MSQError
@@ -16,15 +17,19 @@ from msq.errors import MSQError
 
 def test_planner_calibration_table_covers_2_to_8_bits():
     table = cost_model.calibration()
-    assert "Yosys" in table["yosys_version"] and table["command"] == "msq calibrate"
+    assert "Yosys" in table["yosys_version"] and table["command"].startswith("yosys synth_xilinx")
     for w in range(2, 9):
         for a in range(2, 9):
-            lut, ff, _ = cost_model.lane_cost("sp2", w, a)
-            assert lut > 0 and ff > 0
-            assert cost_model.lane_cost("fixed", w, a)[1] > 0
-    assert cost_model.fixed_mac_dsps(4, 4) == 1.0 and cost_model.lane_cost("fixed", 4, 4)[2] == 1
-    # wider operands cost more LUTs in the shift-add lane
+            for simd in (1, 4, 16, 32):
+                lut, ff, dsp = cost_model.mac_cost(RowScheme.SP2, w, a, simd)
+                assert lut > 0 and ff > 0 and dsp == 0
+                assert cost_model.mac_cost(RowScheme.FIXED, w, a, simd)[1] > 0
+    # W4A4 products map to DSP48s; packing puts two rows in one
+    assert cost_model.mac_cost(RowScheme.FIXED, 4, 4, 8)[2] == pytest.approx(1.0)
+    assert cost_model.mac_cost(RowScheme.FIXED, 4, 4, 8, pack=True)[2] == pytest.approx(0.5)
+    # wider operands cost more LUTs in the shift-add engine; an SP2 MAC costs LUTs a DSP MAC does not
     assert cost_model.sp2_mac_luts(8, 8) > cost_model.sp2_mac_luts(2, 2)
+    assert cost_model.fixed_mac_cost(4, 4)[0] < cost_model.sp2_mac_luts(4, 4)
 
 
 def test_planner_board_ratio_in_unit_interval():
@@ -39,30 +44,27 @@ def test_planner_balances_and_fits(mlp_demo):
     assert res.interval == cycles.inference_interval(ir, res.plan)
     assert res.latency == cycles.latency(ir, res.plan)
     assert planner.fits(res.resources, board, planner.HEADROOM)
-    assert res.interval < cycles.inference_interval(ir, default_plan(ir))
+    assert res.interval < cycles.inference_interval(ir, default_plan(ir)) / 10
+    check_plan(ir, res.plan)
+    target = max(cycles.stage_cycles(ir, res.plan))
     for layer in ir.compute_layers():
-        p = res.plan[layer.name]
-        n_pass = cycles.passes(layer, p)
-        # balanced engines: neither engine could drop a lane and keep the layer's pass count
-        for rows, lanes in ((len(layer.sp2_rows), p.sp2_lanes), (len(layer.fixed_rows), p.fixed_lanes)):
-            if lanes > 1:
-                assert -(-rows // (lanes - 1)) > n_pass
-        # no layer gets lanes it does not need to meet the interval
-        slower = LayerPlan(max(p.sp2_lanes - 1, int(p.sp2_lanes > 0)), max(p.fixed_lanes - 1, int(p.fixed_lanes > 0)))
-        if slower != p:
-            assert cycles.layer_cycles(layer, slower) > res.interval or \
-                cycles.passes(layer, slower) == n_pass and slower.sp2_lanes * slower.fixed_lanes == 0
+        lp = res.plan[layer.name]
+        nf = folds(layer, lp)
+        # balanced engines: neither engine could drop a PE and keep the layer's folds
+        for rows, pe in ((len(layer.sp2_rows), lp.pe_sp2), (len(layer.fixed_rows), lp.pe_fixed)):
+            if pe > 1:
+                assert -(-rows // (pe - 1)) > nf
+        assert cycles.layer_steps(layer, lp) <= target
 
 
 def test_planner_respects_a_tiny_board(mlp_demo, tmp_path):
     _, ir = mlp_demo
     small = tmp_path / "tiny.yaml"
-    small.write_text("name: tiny\npart: xc7z007sclg400-1\nfamily: xc7\nlut: 9000\nff: 20000\ndsp: 4\n"
+    small.write_text("name: tiny\npart: xc7z007sclg400-1\nfamily: xc7\nlut: 9000\nff: 20000\ndsp: 12\n"
                      "bram36: 10\nclock_mhz: 100\n")
     board = load_board(small)
     res = planner.plan_search(ir, board, headroom=1.0)
-    assert res.resources.dsp <= 4 and res.resources.lut <= 9000
-    assert sum(p.fixed_lanes for p in res.plan.values()) <= 4
+    assert res.resources.dsp <= 12 and res.resources.lut <= 9000
     big = planner.plan_search(ir, load_board("zc706"))
     assert big.interval < res.interval
     tiny = tmp_path / "none.yaml"
@@ -71,10 +73,21 @@ def test_planner_respects_a_tiny_board(mlp_demo, tmp_path):
         planner.plan_search(ir, load_board(tiny))
 
 
-def test_planner_dsp_estimate_is_one_per_fixed_lane(mlp_demo):
+def test_planner_dsp_estimate_counts_packed_macs_and_requantizers(mlp_demo):
     _, ir = mlp_demo
-    plan = {layer.name: LayerPlan(len(layer.sp2_rows), 2) for layer in ir.compute_layers()}
-    assert estimate_design(ir, plan).dsp == 2 * len(ir.compute_layers())
+    layers = {}
+    for layer in ir.layers:
+        layers[layer.name] = LayerPlan(1, len(layer.sp2_rows) and 1, 2 if len(layer.fixed_rows) >= 2 else
+                                       len(layer.fixed_rows) and 1)
+    plan = Plan(layers)
+    expected = 0
+    for layer in ir.compute_layers():
+        lp = plan[layer.name]
+        for kind, _, pe in verilog.engines(layer, lp):
+            expected += verilog.requant_units(pe, verilog.steps_per_fold(layer, lp))
+            if kind == "fixed":
+                expected += pe / 2 if verilog.fixed_packing(layer, pe) else pe
+    assert estimate_design(ir, plan).dsp == expected
 
 
 def test_planner_explore_writes_outputs(cnn_demo, tmp_path):
@@ -86,4 +99,8 @@ def test_planner_explore_writes_outputs(cnn_demo, tmp_path):
     assert result["best"] is not None and result["best"]["ratio"] in result["pareto"]
     fixed_only = data["points"][0]
     assert fixed_only["sp2_rows"] == 0 and fixed_only["lut"] > 0
-    assert data["points"][-1]["dsp"] == 0  # SP2 only: no DSP at all
+    sp2_only, plan = explore.with_ratio(ir, 1.0), data["points"][-1]["plan"]["layers"]
+    units = sum(verilog.requant_units(plan[layer.name]["pe_sp2"],
+                                      verilog.steps_per_fold(layer, LayerPlan(plan[layer.name]["simd"])))
+                for layer in sp2_only.compute_layers())
+    assert data["points"][-1]["dsp"] == units  # SP2 only: the requantizers are the only multipliers

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from test_equivalence import assert_rtl_exact
 
-from msq.ir.plan import LayerPlan, save_plan
+from msq.ir.plan import LayerPlan, Plan, default_plan, save_plan
 from msq.backends.rtl.generate import read_design
 from msq.backends.rtl.lint import lint
 from msq.backends.rtl.simulate import simulate
@@ -38,12 +38,12 @@ def _subset(project: Path, dest: Path, n: int, corrupt: bool = False) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mlp_rtl(mlp_demo, tmp_path_factory) -> tuple[Path, IRModel, dict[str, LayerPlan]]:
+def mlp_rtl(mlp_demo, tmp_path_factory) -> tuple[Path, IRModel, Plan]:
     """`msq rtl` of the demo MLP with a multi-lane plan."""
     run, _ = mlp_demo
     ir = load_ir(run / "ir")
-    plan = {layer.name: LayerPlan(min(4, len(layer.sp2_rows)), min(3, len(layer.fixed_rows)))
-            for layer in ir.compute_layers()}
+    plan = Plan({layer.name: LayerPlan(4, min(8, len(layer.sp2_rows)), min(3, len(layer.fixed_rows)))
+                 for layer in ir.layers}, 8, 2)
     plan_path = tmp_path_factory.mktemp("plan") / "plan.json"
     save_plan(plan, plan_path)
     out = tmp_path_factory.mktemp("rtl") / "mlp"
@@ -54,13 +54,13 @@ def mlp_rtl(mlp_demo, tmp_path_factory) -> tuple[Path, IRModel, dict[str, LayerP
 
 
 @pytest.fixture(scope="module")
-def cnn_rtl(cnn_demo, tmp_path_factory) -> tuple[Path, IRModel, dict[str, LayerPlan]]:
+def cnn_rtl(cnn_demo, tmp_path_factory) -> tuple[Path, IRModel, Plan]:
     run, _ = cnn_demo
     out = tmp_path_factory.mktemp("rtl") / "cnn"
     res = CliRunner().invoke(main, ["rtl", str(run), "--out", str(out)])
     assert res.exit_code == 0, res.output
     ir = load_ir(run / "ir")
-    return out, ir, {name: LayerPlan(**p) for name, p in read_design(out)["plan"].items()}
+    return out, ir, default_plan(ir)
 
 
 def test_rtl_demo_mlp_matches_reference(mlp_rtl):
@@ -88,15 +88,23 @@ def test_rtl_generated_sources_lint_clean(mlp_rtl, cnn_rtl):
             assert port in top
 
 
-def test_rtl_only_the_fixed_engine_multiplies(cnn_rtl):
-    """SP2 lanes, requantization and address logic are shifts and adds: the one `*` in the design is
-    the fixed MAC's DSP-bound multiply."""
+def _operators(path: Path) -> str:
+    """A Verilog file without comments, attributes and index/width expressions: its operators."""
+    code = re.sub(r"/\*.*?\*/", "", re.sub(r"//[^\n]*", "", path.read_text()), flags=re.S)
+    code = re.sub(r"\(\*.*?\*\)|@\*", "", code)
+    code = re.sub(r"localparam[^;]*;|parameter[^\n]*", "", code)
+    while re.search(r"\[[^\[\]]*\]", code):
+        code = re.sub(r"\[[^\[\]]*\]", "", code)
+    return code
+
+
+def test_rtl_sp2_engine_has_no_multiplier(cnn_rtl):
+    """The SP2 engine and its adder trees are shifts and adds; the fixed engine multiplies."""
     project, _, _ = cnn_rtl
-    for path in sorted((project / "hdl").glob("*.v")):
-        code = re.sub(r"//.*|/\*.*?\*/|\(\*.*?\*\)|@\*", "", path.read_text())  # comments, attributes, @*
-        expected = 1 if path.name == "msq_fixed_mac.v" else 0
-        assert code.count("*") == expected, path.name
-    assert '(* use_dsp = "yes" *)' in (project / "hdl" / "msq_fixed_mac.v").read_text()
+    hdl = project / "hdl"
+    for name in ("msq_sp2_engine.v", "msq_tree.v"):
+        assert "*" not in _operators(hdl / name), name
+    assert re.search(r"\w\s*\*\s*\w", _operators(hdl / "msq_fixed_engine.v"))
 
 
 def test_rtl_icarus_matches_reference_with_waves(mlp_rtl, tmp_path):

@@ -13,8 +13,8 @@ import torch
 from random_models import _randomize
 
 from msq.design import planner
-from msq.ir.plan import LayerPlan, default_plan
-from msq.backends.rtl import cycles
+from msq.ir.plan import LayerPlan, Plan, default_plan
+from msq.backends.rtl import cycles, verilog
 from msq.backends.rtl.generate import generate_rtl
 from msq.backends.rtl.simulate import simulate
 from msq.backends.synth import vivado
@@ -29,7 +29,7 @@ from msq.frontend.models import QuantConfig
 from msq.frontend.quantizer import msq_quantizers
 from msq.ir.model import IRModel
 
-TINY_BOARD = ("name: tiny\npart: xc7z007sclg400-1\nfamily: xc7\nlut: 6000\nff: 20000\ndsp: 6\n"
+TINY_BOARD = ("name: tiny\npart: xc7z007sclg400-1\nfamily: xc7\nlut: 9000\nff: 20000\ndsp: 16\n"
               "bram36: 10\nclock_mhz: 100\n")
 
 
@@ -48,7 +48,7 @@ def _sp2_only_ir() -> IRModel:
     return export_model(model, (8,), model_name="sp2only")
 
 
-def _synth(ir: IRModel, plan: dict[str, LayerPlan], out: Path, board) -> dict:
+def _synth(ir: IRModel, plan: Plan, out: Path, board) -> dict:
     inputs = np.zeros((1,) + tuple(ir.input_shape), dtype=np.int64)
     generate_rtl(ir, out, inputs, plan=plan, n_extreme_random=1)
     return synthesize(out, board, "yosys")
@@ -66,21 +66,21 @@ def planned_mlp(mlp_demo, tmp_path_factory):
     return ir, res, out, _synth(ir, res.plan, out, board)
 
 
-def test_synth_sp2_only_design_uses_no_dsp(tmp_path):
+def test_synth_sp2_only_design_multiplies_only_in_its_requantizers(tmp_path):
     ir = _sp2_only_ir()
     assert all(len(layer.fixed_rows) == 0 for layer in ir.compute_layers())
-    plan = {layer.name: LayerPlan(2, 0) for layer in ir.compute_layers()}
+    plan = Plan({layer.name: LayerPlan(2, 2, 0) for layer in ir.compute_layers()}, 2, 2)
     s = _synth(ir, plan, tmp_path / "rtl", load_board("pynq-z2"))
-    assert s["tool"] == "yosys" and s["dsp"] == 0
-    assert not any(name.startswith("DSP48") for name in s["cells"])
-    assert estimate_design(ir, plan).dsp == 0
+    units = sum(verilog.requant_units(2, verilog.steps_per_fold(layer, plan[layer.name]))
+                for layer in ir.compute_layers())
+    assert s["tool"] == "yosys" and s["dsp"] == units == estimate_design(ir, plan).dsp
 
 
 def test_synth_fixed_rows_map_to_dsp48(planned_mlp):
     ir, res, _, s = planned_mlp
-    fixed_lanes = sum(p.fixed_lanes for p in res.plan.values())
-    assert fixed_lanes > len(ir.compute_layers())  # non-trivial plan
-    assert s["cells"].get("DSP48E1", 0) == s["dsp"] == fixed_lanes == res.resources.dsp
+    fixed_macs = sum(p.pe_fixed * p.simd for p in res.plan.layers.values())
+    assert fixed_macs > len(ir.compute_layers())  # non-trivial plan
+    assert s["cells"].get("DSP48E1", 0) == s["dsp"] == res.resources.dsp
 
 
 def test_synth_estimate_within_tolerance_planned_mlp(planned_mlp):

@@ -1,29 +1,22 @@
-"""Resource cost model: what one engine lane of each scheme costs, and the board's SP2 ratio.
+"""Resource cost model: what each cell of the folded architecture costs, and the board's SP2 ratio.
 
-The figures are measured, not assumed: ``msq calibrate`` synthesizes the project's own kernels
-(``rtl_sim/kernels/msq_sp2_mac.v`` and ``msq_fixed_mac.v``, each with its accumulator register)
-with Yosys ``synth_xilinx`` at weight and activation widths 2..8 and writes
-``msq/data/calibration.json`` (Yosys version, date and the command inside). A lane's cost at
-``(wbits, abits)`` is the measured point when the grid has it, else the measured ``(wbits, 4)``
-plus ``(4, abits)`` minus ``(4, 4)`` (widths outside 2..8 are clipped), corrected for the
-accumulator width by the measured per-bit slope.
+The figures are measured, not assumed: ``msq calibrate`` synthesizes the project's own cells with
+Yosys ``synth_xilinx`` (msq/design/calibrate.py) and writes ``msq/data/calibration.json``. A MAC of
+an engine costs what the engine measured per MAC at the nearest SIMD (interpolated in log2 SIMD)
+at W4A4, scaled by the measured bit-width trend at SIMD 8. Yosys maps a multiply to a DSP48 only
+when its product has at least 9 bits; narrower fixed-point MACs are measured as it maps them.
 
-Yosys' ``synth_xilinx`` maps a multiply to a DSP48 only when its product is at least 9 bits wide
-(``abits + 1 + wbits >= 9``, e.g. W4A4); narrower fixed lanes are measured as LUT multipliers
-with no DSP, and the estimator (msq/design/estimate.py) follows those Yosys counts.
-Vivado honours the kernel's ``use_dsp`` attribute at every width, so the board ratio costs a fixed
-lane as one DSP48 plus the LUTs of a DSP-mapped lane whatever the widths.
-
-The board ratio (docs/architecture.md): ``r = P_lut / (P_lut + P_dsp)`` balances the engines. With ``HEADROOM`` of each
-resource planned for, the DSP budget affords ``P_dsp`` fixed lanes (one DSP48 each); the LUTs
-those lanes use besides their DSP come out of the LUT budget, and the rest affords ``P_lut`` SP2
-lanes at their calibrated LUT cost.
+The board ratio (docs/architecture.md): ``r = P_lut / (P_lut + P_dsp)`` balances the engines. With
+``HEADROOM`` of each resource planned for, the DSP budget affords ``P_dsp`` fixed MACs per cycle
+(two per DSP when packed); the LUTs those MACs use besides their DSPs come out of the LUT budget,
+and the rest affords ``P_lut`` SP2 MACs at their calibrated LUT cost.
 """
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from msq.assets import CALIBRATION_JSON
@@ -33,6 +26,7 @@ from msq.numerics import RowScheme, check_bits
 
 HEADROOM = 0.8
 ENGINE_SCHEMES = (RowScheme.SP2, RowScheme.FIXED)  # the row schemes that have hardware engines
+REFERENCE_SIMD = 8
 
 
 @lru_cache(maxsize=1)
@@ -43,71 +37,105 @@ def calibration() -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise MSQError(f"{CALIBRATION_JSON}: cannot read the calibration table ({exc}); "
                        "regenerate it with 'msq calibrate'") from exc
-    for key in ("measured", "fits", "acc_ref"):
+    for key in ("measured", "pe", "control"):
         if key not in table:
             raise MSQError(f"{CALIBRATION_JSON}: missing field '{key}'; regenerate it with 'msq calibrate'")
     return table
 
 
-def _lane_points(scheme: str, table: dict[str, Any]) -> dict[tuple[int, int], dict[str, Any]]:
-    return {(m["params"][0], m["params"][1]): m for m in table["measured"][f"{scheme}_lane"]
-            if m["params"][2] == table["acc_ref"]}
+def _interp(x: float, points: list[tuple[float, float]]) -> float:
+    """Piecewise-linear interpolation through sorted points, held flat outside them."""
+    points = sorted(points)
+    if x <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return points[-1][1]
 
 
-def lane_cost(scheme: str, wbits: int, abits: int, acc_bits: int | None = None,
-              table: dict[str, Any] | None = None) -> tuple[float, float, int]:
-    """(LUT, FF, DSP) of one engine lane of ``scheme`` ('sp2' or 'fixed'): kernel + accumulator
-    (``table``: a calibration table other than the shipped one)."""
+def _per_mac(kind: str, key: str, match: Callable, table: dict[str, Any]) -> list[tuple[dict, float]]:
+    macs = table["pe"]
+    return [(m, m[key] / (macs * m["params"][2])) for m in table["measured"][kind] if match(m["params"])]
+
+
+def mac_cost(scheme: RowScheme, wbits: int, abits: int, simd: int, pack: bool = False,
+             table: dict[str, Any] | None = None) -> tuple[float, float, float]:
+    """(LUT, FF, DSP) per MAC of an engine of ``scheme`` at these widths, SIMD and packing."""
     if scheme not in ENGINE_SCHEMES:
         raise MSQError(f"unknown scheme {scheme!r}: expected one of {', '.join(ENGINE_SCHEMES)}")
+    check_bits(wbits)
+    check_bits(abits, "abits")
     table = table or calibration()
-    pts = _lane_points(scheme, table)
-    w, a = min(max(wbits, 2), 8), min(max(abits, 2), 8)
-    if (w, a) in pts:
-        p = pts[(w, a)]
-        lut, ff, dsp = float(p["lut"]), float(p["ff"]), int(p["dsp"])
-    else:
-        pw, pa, p0 = pts[(w, 4)], pts[(4, a)], pts[(4, 4)]
-        lut = float(pw["lut"] + pa["lut"] - p0["lut"])
-        ff = float(pw["ff"] + pa["ff"] - p0["ff"])
-        dsp = int(max(pw["dsp"], pa["dsp"]))
-    extra = (acc_bits if acc_bits is not None else table["acc_ref"]) - table["acc_ref"]
-    fits = table["fits"]
-    lut += extra * fits[f"{scheme}_lane_lut_per_acc_bit"]
-    ff += extra * fits[f"{scheme}_lane_ff_per_acc_bit"]
-    return max(lut, 1.0), max(ff, 0.0), dsp
+    kind = "sp2_engine" if scheme == RowScheme.SP2 else "fixed_engine"
+    p = int(pack) if scheme == RowScheme.FIXED else None
+    bits = (wbits + abits) / 2
+    out = []
+    for key in ("lut", "ff", "dsp"):
+        by_simd = [(math.log2(m["params"][2]), v) for m, v in _per_mac(kind, key, lambda q: q[0] == q[1] == 4
+                                                                        and (p is None or q[3] == p), table)]
+        by_bits = [(m["params"][0], v) for m, v in _per_mac(kind, key, lambda q: q[2] == REFERENCE_SIMD
+                                                             and (p is None or q[3] == 0), table)]
+        ref = _interp(4, by_bits)
+        scale = _interp(bits, by_bits) / ref if ref else 0.0
+        base = _interp(math.log2(simd), by_simd)
+        out.append(base * scale if key != "dsp" else (base if _interp(bits, by_bits) else 0.0))
+    return out[0], out[1], out[2]
+
+
+def requant_cost(rqw: int, table: dict[str, Any] | None = None) -> tuple[float, float, float]:
+    """(LUT, FF, DSP) of one requantizer of a ``rqw``-bit datapath (per-stage overhead included)."""
+    table = table or calibration()
+    pts = {(m["params"][0], m["params"][1]): m for m in table["measured"]["requant"]}
+    widths = sorted({r for _, r in pts})
+    out = []
+    for key in ("lut", "ff", "dsp"):
+        out.append(max(0.0, _interp(rqw, [(r, float(pts[(1, r)][key])) for r in widths])))
+    return out[0], out[1], out[2]
+
+
+def _linear(kind: str, key: str, x: float, feature: Callable, table: dict[str, Any]) -> float:
+    pts = [(feature(m["params"]), float(m[key])) for m in table["measured"][kind]]
+    (x0, y0), (x1, y1) = sorted(pts)[0], sorted(pts)[-1]
+    slope = (y1 - y0) / (x1 - x0)
+    return max(0.0, y0 + slope * (x - x0))
+
+
+def buffer_cost(elems: int, bits: int, table: dict[str, Any] | None = None) -> tuple[float, float]:
+    """(LUT, FF) of one stage's frame buffers (every buffer) of ``elems`` elements of ``bits``."""
+    table = table or calibration()
+    feature = lambda q: q[0] * q[1]  # noqa: E731
+    return (_linear("buffer", "lut", elems * bits, feature, table),
+            _linear("buffer", "ff", elems * bits, feature, table))
+
+
+def lut_rom_cost(bits: int, table: dict[str, Any] | None = None) -> float:
+    """LUTs of a LUT ROM of ``bits`` bits."""
+    table = table or calibration()
+    return _linear("rom", "lut", bits, lambda q: q[0] * q[1], table) if bits else 0.0
+
+
+def control_cost(table: dict[str, Any] | None = None) -> tuple[float, float]:
+    """(LUT, FF) of one layer's controller: what whole layers measured beyond their parts."""
+    table = table or calibration()
+    return table["control"]["lut"], table["control"]["ff"]
 
 
 def sp2_mac_luts(wbits: int, abits: int) -> float:
-    """Calibrated LUTs of one SP2 shift-add lane (MAC + accumulator) at the reference accumulator width."""
-    check_bits(wbits)
-    check_bits(abits, "abits")
-    return lane_cost(RowScheme.SP2, wbits, abits)[0]
+    """Calibrated LUTs of one SP2 MAC at the reference SIMD."""
+    return mac_cost(RowScheme.SP2, wbits, abits, REFERENCE_SIMD)[0]
 
 
-def _dsp_lane(wbits: int, abits: int) -> tuple[float, float, int]:
-    """The calibrated fixed lane, or (when Yosys put a narrow product in LUTs) the W4A4 DSP lane."""
-    cost = lane_cost(RowScheme.FIXED, wbits, abits)
-    return cost if cost[2] else lane_cost(RowScheme.FIXED, 4, 4)
-
-
-def fixed_mac_dsps(wbits: int, abits: int) -> float:
-    """DSP slices of one fixed-point lane: one DSP48 (the kernel's product is marked use_dsp)."""
-    check_bits(wbits)
-    check_bits(abits, "abits")
-    return float(_dsp_lane(wbits, abits)[2])
-
-
-def fixed_mac_luts(wbits: int, abits: int) -> float:
-    """Calibrated LUTs a DSP-mapped fixed-point lane uses besides its DSP (accumulator and select)."""
-    check_bits(wbits)
-    check_bits(abits, "abits")
-    return _dsp_lane(wbits, abits)[0]
+def fixed_mac_cost(wbits: int, abits: int) -> tuple[float, float]:
+    """(LUT, DSP) of one fixed-point MAC at the reference SIMD, packed two per DSP when it fits."""
+    lut, _, dsp = mac_cost(RowScheme.FIXED, wbits, abits, REFERENCE_SIMD, pack=True)
+    return lut, dsp
 
 
 def board_sp2_ratio(board: Board, wbits: int, abits: int) -> float:
     """The SP2 row fraction that balances the board's LUT engine against its DSP engine."""
-    p_dsp = HEADROOM * board.dsp / fixed_mac_dsps(wbits, abits)
-    luts_left = max(0.0, HEADROOM * board.lut - p_dsp * fixed_mac_luts(wbits, abits))
+    lut_f, dsp_f = fixed_mac_cost(wbits, abits)
+    p_dsp = HEADROOM * board.dsp / dsp_f if dsp_f else 0.0
+    luts_left = max(0.0, HEADROOM * board.lut - p_dsp * lut_f)
     p_lut = luts_left / sp2_mac_luts(wbits, abits)
     return p_lut / (p_lut + p_dsp)

@@ -58,7 +58,7 @@ def explore(ir: IRModel, board: Board, ratios: tuple[float, ...] = RATIOS,
             continue
         points.append({**point, "fits": True, "interval": res.interval, "latency": res.latency,
                        "throughput": res.throughput(board.clock_mhz), **res.resources.as_dict(),
-                       "plan": {k: dataclasses.asdict(v) for k, v in res.plan.items()}})
+                       "plan": res.plan.as_dict()})
     fitting = [p for p in points if p["fits"]]
     best = min(fitting, key=lambda p: (p["interval"], _use(p, board))) if fitting else None
     return {"model": ir.name, "board": board.name, "clock_mhz": board.clock_mhz, "headroom": headroom,

@@ -1,15 +1,16 @@
-"""The planner: each layer's SP2 and fixed engine lanes, balanced, fitting the board.
+"""The planner: each layer's SIMD and engine PEs, balanced, fitting the board.
 
-For a target interval ``T`` (cycles per inference) a compute layer with ``N`` output positions,
-fan-in ``K`` and ``R`` rows may take at most ``P = floor(((T - 1) / N - R) / K)`` passes
-(msq.backends.rtl.cycles); the fewest lanes that finish in ``P`` passes are
-``ceil(R_sp2 / P)`` SP2 and ``ceil(R_fixed / P)`` fixed lanes, so the two engines of a layer
-finish together and no layer is given lanes it does not need to meet ``T`` (layers are balanced
-against the bottleneck). The planner searches the smallest ``T`` whose plan fits
-``headroom`` x the board's LUT, FF, DSP and BRAM by the calibrated estimate
-(msq.design.estimate); resources only shrink as ``T`` grows, so a bisection over the
-intervals the layers can reach finds it. Predicted cycles come from ``cycles.py``, which the RTL
-simulation matches to the cycle.
+A layer of the folded dataflow is busy ``pixels x folds x steps`` cycles per frame
+(msq.backends.rtl.cycles), with ``steps = kh*kw*C / simd`` and ``folds`` the slower engine's
+``ceil(R / pe)``. For a target of ``T`` cycles per inference, every ``simd`` dividing a layer's
+channels allows at most ``T / (pixels x steps)`` folds, and the fewest PEs that finish in those
+folds are ``ceil(R_sp2 / folds)`` and ``ceil(R_fixed / folds)``: the two engines finish together
+and no layer gets more than it needs to meet ``T``. Of a layer's options the planner takes the
+one that uses the smallest share of the board (LUT, FF, DSP and BRAM shares summed, by the
+calibrated estimate, msq.design.estimate); the stream widths are the narrowest that keep pace.
+It searches the smallest ``T`` whose plan fits ``headroom`` x every board resource: resources
+only shrink as ``T`` grows, so a bisection over the step counts layers can reach finds it. The
+chosen plan's cycles come from the exact cycle model, which RTL simulation matches.
 """
 from __future__ import annotations
 
@@ -17,22 +18,26 @@ import bisect
 import math
 from dataclasses import dataclass
 
-from msq.ir.plan import LayerPlan
-from msq.backends.rtl import cycles
-from msq.design.cost_model import HEADROOM
-from msq.design.estimate import Resources, estimate_design
+import numpy as np
+
+from msq.backends.rtl import cycles, verilog
 from msq.boards import Board
+from msq.design import cost_model
+from msq.design.cost_model import HEADROOM
+from msq.design.estimate import Resources, estimate_design, layer_resources
 from msq.errors import MSQError
-from msq.ir.model import ComputeLayer, IRModel
+from msq.ir.model import ComputeLayer, IRModel, Layer
+from msq.ir.plan import LayerPlan, Plan, divisors, simd_unit
+
 RESOURCES = ("lut", "ff", "dsp", "bram36")
 
 
 @dataclass(frozen=True)
 class PlanResult:
-    """A plan with its predicted cycles and estimated resources."""
+    """A plan with its cycles (exact) and estimated resources."""
 
-    plan: dict[str, LayerPlan]
-    interval: int
+    plan: Plan
+    interval: float
     latency: int
     resources: Resources
 
@@ -41,42 +46,74 @@ class PlanResult:
         return clock_mhz * 1e6 / self.interval
 
 
-def _max_passes(layer: ComputeLayer) -> int:
-    return max(len(layer.sp2_rows), len(layer.fixed_rows), 1)
+def _share(res: Resources, board: Board) -> float:
+    return sum(getattr(res, k) / getattr(board, k) for k in RESOURCES if getattr(board, k))
 
 
-def layer_plan_for(layer: ComputeLayer, target: int) -> LayerPlan | None:
-    """The fewest lanes that keep ``layer`` within ``target`` cycles (None if it cannot)."""
-    n = cycles.positions(layer)
-    budget = (target - 1) // n - layer.rows
-    if budget < layer.fan_in:
-        return None
-    p = min(budget // layer.fan_in, _max_passes(layer))
-    r_s, r_f = len(layer.sp2_rows), len(layer.fixed_rows)
-    return LayerPlan(math.ceil(r_s / p) if r_s else 0, math.ceil(r_f / p) if r_f else 0)
+def layer_options(layer: Layer, target: int) -> list[LayerPlan]:
+    """For every ``simd`` the layer allows, the fewest PEs that keep it within ``target`` cycles."""
+    out = []
+    n_pix = verilog.pixels(layer)
+    for simd in divisors(simd_unit(layer)):
+        if isinstance(layer, ComputeLayer):
+            steps = verilog.steps_per_fold(layer, LayerPlan(simd))
+            r_s, r_f = len(layer.sp2_rows), len(layer.fixed_rows)
+            nf = min(target // (n_pix * steps), max(r_s, r_f))
+            if nf >= 1:
+                out.append(LayerPlan(simd, math.ceil(r_s / nf) if r_s else 0, math.ceil(r_f / nf) if r_f else 0))
+        elif cycles.layer_steps(layer, LayerPlan(simd)) <= target:
+            out.append(LayerPlan(simd))
+            break  # pooling costs the same at any width: the narrowest that keeps pace
+    return out
 
 
-def plan_for_interval(ir: IRModel, target: int) -> dict[str, LayerPlan] | None:
-    """The leanest plan meeting ``target`` cycles per inference (None if no plan can)."""
-    plan = {}
-    for layer in ir.compute_layers():
-        lp = layer_plan_for(layer, target)
-        if lp is None:
+def _width(elems: int, target: int) -> int | None:
+    return next((d for d in divisors(elems) if elems // d <= target), None)
+
+
+def plan_for_interval(ir: IRModel, target: int, board: Board) -> Plan | None:
+    """The plan using the least of the board while every stage finishes a frame in ``target``
+    cycles (None if no plan can)."""
+    table = cost_model.calibration()
+    layers = {}
+    for layer in ir.layers:
+        options = layer_options(layer, target)
+        if not options:
             return None
-        plan[layer.name] = lp
-    return plan
+        layers[layer.name] = min(options, key=lambda lp: _share(layer_resources(layer, lp, table=table), board))
+    in_w = _width(int(np.prod(ir.input_shape)), target)
+    out_w = _width(int(np.prod(ir.output_shape)), target)
+    if in_w is None or out_w is None:
+        return None
+    return Plan(layers, in_w, out_w)
 
 
-def candidate_intervals(ir: IRModel) -> list[int]:
-    """Every interval a plan can reach: each layer's cycles at each pass count, ascending."""
-    floor = cycles.inference_interval(ir, {layer.name: LayerPlan(len(layer.sp2_rows), len(layer.fixed_rows))
-                                           for layer in ir.compute_layers()})
-    values = {floor}
-    for layer in ir.compute_layers():
-        n = cycles.positions(layer)
-        for p in range(1, _max_passes(layer) + 1):
-            values.add(1 + n * (p * layer.fan_in + layer.rows))
+def candidate_targets(ir: IRModel) -> list[int]:
+    """Every per-frame cycle count a stage can reach, ascending, from the fastest plan's slowest
+    stage up to the smallest design's."""
+    values = set()
+    for layer in ir.layers:
+        n_pix = verilog.pixels(layer)
+        for simd in divisors(simd_unit(layer)):
+            if isinstance(layer, ComputeLayer):
+                steps = verilog.steps_per_fold(layer, LayerPlan(simd))
+                values.update(n_pix * steps * nf for nf in range(1, max(len(layer.sp2_rows), len(layer.fixed_rows)) + 1))
+            else:
+                values.add(cycles.layer_steps(layer, LayerPlan(simd)))
+    for elems in (int(np.prod(ir.input_shape)), int(np.prod(ir.output_shape))):
+        values.update(elems // d for d in divisors(elems))
+    floor = max(min(v for v in _stage_floor(ir)), 1)
     return sorted(v for v in values if v >= floor)
+
+
+def _stage_floor(ir: IRModel) -> list[int]:
+    """The fastest any stage can be (so no target below the slowest of these is feasible)."""
+    floors = []
+    for layer in ir.layers:
+        lp = LayerPlan(simd_unit(layer), len(layer.sp2_rows) if isinstance(layer, ComputeLayer) else 0,
+                       len(layer.fixed_rows) if isinstance(layer, ComputeLayer) else 0)
+        floors.append(cycles.layer_steps(layer, lp))
+    return [max(floors)]
 
 
 def fits(res: Resources, board: Board, headroom: float) -> bool:
@@ -84,29 +121,35 @@ def fits(res: Resources, board: Board, headroom: float) -> bool:
     return all(getattr(res, key) <= headroom * getattr(board, key) for key in RESOURCES)
 
 
-def evaluate(ir: IRModel, plan: dict[str, LayerPlan]) -> PlanResult:
-    """Cycles and estimated resources of ``plan``."""
-    return PlanResult(plan, cycles.inference_interval(ir, plan), cycles.latency(ir, plan), estimate_design(ir, plan))
-
-
-def plan_design(ir: IRModel, board: Board, headroom: float = HEADROOM) -> dict[str, LayerPlan]:
-    """Per-layer lanes minimizing the inference interval within ``headroom`` x the board."""
-    return plan_search(ir, board, headroom).plan
+def evaluate(ir: IRModel, plan: Plan) -> PlanResult:
+    """Exact cycles and estimated resources of ``plan``."""
+    burst = cycles.timing(ir, plan, cycles.timing_inferences(ir, plan))
+    return PlanResult(plan, burst.interval, cycles.latency(ir, plan), estimate_design(ir, plan))
 
 
 def plan_search(ir: IRModel, board: Board, headroom: float = HEADROOM) -> PlanResult:
-    """:func:`plan_design` with the chosen plan's cycles and estimated resources."""
+    """The plan with the fewest cycles per frame whose estimate fits ``headroom`` x the board."""
     if not 0 < headroom <= 1:
         raise MSQError(f"headroom must be in (0, 1], got {headroom}")
     if not ir.compute_layers():
         raise MSQError(f"model '{ir.name}' has no dense or conv layer to plan")
-    candidates = candidate_intervals(ir)
-    ok = lambda t: (p := plan_for_interval(ir, t)) is not None and fits(estimate_design(ir, p), board, headroom)
-    if not ok(candidates[-1]):
-        worst = evaluate(ir, plan_for_interval(ir, candidates[-1]))
-        over = [f"{k.upper()} {getattr(worst.resources, k):g} > {headroom:g} x {getattr(board, k)}"
-                for k in RESOURCES if getattr(worst.resources, k) > headroom * getattr(board, k)]
-        raise MSQError(f"model '{ir.name}' does not fit board {board.name} even with one lane per engine: "
+    targets = candidate_targets(ir)
+
+    def ok(i: int) -> bool:
+        plan = plan_for_interval(ir, targets[i], board)
+        return plan is not None and fits(estimate_design(ir, plan), board, headroom)
+
+    if not ok(len(targets) - 1):
+        smallest = plan_for_interval(ir, targets[-1], board)
+        res = estimate_design(ir, smallest)
+        over = [f"{k.upper()} {getattr(res, k):g} > {headroom:g} x {getattr(board, k)}"
+                for k in RESOURCES if getattr(res, k) > headroom * getattr(board, k)]
+        raise MSQError(f"model '{ir.name}' does not fit board {board.name} even in its smallest design: "
                        + ", ".join(over))
-    lo = bisect.bisect_left(range(len(candidates)), True, key=lambda i: ok(candidates[i]))
-    return evaluate(ir, plan_for_interval(ir, candidates[lo]))
+    lo = bisect.bisect_left(range(len(targets)), True, key=ok)
+    return evaluate(ir, plan_for_interval(ir, targets[lo], board))
+
+
+def plan_design(ir: IRModel, board: Board, headroom: float = HEADROOM) -> Plan:
+    """:func:`plan_search`'s plan."""
+    return plan_search(ir, board, headroom).plan

@@ -1,61 +1,139 @@
-"""Engine parallelism per layer: how many rows each engine computes at once.
+"""The engine plan: how wide each layer of the folded dataflow is (docs/architecture.md).
 
-Every dense/conv layer has an SP2 engine (shift-add, LUTs) for its SP2 rows and a fixed-point
-engine (multipliers bound to DSP) for its fixed rows; they run in parallel. ``sp2_lanes`` and
-``fixed_lanes`` are the rows each engine computes concurrently (one MAC per lane per cycle), so
-a layer with ``R_s`` SP2 rows and ``R_f`` fixed rows needs ``ceil(R_s / sp2_lanes)`` and
-``ceil(R_f / fixed_lanes)`` passes over its fan-in. The planner (synthesis issue) chooses
-them; :func:`default_plan` is the smallest design: one lane per engine that has rows.
+A dense or conv layer has an SP2 engine (shift-add in LUTs) for its SP2 rows and a fixed engine
+(multiplies on DSPs) for its fixed rows. Every cycle both engines take one word of ``simd`` input
+elements; the SP2 engine computes ``pe_sp2`` rows at once, the fixed engine ``pe_fixed`` rows. An
+engine with ``R`` rows needs ``ceil(R / pe)`` folds (passes over the input vector, one group of
+rows each); the slower engine sets the layer's folds. A pooling layer takes ``simd`` channels per
+cycle. ``in_width`` and ``out_width`` are the elements per beat of the top-level input and output
+streams. Backends read the plan like the IR; the planner (msq.design.planner) writes it.
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from msq import atomic
 from msq.errors import MSQError
-from msq.ir.model import ComputeLayer, IRModel
+from msq.ir.model import ComputeLayer, IRModel, Layer
+
+PLAN_VERSION = 2
 
 
 @dataclass(frozen=True)
 class LayerPlan:
-    sp2_lanes: int
-    fixed_lanes: int
+    """Parallelism of one layer: input elements per cycle, and rows per fold of each engine."""
+
+    simd: int
+    pe_sp2: int = 0
+    pe_fixed: int = 0
 
 
-def _check(layer: ComputeLayer, plan: LayerPlan) -> None:
-    for what, lanes, rows in (("sp2_lanes", plan.sp2_lanes, len(layer.sp2_rows)),
-                              ("fixed_lanes", plan.fixed_lanes, len(layer.fixed_rows))):
-        if not isinstance(lanes, int) or isinstance(lanes, bool) or not (0 <= lanes <= rows) or (rows and not lanes):
-            raise MSQError(f"plan for layer '{layer.name}': {what}={lanes!r} must be in [1, {rows}] "
-                           f"({rows} rows of that scheme; 0 only when there are none)")
+@dataclass(frozen=True)
+class Plan:
+    """Parallelism of a whole design: one :class:`LayerPlan` per layer, and the stream widths."""
+
+    layers: dict[str, LayerPlan]
+    in_width: int = 1
+    out_width: int = 1
+
+    def __getitem__(self, name: str) -> LayerPlan:
+        return self.layers[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": PLAN_VERSION, "io": {"in_width": self.in_width, "out_width": self.out_width},
+                "layers": {name: asdict(p) for name, p in self.layers.items()}}
 
 
-def default_plan(ir: IRModel) -> dict[str, LayerPlan]:
-    """One lane per engine that has rows."""
-    return {layer.name: LayerPlan(int(len(layer.sp2_rows) > 0), int(len(layer.fixed_rows) > 0))
-            for layer in ir.compute_layers()}
+def simd_unit(layer: Layer) -> int:
+    """What ``simd`` must divide: a dense layer's fan-in, otherwise the input channels."""
+    return layer.fan_in if layer.kind == "dense" else int(layer.in_shape[-1])
 
 
-def save_plan(plan: dict[str, LayerPlan], path: str | Path) -> None:
-    atomic.write_json(path, {name: asdict(p) for name, p in plan.items()})
+def folds(layer: ComputeLayer, lp: LayerPlan) -> int:
+    """Groups of rows (passes over the input vector) of the slower engine."""
+    f_sp2 = math.ceil(len(layer.sp2_rows) / lp.pe_sp2) if lp.pe_sp2 else 0
+    f_fix = math.ceil(len(layer.fixed_rows) / lp.pe_fixed) if lp.pe_fixed else 0
+    return max(f_sp2, f_fix)
 
 
-def load_plan(ir: IRModel, path: str | Path | None) -> dict[str, LayerPlan]:
-    """Read a plan JSON (``{layer: {sp2_lanes, fixed_lanes}}``) and check it against the IR;
-    ``None`` gives :func:`default_plan`."""
+def divisors(n: int) -> list[int]:
+    """Every divisor of ``n``, ascending (the ``simd`` and stream widths a size allows)."""
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def default_plan(ir: IRModel) -> Plan:
+    """The smallest design: one input element per cycle, one row per fold in each engine."""
+    layers = {}
+    for layer in ir.layers:
+        if isinstance(layer, ComputeLayer):
+            layers[layer.name] = LayerPlan(1, int(len(layer.sp2_rows) > 0), int(len(layer.fixed_rows) > 0))
+        else:
+            layers[layer.name] = LayerPlan(1)
+    return Plan(layers, 1, 1)
+
+
+def check_plan(ir: IRModel, plan: Plan, where: str = "plan") -> Plan:
+    """Every layer planned, every width legal for its layer; an MSQError names the layer and field."""
+    for what, width, size in (("in_width", plan.in_width, int(np.prod(ir.input_shape))),
+                              ("out_width", plan.out_width, int(np.prod(ir.output_shape)))):
+        _check_int(width, f"{where}: io.{what}")
+        if size % width:
+            raise MSQError(f"{where}: io.{what}={width} must divide the {size} elements of a frame "
+                           f"(one of {divisors(size)})")
+    if set(plan.layers) != {layer.name for layer in ir.layers}:
+        missing = sorted({layer.name for layer in ir.layers} - set(plan.layers))
+        extra = sorted(set(plan.layers) - {layer.name for layer in ir.layers})
+        raise MSQError(f"{where}: layers must match the IR's (missing {missing}, unknown {extra})")
+    for layer in ir.layers:
+        lp = plan.layers[layer.name]
+        _check_int(lp.simd, f"{where}: layer '{layer.name}' simd")
+        unit = simd_unit(layer)
+        if unit % lp.simd:
+            raise MSQError(f"{where}: layer '{layer.name}' simd={lp.simd} must divide {unit} "
+                           f"(one of {divisors(unit)})")
+        rows = (len(layer.sp2_rows), len(layer.fixed_rows)) if isinstance(layer, ComputeLayer) else (0, 0)
+        for field, pe, n in (("pe_sp2", lp.pe_sp2, rows[0]), ("pe_fixed", lp.pe_fixed, rows[1])):
+            if not isinstance(pe, int) or isinstance(pe, bool) or not (0 <= pe <= n) or (n and not pe):
+                raise MSQError(f"{where}: layer '{layer.name}' {field}={pe!r} must be in [1, {n}] "
+                               f"({n} rows of that scheme; 0 only when there are none)")
+    return plan
+
+
+def _check_int(value: Any, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise MSQError(f"{what} must be a positive integer, got {value!r}")
+
+
+def save_plan(plan: Plan, path: str | Path) -> None:
+    atomic.write_json(path, plan.as_dict())
+
+
+def load_plan(ir: IRModel, path: str | Path | None) -> Plan:
+    """Read a plan JSON and check it against the IR; ``None`` gives :func:`default_plan`."""
     if path is None:
         return default_plan(ir)
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MSQError(f"plan {path}: cannot read it ({exc})") from exc
-    plan = {}
-    for layer in ir.compute_layers():
-        entry = data.get(layer.name) if isinstance(data, dict) else None
-        if not isinstance(entry, dict) or set(entry) != {"sp2_lanes", "fixed_lanes"}:
-            raise MSQError(f"plan {path}: layer '{layer.name}' needs fields sp2_lanes and fixed_lanes")
-        plan[layer.name] = LayerPlan(entry["sp2_lanes"], entry["fixed_lanes"])
-        _check(layer, plan[layer.name])
-    return plan
+    if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
+        raise MSQError(f"plan {path}: expected a plan of version {PLAN_VERSION} "
+                       f"(got version {data.get('version') if isinstance(data, dict) else None!r}); "
+                       "write it with 'msq plan'")
+    io, layers = data.get("io"), data.get("layers")
+    if not isinstance(io, dict) or set(io) != {"in_width", "out_width"}:
+        raise MSQError(f"plan {path}: field 'io' needs in_width and out_width")
+    if not isinstance(layers, dict):
+        raise MSQError(f"plan {path}: field 'layers' must map layer names to their plans")
+    parsed = {}
+    for name, entry in layers.items():
+        if not isinstance(entry, dict) or not {"simd"} <= set(entry) <= {"simd", "pe_sp2", "pe_fixed"}:
+            raise MSQError(f"plan {path}: layer '{name}' needs simd (and pe_sp2, pe_fixed for dense/conv)")
+        parsed[name] = LayerPlan(**entry)
+    return check_plan(ir, Plan(parsed, io["in_width"], io["out_width"]), f"plan {path}")

@@ -4,7 +4,8 @@ It streams integer input vectors into ``x_in`` (AXI-Stream) and checks every ``y
 the integer reference. Configuration comes from the environment (set by msq.backends.rtl.simulate):
 
 - ``MSQ_VECTORS``: directory with ``inputs.npy`` (N, *input_shape), ``expected.npy`` (N, *output_shape)
-  and ``stream.json`` (output signedness, last layer name, timing inferences, cycle limit);
+  and ``stream.json`` (elements per beat and their bits, output signedness, last layer name,
+  timing inferences, cycle limit); a beat packs its elements little-end first, B bits each;
 - ``MSQ_RESULT``: JSON file this testbench writes (mismatches, measured timing, cycles);
 - ``MSQ_SEED``, ``MSQ_BUBBLE`` (probability of an idle input cycle), ``MSQ_BACKPRESSURE``
   (probability of ``y_out_TREADY`` low), ``MSQ_RESET`` (1: reset in the middle of a stream first).
@@ -32,23 +33,38 @@ from cocotb.utils import get_sim_time
 PERIOD_NS = 10
 
 
+def pack(values: np.ndarray, width: int, bits: int) -> list[int]:
+    """Elements → beats of ``width`` elements, element j in bits [j*bits, (j+1)*bits)."""
+    mask = (1 << bits) - 1
+    flat = [int(v) & mask for v in values.reshape(-1)]
+    return [sum(v << (j * bits) for j, v in enumerate(flat[i:i + width])) for i in range(0, len(flat), width)]
+
+
+def unpack(beat: int, width: int, bits: int, signed: bool) -> list[int]:
+    """A beat → its ``width`` elements."""
+    out = []
+    for j in range(width):
+        v = (beat >> (j * bits)) & ((1 << bits) - 1)
+        out.append(v - (1 << bits) if signed and v >> (bits - 1) else v)
+    return out
+
+
 class Stream:
     """Drives ``x_in`` and collects ``y_out``, one decision per clock cycle while anything can move."""
 
-    def __init__(self, dut, out_signed: bool, rng: random.Random):
+    def __init__(self, dut, meta: dict, rng: random.Random):
         self.dut = dut
-        self.out_signed = out_signed
+        self.meta = meta
         self.rng = rng
-        self.in_mask = (1 << len(dut.x_in_TDATA)) - 1
 
     def cycle(self) -> int:
         return int(get_sim_time(unit="ns") // PERIOD_NS)
 
     async def run(self, x: np.ndarray, n_out: int, bubble: float, backpressure: float, max_cycles: int,
                   stop_after_outputs: int | None = None) -> tuple[list[int], list[int], list[int]]:
-        """Stream ``x`` (N, elements); returns (outputs, input beat cycles, output beat cycles)."""
-        dut, rng = self.dut, self.rng
-        flat = [int(v) & self.in_mask for v in x.reshape(-1)]
+        """Stream ``x`` (N, elements); returns (output elements, input beat cycles, output beat cycles)."""
+        dut, rng, meta = self.dut, self.rng, self.meta
+        flat = pack(x, meta["in_width"], meta["in_bits"])
         total_out = len(x) * n_out if stop_after_outputs is None else stop_after_outputs
         outs: list[int] = []
         in_cycles: list[int] = []
@@ -73,8 +89,8 @@ class Stream:
                 in_cycles.append(now)
                 i_in += 1
             if take and out_valid:
-                data = dut.y_out_TDATA.value
-                outs.append(data.to_signed() if self.out_signed else data.to_unsigned())
+                outs += unpack(dut.y_out_TDATA.value.to_unsigned(), meta["out_width"], meta["out_bits"],
+                               bool(meta["out_signed"]))
                 out_cycles.append(now)
             if not out_valid and not sent and (i_in >= len(flat) or not in_ready):
                 # nothing can move until a registered ready/valid rises: skip the quiet cycles
@@ -126,7 +142,7 @@ async def stream_test(dut):
     n = len(x)
     n_out = int(np.prod(expected.shape[1:]))
     max_cycles = int(meta["max_cycles_per_inference"])
-    stream = Stream(dut, bool(meta["out_signed"]), rng)
+    stream = Stream(dut, meta, rng)
     start = time.perf_counter()
     cocotb.start_soon(Clock(dut.ap_clk, PERIOD_NS, unit="ns").start())
     await reset(dut)
@@ -142,9 +158,10 @@ async def stream_test(dut):
     t_x = x[:n_timing]
     outs, in_cycles, out_cycles = await stream.run(t_x, n_out, 0.0, 0.0, (n_timing + 2) * max_cycles)
     result["mismatches"] += compare(outs, expected[:n_timing], 0, meta["last_layer"])
-    if len(out_cycles) == n_timing * n_out:
-        ends = [out_cycles[(j + 1) * n_out - 1] for j in range(n_timing)]
-        result["timing"] = {"inferences": n_timing, "latency_cycles": out_cycles[n_out - 1] - in_cycles[0] + 1,
+    beats = n_out // meta["out_width"]
+    if len(out_cycles) == n_timing * beats:
+        ends = [out_cycles[(j + 1) * beats - 1] for j in range(n_timing)]
+        result["timing"] = {"inferences": n_timing, "latency_cycles": out_cycles[beats - 1] - in_cycles[0] + 1,
                             "interval_cycles": ends[-1] - ends[-2] if n_timing > 1 else None,
                             "intervals": [b - a for a, b in zip(ends, ends[1:])]}
 

@@ -1,20 +1,23 @@
-"""C++ for one layer: its configuration struct (types, shapes, engine lanes) and its constant tables.
+"""C++ for one layer: its configuration struct (types, shapes, plan) and, for compute layers, its
+process function holding the ROMs.
 
 A configuration struct ``L`` is what the kernel templates of ``hls/msq_kernels.h`` are
-instantiated with. Compute layers split their rows between the SP2 engine (codes ``sign, k1,
-k2``) and the fixed engine (two's-complement integers), each table padded with zero rows to a
-multiple of that engine's lanes; ``row_sp2``/``row_slot`` put the rows back in IR order.
+instantiated with. A compute layer's weights are one ROM per engine, a word per (fold, step):
+the codes of the engine's PE lanes for one SIMD word of input, each code at its real width
+(``wbits``: SP2 ``sign, k1, k2``; fixed two's complement). Its requantization tables hold, per
+(fold, requantization step) and shared requantizer, the row's bias, mult, shift and IR row.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
 from msq import numerics
-from msq.ir.plan import LayerPlan
 from msq.ir.arith import ActFormat, requant_datapath_bits
-from msq.ir.model import SCHEME_SP2, ComputeLayer, Layer, PoolLayer
+from msq.ir.model import ComputeLayer, Layer, PoolLayer
+from msq.ir.plan import LayerPlan, folds
 
 
 
@@ -38,18 +41,35 @@ def lit(value: int) -> str:
     return str(value) if -(2**31) < value < 2**31 else f"{value}LL"
 
 
-def _table(values, render=str, per_line: int = 16, indent: str = "    ") -> str:
-    """A brace-enclosed initializer, ``per_line`` items a line."""
-    items = [render(v) for v in values]
-    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
-    return "{\n" + ",\n".join(indent + line for line in lines) + "\n}" if items else "{}"
+def word_type(n: int, bits: int) -> str:
+    """A packed stream word of ``n`` elements of ``bits`` bits."""
+    return f"ap_uint<{n * bits}>"
 
 
-def _padded(rows: np.ndarray, lanes: int) -> tuple[int, int, int]:
-    """(lanes, groups, slots) of an engine with ``len(rows)`` rows; at least one (zero) slot."""
-    lanes = max(lanes, 1)
-    groups = -(-len(rows) // lanes)
-    return lanes, groups, max(groups * lanes, 1)
+def rom_impl(depth: int, width: int) -> str:
+    """BIND_STORAGE impl of a ROM: ``lutram`` when tiny (at most 64 words, one LUT per bit column,
+    or at most 4096 bits), else ``bram`` (a block RAM is 18 Kbit, at most 36 bits wide)."""
+    return "lutram" if depth <= 64 or depth * width <= 4096 else "bram"
+
+
+CHUNK_TYPES = {8: "unsigned char", 16: "unsigned short", 32: "unsigned int", 64: "unsigned long long"}
+
+
+def chunking(width: int) -> tuple[int, int]:
+    """(chunk bits, chunks) storing a ``width``-bit ROM word as plain C integers: the fewest bits
+    (at most 7 above ``width``), then the fewest chunks."""
+    return min(((c, -(-width // c)) for c in CHUNK_TYPES), key=lambda cn: (cn[0] * cn[1], cn[1]))
+
+
+def pack_words(fields: np.ndarray, field_bits: int) -> tuple[int, int, np.ndarray]:
+    """Rows of unsigned fields (depth, n) -> (chunk bits, chunks, (depth, chunks) uint64): field i
+    of a row in bits [i*field_bits, (i+1)*field_bits) of its word, chunk 0 the lowest bits."""
+    depth, n = fields.shape
+    chunk_bits, chunks = chunking(n * field_bits)
+    bits = (fields.astype(np.uint64)[..., None] >> np.arange(field_bits, dtype=np.uint64)) & np.uint64(1)
+    bits = bits.reshape(depth, n * field_bits)
+    bits = np.pad(bits, ((0, 0), (0, chunks * chunk_bits - n * field_bits))).reshape(depth, chunks, chunk_bits)
+    return chunk_bits, chunks, (bits << np.arange(chunk_bits, dtype=np.uint64)).sum(axis=2, dtype=np.uint64)
 
 
 def _datapath_bits(layer: Layer) -> int:
@@ -60,7 +80,8 @@ def _datapath_bits(layer: Layer) -> int:
 def _common(index: int, layer: Layer, requant: bool) -> list[str]:
     lines = [f"    static const int LAYER = {index};",
              f"    typedef {act_type(layer.in_fmt)} in_t;  // {fmt_comment(layer.in_fmt)}",
-             f"    typedef {act_type(layer.out_fmt)} out_t;  // {fmt_comment(layer.out_fmt)}"]
+             f"    typedef {act_type(layer.out_fmt)} out_t;  // {fmt_comment(layer.out_fmt)}",
+             f"    static const int IN_BITS = {layer.in_fmt.bits}, OUT_BITS = {layer.out_fmt.bits};"]
     if requant:
         lines += [f"    typedef ap_int<{layer.acc_bits}> acc_t;  // accumulator: no in-range input overflows it",
                   f"    typedef ap_int<{_datapath_bits(layer)}> rq_t;  // acc * mult, + bias, rounding term, each exact",
@@ -71,117 +92,188 @@ def _common(index: int, layer: Layer, requant: bool) -> list[str]:
 
 def _geometry(shape_in, kernel, stride, padding, shape_out) -> list[str]:
     h, w, c = shape_in
+    lines = 1 << (kernel[0] + stride[0] - 1).bit_length()  # a power of two >= KH + SH
     return [f"    static const int H = {h}, W = {w}, C = {c};  // input image (H, W, C)",
             f"    static const int KH = {kernel[0]}, KW = {kernel[1]};",
             f"    static const int SH = {stride[0]}, SW = {stride[1]};",
             f"    static const int PH = {padding[0]}, PW = {padding[1]};  // zero padding",
-            f"    static const int HO = {shape_out[0]}, WO = {shape_out[1]};  // output image"]
+            f"    static const int HO = {shape_out[0]}, WO = {shape_out[1]};  // output image",
+            f"    static const int LINES = {lines};  // line buffer rows of the sliding window (>= KH + SH)"]
 
 
-def compute_struct(index: int, layer: ComputeLayer, plan: LayerPlan) -> tuple[str, str]:
-    """(declaration, table definitions) of a dense or conv layer."""
+@dataclass(frozen=True)
+class Folding:
+    """How a compute layer's plan folds it: steps per pixel, folds, shared requantizers."""
+
+    simd: int
+    pe_sp2: int
+    pe_fix: int
+    sf: int  # SIMD words per output pixel
+    nf: int  # folds (passes over the pixel's words)
+    nq: int  # requantizers, enough for the lanes of one fold within SF cycles
+    qs: int  # requantization steps per fold (<= SF)
+
+    @classmethod
+    def of(cls, layer: ComputeLayer, lp: LayerPlan) -> "Folding":
+        sf = layer.fan_in // lp.simd
+        lanes = lp.pe_sp2 + lp.pe_fixed
+        nq = -(-lanes // sf)
+        return cls(lp.simd, lp.pe_sp2, lp.pe_fixed, sf, folds(layer, lp), nq, -(-lanes // nq))
+
+
+def engine_fields(codes: np.ndarray, rows: np.ndarray, pe: int, fo: Folding) -> np.ndarray:
+    """(NF*SF, pe*SIMD) weight fields of one engine: word f*SF + s, lane l, element k holds the code
+    of row rows[f*pe + l] at input column s*SIMD + k (zero where that row does not exist)."""
+    table = np.zeros((fo.nf * pe, codes.shape[1]), dtype=np.int64)
+    table[:len(rows)] = codes[rows]
+    return table.reshape(fo.nf, pe, fo.sf, fo.simd).transpose(0, 2, 1, 3).reshape(fo.nf * fo.sf, pe * fo.simd)
+
+
+def requant_rows(layer: ComputeLayer, fo: Folding) -> np.ndarray:
+    """(NF*QS, NQ) IR row requantized by requantizer u at step q of fold f (lane q*NQ + u: the SP2
+    lanes, then the fixed lanes); ``rows`` where that lane has no row."""
+    out = np.full((fo.nf * fo.qs, fo.nq), layer.rows, dtype=np.int64)
+    for f in range(fo.nf):
+        for q in range(fo.qs):
+            for u in range(fo.nq):
+                lane = q * fo.nq + u
+                if lane < fo.pe_sp2:
+                    rows, i = layer.sp2_rows, f * fo.pe_sp2 + lane
+                else:
+                    rows, i = layer.fixed_rows, f * fo.pe_fix + lane - fo.pe_sp2
+                if lane < fo.pe_sp2 + fo.pe_fix and i < len(rows):
+                    out[f * fo.qs + q, u] = rows[i]
+    return out
+
+
+def compute_struct(index: int, layer: ComputeLayer, lp: LayerPlan) -> tuple[str, str]:
+    """(declaration, process function with its ROMs) of a dense or conv layer."""
     name = struct_name(index, layer)
-    sp2_rows, fix_rows = layer.sp2_rows, layer.fixed_rows
-    s_lanes, s_groups, s_slots = _padded(sp2_rows, plan.sp2_lanes)
-    f_lanes, f_groups, f_slots = _padded(fix_rows, plan.fixed_lanes)
+    fo = Folding.of(layer, lp)
     m1, m2 = numerics.sp2_split(layer.wbits)
     bias_word = "int" if layer.requant_bits <= 32 else "long long"
     shape = "x".join(map(str, layer.in_shape)) + " -> " + "x".join(map(str, layer.out_shape))
+    pix = layer.out_shape[0] * layer.out_shape[1] if layer.kind == "conv" else 1
     decl = [f"// Layer {index} '{layer.name}': {layer.kind} {shape}, {layer.wbits}-bit weights; "
-            f"SP2 engine {len(sp2_rows)} rows x {s_lanes} lanes, fixed engine {len(fix_rows)} rows x {f_lanes} lanes",
+            f"SIMD {fo.simd}, SP2 engine {len(layer.sp2_rows)} rows x {fo.pe_sp2} lanes, fixed engine "
+            f"{len(layer.fixed_rows)} rows x {fo.pe_fix} lanes; {fo.nf} folds x {fo.sf} steps per pixel",
             f"struct {name} {{"]
     decl += _common(index, layer, requant=True)
     if layer.kind == "conv":
         decl += _geometry(layer.in_shape, layer.kernel, layer.stride, layer.padding, layer.out_shape)
-    decl += [f"    static const int K = {layer.fan_in};  // fan-in: inputs per output row",
-             f"    static const int ROWS = {layer.rows};",
+    w = layer.wbits
+    decl += [f"    static const int K = {layer.fan_in}, ROWS = {layer.rows}, PIX = {pix};  "
+             "// fan-in, output rows, output pixels",
+             f"    static const int SIMD = {fo.simd}, PE_SP2 = {fo.pe_sp2}, PE_FIX = {fo.pe_fix};  // the plan",
+             f"    static const int SF = {fo.sf}, NF = {fo.nf};  // steps per fold, folds per pixel",
+             f"    static const int NQ = {fo.nq}, QS = {fo.qs}, RQ_DEPTH = {fo.nf * fo.qs};  "
+             "// shared requantizers, their steps per fold",
+             f"    typedef {word_type(fo.simd, layer.in_fmt.bits)} in_word_t;  // SIMD input elements",
+             f"    typedef {word_type(layer.rows, layer.out_fmt.bits)} out_word_t;  // one output pixel, IR row order",
              f"    typedef {bias_word} bias_word_t;  // stored bias, 2^-shift output steps (plain C integer)",
-             f"    // SP2 engine: weight = +-(2^(E-k1) + 2^(E-k2)), {layer.wbits}-bit code (sign, k1, k2)",
-             f"    static const int SP2_ROWS = {len(sp2_rows)}, SP2_LANES = {s_lanes}, "
-             f"SP2_GROUPS = {s_groups}, SP2_SLOTS = {s_slots};",
-             f"    static const int SP2_E = {numerics.sp2_exponent(layer.wbits)}, SP2_M1 = {m1}, SP2_M2 = {m2};",
-             f"    typedef ap_uint<{layer.wbits}> sp2_t;  // code: sign << (M1 + M2) | k1 << M2 | k2",
-             "    typedef unsigned char sp2_word_t;",
-             "    static const sp2_word_t sp2_w[SP2_SLOTS][K];",
-             "    static const bias_word_t sp2_bias[SP2_SLOTS];",
-             "    static const msq::mult_word_t sp2_mult[SP2_SLOTS];",
-             "    static const msq::shift_word_t sp2_shift[SP2_SLOTS];",
-             f"    // fixed engine: {layer.wbits}-bit two's-complement weights on DSP multipliers",
-             f"    static const int FIX_ROWS = {len(fix_rows)}, FIX_LANES = {f_lanes}, "
-             f"FIX_GROUPS = {f_groups}, FIX_SLOTS = {f_slots};",
-             f"    typedef ap_int<{layer.wbits}> fix_t;",
-             "    typedef signed char fix_word_t;",
-             "    static const fix_word_t fix_w[FIX_SLOTS][K];",
-             "    static const bias_word_t fix_bias[FIX_SLOTS];",
-             "    static const msq::mult_word_t fix_mult[FIX_SLOTS];",
-             "    static const msq::shift_word_t fix_shift[FIX_SLOTS];",
-             "    // output row r = engine row_sp2[r] (1: SP2, 0: fixed), slot row_slot[r]",
-             "    static const bool row_sp2[ROWS];",
-             "    static const unsigned short row_slot[ROWS];",
-             "};"]
-    return "\n".join(decl) + "\n", _compute_tables(name, layer, sp2_rows, fix_rows, s_slots, f_slots)
-
-
-def _pad_rows(a: np.ndarray, slots: int) -> np.ndarray:
-    out = np.zeros((slots,) + a.shape[1:], dtype=np.int64)
-    out[:len(a)] = a
-    return out
-
-
-def _compute_tables(name: str, layer: ComputeLayer, sp2_rows: np.ndarray, fix_rows: np.ndarray,
-                    s_slots: int, f_slots: int) -> str:
-    w = layer.w_int.reshape(layer.rows, -1)
+             f"    static const int WBITS = {w}, CODE_BITS = {w};"]
+    roms, pragmas = [], []
     sign, k1, k2 = (c.reshape(layer.rows, -1) for c in layer.sp2_codes())
-    m1, m2 = numerics.sp2_split(layer.wbits)
-    codes = _pad_rows(((sign << (m1 + m2)) | (k1 << m2) | k2)[sp2_rows], s_slots)
-    fixed = _pad_rows(w[fix_rows], f_slots)
-    slot = np.zeros(layer.rows, dtype=np.int64)
-    slot[sp2_rows] = np.arange(len(sp2_rows))
-    slot[fix_rows] = np.arange(len(fix_rows))
+    engines = (("sp2", fo.pe_sp2, layer.sp2_rows, (sign << (m1 + m2)) | (k1 << m2) | k2),
+               ("fix", fo.pe_fix, layer.fixed_rows, layer.w_int.reshape(layer.rows, -1) & ((1 << w) - 1)))
+    for eng, pe, rows, codes in engines:
+        if eng == "sp2":
+            decl += [f"    // SP2 engine: weight = +-(2^(E-k1) + 2^(E-k2)), {w}-bit code sign << (M1 + M2) | k1 << M2 | k2",
+                     f"    static const int SP2_E = {numerics.sp2_exponent(w)}, SP2_M1 = {m1}, SP2_M2 = {m2};"]
+        else:
+            decl += [f"    // fixed engine: {w}-bit two's-complement weights on DSP multipliers",
+                     f"    typedef ap_int<{w}> fix_t;"]
+        more_decl, rom, rom_pragmas = _engine_rom(name, eng, engine_fields(codes, rows, pe, fo) if pe else None, pe, fo, w)
+        decl += more_decl
+        roms.append(rom)
+        pragmas += rom_pragmas
+    decl.append("};")
+    rq_rows = requant_rows(layer, fo)
+    real = rq_rows < layer.rows
 
-    def rows_2d(rows: np.ndarray, render) -> str:
-        body = ",\n".join("    " + _table(r, render, per_line=12, indent="    ").replace("\n", "\n    ")
-                          for r in rows)
-        return "{\n" + body + "\n}"
+    def per_row(values: np.ndarray) -> np.ndarray:
+        return np.where(real, np.append(values, 0)[rq_rows], 0)
 
-    parts = []
-    for engine, rows, slots in (("sp2", sp2_rows, s_slots), ("fix", fix_rows, f_slots)):
-        parts += [f"const {name}::bias_word_t {name}::{engine}_bias[{engine.upper()}_SLOTS] = "
-                  + _table(_pad_rows(layer.bias[rows], slots), lit) + ";",
-                  f"const msq::mult_word_t {name}::{engine}_mult[{engine.upper()}_SLOTS] = "
-                  + _table(_pad_rows(layer.mult[rows], slots), lit) + ";",
-                  f"const msq::shift_word_t {name}::{engine}_shift[{engine.upper()}_SLOTS] = "
-                  + _table(_pad_rows(layer.shift[rows], slots), lit) + ";"]
-    parts += [f"const {name}::sp2_word_t {name}::sp2_w[SP2_SLOTS][K] = " + rows_2d(codes, str) + ";",
-              f"const {name}::fix_word_t {name}::fix_w[FIX_SLOTS][K] = " + rows_2d(fixed, lit) + ";",
-              f"const bool {name}::row_sp2[ROWS] = "
-              + _table(layer.scheme == SCHEME_SP2, lambda v: "true" if v else "false") + ";",
-              f"const unsigned short {name}::row_slot[ROWS] = " + _table(slot) + ";"]
-    return "\n".join(parts) + "\n"
+    for table, ctype, bits, values in (("rq_bias", f"{name}::bias_word_t", 64 if bias_word == "long long" else 32,
+                                        per_row(layer.bias)),
+                                       ("rq_mult", "msq::mult_word_t", 16, per_row(layer.mult)),
+                                       ("rq_shift", "msq::shift_word_t", 8, per_row(layer.shift)),
+                                       ("rq_row", "unsigned short", 16, rq_rows)):
+        roms.append(f"    static const {ctype} {table}[{fo.nf * fo.qs}][{fo.nq}] = " + _rows_2d(values, lit) + ";")
+        pragmas += [f"#pragma HLS ARRAY_RESHAPE variable={table} complete dim=2",
+                    f"#pragma HLS BIND_STORAGE variable={table} type=rom_1p "
+                    f"impl={rom_impl(fo.nf * fo.qs, fo.nq * bits)}"]
+    process = (f"// The layer's process: the folded matrix-vector unit (msq::mvau) with its ROMs.\n"
+               f"void {process_name(index, layer)}(hls::stream<{name}::in_word_t>& in, "
+               f"hls::stream<{name}::out_word_t>& out) {{\n#pragma HLS INLINE off\n"
+               + "\n".join(roms) + "\n" + "\n".join(pragmas) + "\n"
+               f"    msq::mvau<{name}>(in, out, sp2_w, fix_w, rq_bias, rq_mult, rq_shift, rq_row);\n}}\n")
+    return "\n".join(decl) + "\n", process
 
 
-def pool_struct(index: int, layer: PoolLayer) -> str:
+def _engine_rom(name: str, eng: str, fields: np.ndarray | None, pe: int, fo: Folding,
+                w: int) -> tuple[list[str], str, list[str]]:
+    """(struct constants, ROM definition, pragmas) of one engine's weights: a row per (fold, step) of
+    ``pe`` lanes, each lane's SIMD codes packed at ``w`` bits into whole chunks. An engine without
+    rows gets a one-entry stub that the kernel never reads."""
+    lanes = max(pe, 1)
+    if fields is None:
+        fields = np.zeros((1, fo.simd), dtype=np.int64)
+    chunk_bits, chunks, words = pack_words(fields.reshape(-1, fo.simd), w)
+    words = words.reshape(len(fields), -1)
+    ENG = eng.upper()
+    decl = [f"    static const int {ENG}_LANE_BITS = {fo.simd * w};  // one lane's codes for one step",
+            f"    static const int {ENG}_DEPTH = {len(words)}, {ENG}_ROW = {words.shape[1]}, {ENG}_CHUNKS = {chunks}, "
+            f"{ENG}_CHUNK_BITS = {chunk_bits};  // ROM: a row per (fold, step), CHUNKS per lane",
+            f"    typedef {CHUNK_TYPES[chunk_bits]} {eng}_chunk_t;"]
+    render = (lambda v: f"{v}ULL") if chunk_bits == 64 else (lambda v: f"{v}U")
+    rom = f"    static const {name}::{eng}_chunk_t {eng}_w[{len(words)}][{words.shape[1]}] = " + _rows_2d(words, render) + ";"
+    pragmas = [f"#pragma HLS ARRAY_RESHAPE variable={eng}_w complete dim=2",
+               f"#pragma HLS BIND_STORAGE variable={eng}_w type=rom_1p "
+               f"impl={rom_impl(len(words), lanes * chunks * chunk_bits)}"]
+    return decl, rom, pragmas
+
+
+def _rows_2d(rows: np.ndarray, render, per_line: int = 12) -> str:
+    """A 2-D brace initializer, one row (wrapped every ``per_line`` items) per ``{...}``."""
+    def row(values: list) -> str:
+        items = [render(v) for v in values]
+        lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+        return "        {" + ",\n         ".join(lines) + "}"
+    return "{\n" + ",\n".join(row(r) for r in rows.tolist()) + "\n    }"
+
+
+def process_name(index: int, layer: ComputeLayer) -> str:
+    """The generated process function of a compute layer, e.g. ``L0_dense1_mvau``."""
+    return struct_name(index, layer) + "_mvau"
+
+
+def pool_struct(index: int, layer: PoolLayer, lp: LayerPlan) -> str:
     """Declaration of a max or average pooling layer (no tables)."""
     name = struct_name(index, layer)
     avg = layer.kind == "avgpool"
     decl = [f"// Layer {index} '{layer.name}': {layer.kind} {layer.kernel[0]}x{layer.kernel[1]}, "
-            f"stride {layer.stride[0]}x{layer.stride[1]}, no padding",
+            f"stride {layer.stride[0]}x{layer.stride[1]}, no padding; SIMD {lp.simd}",
             f"struct {name} {{"]
     decl += _common(index, layer, requant=avg)
     decl += _geometry(layer.in_shape, layer.kernel, layer.stride, (0, 0), layer.out_shape)
+    decl += [f"    static const int SIMD = {lp.simd};  // channels per cycle",
+             f"    typedef {word_type(lp.simd, layer.in_fmt.bits)} in_word_t;",
+             f"    typedef {word_type(lp.simd, layer.out_fmt.bits)} out_word_t;"]
     if avg:
         decl += [f"    static const int MULT = {layer.mult};  // window sum -> output requantization",
                  f"    static const int SHIFT = {layer.shift};"]
+    else:
+        decl.append("    typedef in_t acc_t;  // the running maximum")
     decl.append("};")
     return "\n".join(decl) + "\n"
 
 
-def kernel_call(index: int, layer: Layer) -> str:
-    """The kernel template a layer instantiates, e.g. ``msq::dense<L0_dense1>``."""
-    fn = {"dense": "dense", "conv": "conv2d", "maxpool": "maxpool2d", "avgpool": "avgpool2d"}[layer.kind]
-    return f"msq::{fn}<{struct_name(index, layer)}>"
+def out_elems(layer: Layer, lp: LayerPlan) -> int:
+    """Elements per word of a layer's output stream: a whole pixel (compute), SIMD channels (pool)."""
+    return layer.rows if isinstance(layer, ComputeLayer) else lp.simd
 
 
-def port_type(fmt: ActFormat) -> str:
-    """Byte-aligned AXI-Stream TDATA type of a format (value in the low bits)."""
-    return f"ap_{'int' if fmt.signed else 'uint'}<{8 * -(-fmt.bits // 8)}>"
+def port_type(fmt: ActFormat, width: int) -> str:
+    """AXI-Stream TDATA of ``width`` packed elements, zero-padded to whole bytes."""
+    return f"ap_uint<{8 * -(-(width * fmt.bits) // 8)}>"

@@ -1,4 +1,4 @@
-"""Generate a self-contained Vitis HLS project from an IR (+ engine plan + board + test inputs).
+"""Generate a self-contained Vitis HLS project from an IR (+ plan v2 + board + test inputs).
 
 Layout of a project directory::
 
@@ -9,7 +9,7 @@ Layout of a project directory::
     options.tcl, build.tcl     Vitis HLS flow (C-sim, C-synthesis, co-simulation, IP export)
     vivado_ooc.tcl             Vivado out-of-context synthesis of the exported IP
     ir/                        the IR the project was generated from
-    project.json               provenance, board, plan and test-vector counts
+    project.json               provenance, board, plan (v2) and test-vector counts
 
 The whole directory is written beside the target and renamed into place, so a failure never
 leaves a half-written project.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from msq.assets import HLS_DIR
 from msq import ref
 from msq.ir import vectors
 from msq.backends.hls import sources, tcl
-from msq.ir.plan import LayerPlan, default_plan
+from msq.ir.plan import Plan, check_plan, default_plan
 from msq.boards import Board
 from msq.ir import io as ir_io
 from msq.ir.model import IRModel
@@ -55,16 +54,17 @@ def _vector_lines(x: np.ndarray) -> str:
 
 
 def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndarray,
-                     plan: dict[str, LayerPlan] | None = None, source: str = "in-memory IR",
+                     plan: Plan | None = None, source: str = "in-memory IR",
                      steps: tuple[str, ...] = tcl.STEPS) -> Path:
     """Write the project for ``ir`` to ``out``.
 
     ``inputs`` are integer stream tensors (N, *input_shape), e.g. the quantized test set; the
     extreme and random vectors of :func:`msq.ir.vectors.extreme_inputs` are appended. The
-    expected outputs are the integer reference's. ``steps`` go into ``options.tcl``.
+    expected outputs are the integer reference's. ``plan`` (default :func:`default_plan`) sets
+    the stream widths and every layer's SIMD and PE lanes. ``steps`` go into ``options.tcl``.
     """
     out = Path(out)
-    plan = plan or default_plan(ir)
+    plan = check_plan(ir, plan if plan is not None else default_plan(ir))
     inputs = np.asarray(inputs, dtype=np.int64).reshape((-1,) + tuple(ir.input_shape))
     extreme = vectors.extreme_inputs(ir)
     x = np.concatenate([inputs, extreme])
@@ -74,8 +74,9 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
         provenance = {"msq_version": msq.__version__, "model": ir.name, "ir_sha256": ir_digest(tmp / IR_DIR),
                       "source": source}
         layers_h, weights = sources.layers_header(ir, plan, provenance)
-        files = {sources.TOP_H: sources.top_header(ir, provenance), sources.TOP_CPP: sources.top_source(ir, provenance),
-                 sources.LAYERS_H: layers_h, sources.WIDTHS_H: sources.widths_header(provenance), sources.TESTBENCH: sources.testbench(provenance),
+        files = {sources.TOP_H: sources.top_header(ir, plan, provenance),
+                 sources.TOP_CPP: sources.top_source(ir, plan, provenance),
+                 sources.LAYERS_H: layers_h, sources.WIDTHS_H: sources.widths_header(ir, plan, provenance), sources.TESTBENCH: sources.testbench(provenance),
                  "options.tcl": tcl.options(board, steps, provenance), "build.tcl": tcl.build(provenance),
                  "vivado_ooc.tcl": tcl.vivado_ooc(provenance),
                  sources.TB_INPUTS: _vector_lines(x), sources.TB_EXPECTED: _vector_lines(expected), **weights}
@@ -84,7 +85,7 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
             (tmp / rel).write_text(text)
         shutil.copyfile(KERNEL_LIBRARY, tmp / sources.KERNELS_H)
         meta = {**provenance, "board": board.name, "part": board.part, "clock_mhz": board.clock_mhz,
-                "plan": {name: asdict(p) for name, p in plan.items()},
+                "plan": plan.as_dict(),
                 "samples": {"total": int(len(x)), "inputs": int(len(inputs)), "extreme": int(len(extreme))},
                 "input_shape": list(ir.input_shape), "output_shape": list(ir.output_shape)}
         (tmp / PROJECT_JSON).write_text(json.dumps(meta, indent=2) + "\n")

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from msq.backends.hls.layers import compute_struct, fmt_comment, kernel_call, pool_struct, port_type, struct_name
+from msq.backends.hls.layers import (act_type, compute_struct, fmt_comment, out_elems, pool_struct, port_type,
+                                     process_name, struct_name)
+from msq.errors import MSQError
 from msq.ir.arith import MAX_SHIFT, MULT_BITS, SHIFT_BITS
-from msq.ir.plan import LayerPlan
 from msq.ir.model import ComputeLayer, IRModel
+from msq.ir.plan import Plan
 
 TOP = "msq_top"
 KERNELS_H = "msq_kernels.h"
@@ -32,69 +34,135 @@ def banner(what: str, provenance: dict, comment: str = "//", editable: bool = Fa
     return "\n".join(f"{comment} {line}" for line in lines) + "\n"
 
 
-def widths_header(provenance: dict) -> str:
-    """The requantizer widths of the IR contract (msq/ir/arith.py), for the kernel library."""
-    return (banner("Widths fixed by the IR's arithmetic contract (msq/ir/arith.py).", provenance)
-            + "#ifndef MSQ_WIDTHS_H\n#define MSQ_WIDTHS_H\n\nnamespace msq {\n"
+AP_INT_DEFAULT_W = 1024  # the ap_int headers' default maximum width
+AP_INT_LIMIT_W = 4096  # the largest AP_INT_MAX_W Vitis HLS accepts (UG1399)
+
+
+def regroups(ir: IRModel, plan: Plan) -> list[tuple[int, int, int, int, int]]:
+    """Width converters of the top function: (consumer layer index, or len(layers) for the output
+    port; elements per input word; per output word; bits; elements per frame). The input port feeds
+    layer 0; between layers one exists only where the producer's and consumer's words differ."""
+    out = [(0, plan.in_width, plan[ir.layers[0].name].simd, ir.input_fmt.bits, int(np.prod(ir.input_shape)))]
+    for i in range(1, len(ir.layers)):
+        before, layer = ir.layers[i - 1], ir.layers[i]
+        n_out, simd = out_elems(before, plan[before.name]), plan[layer.name].simd
+        if n_out != simd:
+            out.append((i, n_out, simd, layer.in_fmt.bits, int(np.prod(layer.in_shape))))
+    last = ir.layers[-1]
+    out.append((len(ir.layers), out_elems(last, plan[last.name]), plan.out_width, ir.output_fmt.bits,
+                int(np.prod(ir.output_shape))))
+    return out
+
+
+def widest_word(ir: IRModel, plan: Plan) -> tuple[int, str]:
+    """(bits, what) of the widest ap_uint the design declares: ports, stream words, converter
+    registers, a lane's ROM word. A lane's ROM word rounds up to whole chunks (< 8 more bits)."""
+    widths = [(8 * -(-plan.in_width * ir.input_fmt.bits // 8), "the input port"),
+              (8 * -(-plan.out_width * ir.output_fmt.bits // 8), "the output port")]
+    names = [layer.name for layer in ir.layers] + ["the output port"]
+    widths += [((n_in + n_out) * bits, f"the converter into {names[i]}") for i, n_in, n_out, bits, _ in regroups(ir, plan)]
+    for layer in ir.layers:
+        simd = plan[layer.name].simd
+        widths += [(simd * layer.in_fmt.bits, f"layer '{layer.name}' input word"),
+                   (out_elems(layer, plan[layer.name]) * layer.out_fmt.bits, f"layer '{layer.name}' output word")]
+        if isinstance(layer, ComputeLayer):
+            widths.append((simd * layer.wbits + 7, f"layer '{layer.name}' ROM lane word"))
+    return max(widths)
+
+
+def widths_header(ir: IRModel, plan: Plan, provenance: dict) -> str:
+    """The requantizer widths of the IR contract (msq/ir/arith.py) and, when the design's widest word
+    needs it, AP_INT_MAX_W (included by the kernel library before ap_int.h)."""
+    bits, what = widest_word(ir, plan)
+    if bits > AP_INT_LIMIT_W:
+        raise MSQError(f"HLS: {what} is {bits} bits wide; ap_uint stops at {AP_INT_LIMIT_W} bits: "
+                       "use a smaller simd or stream width in the plan")
+    max_w = (f"#define AP_INT_MAX_W {bits}  // the widest word of this design: {what}\n\n"
+             if bits > AP_INT_DEFAULT_W else "")
+    return (banner("Widths fixed by the IR's arithmetic contract (msq/ir/arith.py) and this design.", provenance)
+            + "#ifndef MSQ_WIDTHS_H\n#define MSQ_WIDTHS_H\n\n" + max_w + "namespace msq {\n"
             f"static const int MULT_BITS = {MULT_BITS};   // signed requantization multiplier\n"
             f"static const int SHIFT_BITS = {SHIFT_BITS};   // unsigned requantization shift, 0..{MAX_SHIFT}\n"
             "}  // namespace msq\n\n#endif  // MSQ_WIDTHS_H\n")
 
 
-def top_header(ir: IRModel, provenance: dict) -> str:
+def top_header(ir: IRModel, plan: Plan, provenance: dict) -> str:
     n_in, n_out = int(np.prod(ir.input_shape)), int(np.prod(ir.output_shape))
+    fi, fo = ir.input_fmt, ir.output_fmt
     return (banner("Top function of the MSQ network: AXI-Stream in, AXI-Stream out.", provenance)
             + f"#ifndef MSQ_TOP_H\n#define MSQ_TOP_H\n\n#include \"{KERNELS_H}\"\n\n"
-            f"// One element per AXI-Stream beat, byte-aligned TDATA, value in the low bits"
-            f" (sign-extended when signed).\n"
-            f"typedef {port_type(ir.input_fmt)} in_t;   // input: {fmt_comment(ir.input_fmt)}\n"
-            f"typedef {port_type(ir.output_fmt)} out_t;  // output: {fmt_comment(ir.output_fmt)}\n"
+            "// A beat packs WIDTH consecutive elements of the channels-last frame, element j in TDATA bits\n"
+            "// [j*BITS, (j+1)*BITS), two's complement when signed, zero-padded to whole bytes.\n"
+            f"typedef {port_type(fi, plan.in_width)} in_t;   // input beat: {plan.in_width} x {fmt_comment(fi)}\n"
+            f"typedef {port_type(fo, plan.out_width)} out_t;  // output beat: {plan.out_width} x {fmt_comment(fo)}\n"
+            f"typedef {act_type(fi)} in_elem_t;\n"
+            f"typedef {act_type(fo)} out_elem_t;\n"
             f"static const int MSQ_IN_ELEMS = {n_in};    // input shape {list(ir.input_shape)}, channels-last\n"
-            f"static const int MSQ_OUT_ELEMS = {n_out};  // output shape {list(ir.output_shape)}\n\n"
+            f"static const int MSQ_OUT_ELEMS = {n_out};  // output shape {list(ir.output_shape)}\n"
+            f"static const int MSQ_IN_WIDTH = {plan.in_width}, MSQ_IN_BITS = {fi.bits};    // elements per input beat\n"
+            f"static const int MSQ_OUT_WIDTH = {plan.out_width}, MSQ_OUT_BITS = {fo.bits};  // elements per output beat\n\n"
             f"void {TOP}(hls::stream<in_t>& x_in, hls::stream<out_t>& y_out);\n\n#endif  // MSQ_TOP_H\n")
 
 
-def layers_header(ir: IRModel, plan: dict[str, LayerPlan], provenance: dict) -> tuple[str, dict[str, str]]:
-    """(msq_layers.h, {weights/<struct>.h: tables}) for every layer."""
+def layers_header(ir: IRModel, plan: Plan, provenance: dict) -> tuple[str, dict[str, str]]:
+    """(msq_layers.h, {weights/<struct>.h: process function and ROMs}) for every layer."""
     decls, weights = [], {}
     for i, layer in enumerate(ir.layers):
         if isinstance(layer, ComputeLayer):
-            decl, tables = compute_struct(i, layer, plan[layer.name])
+            decl, process = compute_struct(i, layer, plan[layer.name])
             path = f"{WEIGHTS_DIR}/{struct_name(i, layer)}.h"
-            weights[path] = (banner(f"Constant tables of layer {i} '{layer.name}' (included once, by {LAYERS_H}).",
-                                    provenance) + "\n" + tables)
+            weights[path] = (banner(f"Process and ROMs of layer {i} '{layer.name}' (included once, by {LAYERS_H}).",
+                                    provenance) + "\n" + process)
             decls.append(decl + f"#include \"{path}\"\n")
         else:
-            decls.append(pool_struct(i, layer))
-    text = (banner("Layer configurations: types, shapes, engine lanes and constant tables.", provenance)
+            decls.append(pool_struct(i, layer, plan[layer.name]))
+    text = (banner("Layer configurations: types, shapes, plan, and the compute layers' processes.", provenance)
             + f"#ifndef MSQ_LAYERS_H\n#define MSQ_LAYERS_H\n\n#include \"{KERNELS_H}\"\n\n"
             + "\n".join(decls) + "\n#endif  // MSQ_LAYERS_H\n")
     return text, weights
 
 
-def top_source(ir: IRModel, provenance: dict) -> str:
+def top_source(ir: IRModel, plan: Plan, provenance: dict) -> str:
+    """The top function: a DATAFLOW of one process per stage, packed words between them."""
     names = [struct_name(i, layer) for i, layer in enumerate(ir.layers)]
-    streams = [f"    hls::stream<{names[0]}::in_t> s_in(\"s_in\");"]
-    streams += [f"    hls::stream<{n}::out_t> s_{n}(\"s_{n}\");" for n in names]
-    calls = ["    msq::from_port<MSQ_IN_ELEMS>(x_in, s_in);"]
-    prev = "s_in"
+    lines: list[str] = []
+
+    def stream(var: str, word: str) -> str:
+        lines.append(f"    hls::stream<{word}> {var}(\"{var}\");")
+        return var
+
+    def regroup(src: str, dst: str, t_in: str, t_out: str, n_in: int, n_out: int, bits: int, total: int) -> None:
+        lines.append(f"    msq::regroup<{t_in}, {t_out}, {bits}, {n_in}, {n_out}, {total}>({src}, {dst});")
+
+    converters = {i: rest for i, *rest in regroups(ir, plan)}
+    prev = "x_in"
     for i, layer in enumerate(ir.layers):
-        calls.append(f"    {kernel_call(i, layer)}({prev}, s_{names[i]});")
-        prev = f"s_{names[i]}"
-    calls.append(f"    msq::to_port<MSQ_OUT_ELEMS>({prev}, y_out);")
-    return (banner("The network as a dataflow of streaming layers (kernels: msq_kernels.h).", provenance)
+        name = names[i]
+        if i in converters:
+            t_in = "in_t" if i == 0 else f"{names[i - 1]}::out_word_t"
+            src, prev = prev, stream(f"s_{name}_in", f"{name}::in_word_t")
+            regroup(src, prev, t_in, f"{name}::in_word_t", *converters[i])
+        if layer.kind in ("conv", "maxpool", "avgpool"):
+            src, prev = prev, stream(f"s_{name}_win", f"{name}::in_word_t")
+            lines.append(f"    msq::swu<{name}, {'false' if layer.kind == 'conv' else 'true'}>({src}, {prev});")
+        src, prev = prev, stream(f"s_{name}_out", f"{name}::out_word_t")
+        call = process_name(i, layer) if isinstance(layer, ComputeLayer) else f"msq::{layer.kind}<{name}>"
+        lines.append(f"    {call}({src}, {prev});")
+    regroup(prev, "y_out", f"{names[-1]}::out_word_t", "out_t", *converters[len(ir.layers)])
+    return (banner("The network as a dataflow of streaming processes (kernels: msq_kernels.h).", provenance)
             + f"#include \"{TOP_H}\"\n#include \"{LAYERS_H}\"\n\n"
             f"void {TOP}(hls::stream<in_t>& x_in, hls::stream<out_t>& y_out) {{\n"
             "#pragma HLS INTERFACE mode=axis port=x_in\n"
             "#pragma HLS INTERFACE mode=axis port=y_out\n"
             "#pragma HLS INTERFACE mode=ap_ctrl_none port=return\n"
             "#pragma HLS DATAFLOW\n"
-            + "\n".join(streams) + "\n\n" + "\n".join(calls) + "\n}\n")
+            + "\n".join(lines) + "\n}\n")
 
 
 def testbench(provenance: dict) -> str:
-    """Self-checking testbench: one inference per line of the input file, outputs compared with the
-    expected file; writes what it got, prints ``mismatches: N`` and returns non-zero on any."""
+    """Self-checking testbench: one inference per line of the input file, packed into beats of the
+    plan's widths; outputs unpacked and compared with the expected file; writes what it got, prints
+    ``mismatches: N`` and returns non-zero on any."""
     return banner("C testbench: streams every input vector through msq_top and checks every output.",
                   provenance) + f'''
 #include <cstdio>
@@ -144,10 +212,17 @@ int main(int argc, char** argv) {{
         }}
         hls::stream<in_t> x_in("x_in");
         hls::stream<out_t> y_out("y_out");
-        for (int i = 0; i < MSQ_IN_ELEMS; i++) x_in.write(in_t(x[i]));
+        for (int b = 0; b < MSQ_IN_ELEMS / MSQ_IN_WIDTH; b++) {{  // pack MSQ_IN_WIDTH elements a beat
+            in_t beat = 0;
+            for (int j = 0; j < MSQ_IN_WIDTH; j++)
+                msq::set_field<MSQ_IN_BITS>(beat, j, in_elem_t(x[b * MSQ_IN_WIDTH + j]));
+            x_in.write(beat);
+        }}
         {TOP}(x_in, y_out);
+        out_t beat = 0;
         for (int i = 0; i < MSQ_OUT_ELEMS; i++) {{
-            const long long got = y_out.read().to_int64();
+            if (i % MSQ_OUT_WIDTH == 0) beat = y_out.read();
+            const long long got = out_elem_t(msq::field<MSQ_OUT_BITS>(beat, i % MSQ_OUT_WIDTH)).to_int64();
             outputs << (i ? " " : "") << got;
             if (got != want[i]) {{
                 if (mismatches < 20)
@@ -157,6 +232,10 @@ int main(int argc, char** argv) {{
             }}
         }}
         outputs << "\\n";
+        if (!y_out.empty() || !x_in.empty()) {{
+            std::cerr << "sample " << samples << ": words left in a top-level stream\\n";
+            return 2;
+        }}
         samples++;
     }}
 #if defined(MSQ_TRACE)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from msq.backends.rtl.cycles import steady_interval
 from msq.backends.rtl.generate import read_design
 from msq.backends.rtl.lint import verilator
 from msq.errors import MSQError
@@ -128,7 +129,8 @@ def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = Fa
     result = json.loads(result_path.read_text())
     timing = result.get("timing") or {}
     result.update(simulator=simulator, run_seconds=wall, expected_cycles=design["cycles"],
-                  cycles_per_inference=timing.get("interval_cycles"), latency_cycles=timing.get("latency_cycles"))
+                  cycles_per_inference=steady_interval(timing["intervals"]) if timing.get("intervals") else None,
+                  latency_cycles=timing.get("latency_cycles"))
     if waves:
         for cand in (build_dir / "dump.fst", rtl_dir / "tb" / "dump.fst", build_dir / f"{TOP}.fst"):
             if cand.is_file():

@@ -1,37 +1,43 @@
-"""Verilog text of one design: a module per layer (from rtl_sim/templates) and the top level.
+"""Verilog text of one design: the folded layer pipeline (docs/rtl.md).
 
-Weights become ROMs: one ``case`` function per engine lane, addressed by {pass, tap}; SP2 lanes
-hold (sign, k1, k2) codes that drive shifts, fixed lanes hold signed integers that feed a DSP
-multiply. Bias, requantization multiplier and shift are per-row ROMs.
+Every layer owns the frame buffers of its input; the stage before writes them through ports whose
+(beat, lane) -> element map is fixed at generation, so every element has one source and no
+reordering logic exists. A dense/conv layer replays its input over its folds into an SP2 engine
+(shift-add adder trees) and a fixed engine (multiplies on DSPs), each followed by a shared
+requantization stage; pooling layers combine ``simd`` channels per cycle. Weights and
+requantization constants are ROMs whose contents live in their own wrapper modules.
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import dataclass
 from string import Template
 
 import numpy as np
 
 from msq import numerics
 from msq.assets import RTL_SIM_DIR
-from msq.numerics import RowScheme
-from msq.ir.plan import LayerPlan
 from msq.backends.rtl import cycles
 from msq.ir.arith import MULT_BITS, SHIFT_BITS, ActFormat, requant_datapath_bits
-from msq.ir.model import ComputeLayer, IRModel, PoolLayer
+from msq.ir.model import ComputeLayer, IRModel, Layer, PoolLayer
+from msq.ir.plan import LayerPlan, Plan, folds
 
 KERNELS = RTL_SIM_DIR / "kernels"
 TEMPLATES = RTL_SIM_DIR / "templates"
-KERNEL_FILES = ("msq_pingpong_buffer.v", "msq_sp2_mac.v", "msq_fixed_mac.v", "msq_requant.v")
+KERNEL_FILES = ("msq_rom.v", "msq_tree.v", "msq_sp2_engine.v", "msq_fixed_engine.v", "msq_requant_stage.v")
+BLOCK_ROM_BITS = 16384  # ROMs this large go to block RAM, smaller ones to LUTs
+TREE_REGISTER_LEVELS = 2  # adder trees are registered every this many levels
+FIXED_SUM = 1          # fixed engine: 1 = chain through the DSP post-adders, 0 = LUT adder tree
+DSP_A_BITS, DSP_P_BITS = 25, 48  # DSP48E1 pre-adder input and accumulator widths (packing limits)
 
 
 def kernels_used(ir: IRModel) -> list[str]:
     """The kernel files a design instantiates."""
     compute = ir.compute_layers()
-    used = {"msq_pingpong_buffer.v": True,
-            "msq_sp2_mac.v": any(len(layer.sp2_rows) for layer in compute),
-            "msq_fixed_mac.v": any(len(layer.fixed_rows) for layer in compute),
-            "msq_requant.v": bool(compute) or any(layer.kind == "avgpool" for layer in ir.layers)}
+    used = {"msq_rom.v": bool(compute), "msq_tree.v": bool(compute),
+            "msq_sp2_engine.v": any(len(layer.sp2_rows) for layer in compute),
+            "msq_fixed_engine.v": any(len(layer.fixed_rows) for layer in compute),
+            "msq_requant_stage.v": bool(compute)}
     return [name for name in KERNEL_FILES if used[name]]
 
 
@@ -44,11 +50,6 @@ def _bits(n: int) -> int:
     return max(1, int(n).bit_length())
 
 
-def stream_width(fmt: ActFormat) -> int:
-    """AXI-Stream TDATA width of an activation format: whole bytes."""
-    return 8 * math.ceil(fmt.bits / 8)
-
-
 def _slit(value: int, width: int) -> str:
     """A sized signed Verilog literal."""
     return f"{width}'sd{value}" if value >= 0 else f"-{width}'sd{-value}"
@@ -58,165 +59,20 @@ def _ulit(value: int, width: int) -> str:
     return f"{width}'d{value}"
 
 
-def _extend(src: str, from_bits: int, to_bits: int, signed: bool) -> str:
-    """Sign- or zero-extend ``src`` (``from_bits`` wide) to ``to_bits`` (> from_bits)."""
-    fill = f"{src}[{from_bits - 1}]" if signed else "1'b0"
-    return f"{{{{{to_bits - from_bits}{{{fill}}}}}, {src}}}"
+def _hex(words: list[int], width: int) -> str:
+    """A sized hex literal of ``words`` (word 0 in the low bits), each ``width`` bits."""
+    value = 0
+    for i, word in enumerate(words):
+        value |= (int(word) & ((1 << width) - 1)) << (i * width)
+    return f"{width * len(words)}'h{value:x}"
 
 
-def _cases(name: str, entries: list[tuple[int, str]], addr_bits: int, indent: str = "            ") -> str:
-    return "\n".join(f"{indent}{_ulit(a, addr_bits)}: {name} = {v};" for a, v in entries)
-
-
-def _saw(in_shape: tuple[int, ...], pad: tuple[int, int], extra: int) -> int:
-    """Signed width for addresses, coordinates and counters of a layer."""
-    h, w, c = in_shape
-    bound = (h + 2 * pad[0] + 2) * (w + 2 * pad[1] + 2) * c + extra
-    return bound.bit_length() + 1
-
-
-def _geometry(layer: ComputeLayer) -> tuple[tuple[int, int, int], tuple[int, int], tuple[int, int], tuple[int, int],
-                                            tuple[int, int]]:
-    """(in HWC, kernel, stride, padding, out HW): dense layers are 1x1 convs on a 1x1xK image."""
-    if layer.kind == "dense":
-        return (1, 1, layer.fan_in), (1, 1), (1, 1), (0, 0), (1, 1)
-    return (tuple(layer.in_shape), tuple(layer.kernel), tuple(layer.stride), tuple(layer.padding),
-            tuple(layer.out_shape[:2]))
-
-
-def _lane_rows(rows: np.ndarray, lanes: int, n_pass: int) -> list[list[int | None]]:
-    """rows of each lane in each pass: lane l takes rows[p * lanes + l]."""
-    return [[int(rows[p * lanes + l]) if p * lanes + l < len(rows) else None for p in range(n_pass)]
-            for l in range(lanes)]
-
-
-def _engine(layer: ComputeLayer, scheme: str, lanes: int, n_pass: int, kb: int, pb: int) -> str:
-    """Verilog of one engine's lanes (SP2 or fixed)."""
-    rows = layer.sp2_rows if scheme == RowScheme.SP2 else layer.fixed_rows
-    if not lanes or not len(rows):
-        return f"    // no {scheme} rows in this layer: no {scheme} engine\n"
-    w = layer.w_int.reshape(layer.rows, -1)
-    out = []
-    for lane, lane_rows in enumerate(_lane_rows(rows, lanes, n_pass)):
-        entries = []
-        if scheme == RowScheme.SP2:
-            m1, m2 = numerics.sp2_split(layer.wbits)
-            m2 = max(m2, 1)  # 2-bit SP2 has no second term: a 1-bit k2 field that is always 0
-            cw = 1 + m1 + m2
-            sign, k1, k2 = (a.reshape(layer.rows, -1) for a in layer.sp2_codes())
-            for p, r in enumerate(lane_rows):
-                for t in range(w.shape[1]):
-                    if r is not None and w[r, t] != 0:
-                        code = (int(sign[r, t]) << (m1 + m2)) | (int(k1[r, t]) << m2) | int(k2[r, t])
-                        entries.append(((p << kb) | t, _ulit(code, cw)))
-            out.append(_template("sp2_lane.v.tmpl").substitute(
-                lane=lane, code_cases=_cases(f"sp2_code_{lane}", entries, pb + kb),
-                cw=cw, kw1=m1, kw2=m2, e=numerics.sp2_exponent(layer.wbits), k1_hi=m1 + m2 - 1, k2_hi=m2 - 1))
-        else:
-            ww = layer.wbits
-            for p, r in enumerate(lane_rows):
-                for t in range(w.shape[1]):
-                    if r is not None and w[r, t] != 0:
-                        entries.append(((p << kb) | t, _slit(int(w[r, t]), ww)))
-            out.append(_template("fixed_lane.v.tmpl").substitute(
-                lane=lane, code_cases=_cases(f"fixed_w_{lane}", entries, pb + kb), ww=ww))
-    return "".join(out)
-
-
-def _acc_store(layer: ComputeLayer, plan: LayerPlan, n_pass: int, pb: int) -> str:
-    """One always block writing every lane's finished accumulator into its row's slot.
-
-    Lane ``l`` computes row ``rows[p * lanes + l]`` in pass ``p``, so every row has exactly one
-    source lane and one pass: the store is a ``case`` on the pass with constant row addresses
-    (each row's register has a single data source and an enable; no address decoding).
-    """
-    by_pass: list[list[str]] = [[] for _ in range(n_pass)]
-    for prefix, lanes, rows in (("s", plan.sp2_lanes, layer.sp2_rows), ("f", plan.fixed_lanes, layer.fixed_rows)):
-        for lane, lane_rows in enumerate(_lane_rows(rows, lanes, n_pass) if len(rows) else []):
-            for p, r in enumerate(lane_rows):
-                if r is not None:
-                    by_pass[p].append(f"acc_mem[{r}] <= {prefix}{lane}_next;")
-    lines = ["    always @(posedge clk) begin", "        if (mac_store) begin", "            case (pass)"]
-    for p, stores in enumerate(by_pass):
-        if stores:
-            lines.append(f"                {_ulit(p, pb)}: begin " + " ".join(stores) + " end")
-    lines += ["                default: ;", "            endcase", "        end", "    end", ""]
-    return "\n".join(lines)
-
-
-def compute_layer(layer: ComputeLayer, plan: LayerPlan, module: str, header: str) -> str:
-    """The Verilog module of a dense or conv layer."""
-    (h, w, c), (kh, kw), (sh, sw), (pad_h, pad_w), (ho, wo) = _geometry(layer)
-    k = layer.fan_in
-    n_pass = cycles.passes(layer, plan)
-    kb, pb, rb = _bits(k - 1), _bits(n_pass - 1), _bits(layer.rows - 1)
-    in_elems = h * w * c
-    saw = _saw((h, w, c), (pad_h, pad_w), k + layer.rows)
-    xw, ow = layer.in_fmt.bits, layer.out_fmt.bits
-    acc = layer.acc_bits
-    pw = requant_datapath_bits(layer.requant_bits, acc, int(layer.shift.max()))
-    row_roms = _template("row_roms.v.tmpl").substitute(
-        bias_cases=_cases("bias_of", [(r, _slit(int(b), pw)) for r, b in enumerate(layer.bias)], rb),
-        mult_cases=_cases("mult_of", [(r, _slit(int(m), MULT_BITS)) for r, m in enumerate(layer.mult)], rb),
-        shift_cases=_cases("shift_of", [(r, _ulit(int(s), SHIFT_BITS)) for r, s in enumerate(layer.shift)], rb))
-    engines = (_engine(layer, RowScheme.SP2, plan.sp2_lanes, n_pass, kb, pb)
-               + _engine(layer, RowScheme.FIXED, plan.fixed_lanes, n_pass, kb, pb) + _acc_store(layer, plan, n_pass, pb))
-    r_sp2, r_fix = len(layer.sp2_rows), len(layer.fixed_rows)
-    return _template("compute_layer.v.tmpl").substitute(
-        header=header, name=layer.name, kind=layer.kind, module=module, in_shape=list(layer.in_shape),
-        out_shape=list(layer.out_shape), fan_in=k, rows=layer.rows, rows_m1=layer.rows - 1,
-        r_sp2=r_sp2, r_fix=r_fix, ls=plan.sp2_lanes, lf=plan.fixed_lanes,
-        p_sp2=math.ceil(r_sp2 / plan.sp2_lanes) if plan.sp2_lanes else 0,
-        p_fix=math.ceil(r_fix / plan.fixed_lanes) if plan.fixed_lanes else 0,
-        passes=n_pass, npos=ho * wo, cycles=cycles.layer_cycles(layer, plan),
-        xw=xw, ow=ow, accw=acc, pw=pw, multw=MULT_BITS, shiftw=SHIFT_BITS, aw=_bits(in_elems - 1), saw=saw,
-        kb=kb, pb=pb, rb=rb, in_elems=in_elems,
-        k_last=_ulit(k - 1, kb), pass_last=_ulit(n_pass - 1, pb), row_last=_ulit(layer.rows - 1, rb),
-        h=_slit(h, saw), w=_slit(w, saw), c_last=_slit(c - 1, saw), kw_last=_slit(kw - 1, saw),
-        ho_last=_slit(ho - 1, saw), wo_last=_slit(wo - 1, saw), sh=_slit(sh, saw), sw=_slit(sw, saw),
-        r0_first=_slit(-pad_h, saw), c0_first=_slit(-pad_w, saw), one=_slit(1, saw), zero=_slit(0, saw),
-        pa_first=_slit((-pad_h * w - pad_w) * c, saw), tap_row=_slit((w - kw) * c + 1, saw),
-        pos_col=_slit(sw * c, saw), pos_row=_slit(sh * w * c - (wo - 1) * sw * c, saw),
-        x_extend=_extend("x_raw", xw, xw + 1, layer.in_fmt.signed),
-        row_roms=row_roms, engines=engines, lo=_slit(layer.out_fmt.lo, pw), hi=_slit(layer.out_fmt.hi, pw))
-
-
-def pool_layer(layer: PoolLayer, module: str, header: str) -> str:
-    """The Verilog module of a max or average pooling layer."""
-    h, w, c = layer.in_shape
-    ho, wo, _ = layer.out_shape
-    kh, kw = layer.kernel
-    sh, sw = layer.stride
-    xw, ow = layer.in_fmt.bits, layer.out_fmt.bits
-    taps = kh * kw
-    sumw = xw + 1 + (_bits(taps - 1) if layer.kind == "avgpool" else 0)
-    saw = _saw((h, w, c), (0, 0), taps)
-    if layer.kind == "maxpool":
-        combine, op = "((x > acc) ? x : acc)", "maximum"
-        result = ("    /* verilator lint_off UNUSEDSIGNAL */ // max pooling keeps the format: low bits only\n"
-                  "    wire signed [SUMW-1:0] cur_out = cur;\n    /* verilator lint_on UNUSEDSIGNAL */\n"
-                  "    assign y = cur_out[OW-1:0];")
-    else:
-        combine, op = "(acc + x)", "sum"
-        pw = requant_datapath_bits(layer.requant_bits, sumw, layer.shift)
-        result = (f"    msq_requant #(.ACCW(SUMW), .MULTW({MULT_BITS}), .SHIFTW({SHIFT_BITS}), .PW({pw}), .OW(OW), "
-                  f".LO({_slit(layer.out_fmt.lo, pw)}), .HI({_slit(layer.out_fmt.hi, pw)})) requant (\n"
-                  f"        .acc(cur), .mult({_slit(layer.mult, MULT_BITS)}), .bias({_slit(0, pw)}), "
-                  f".shift({_ulit(layer.shift, SHIFT_BITS)}), .y(y));")
-    return _template("pool_layer.v.tmpl").substitute(
-        header=header, name=layer.name, kind=layer.kind, module=module, in_shape=list(layer.in_shape),
-        out_shape=list(layer.out_shape), kernel=list(layer.kernel), stride=list(layer.stride), taps=taps,
-        out_elems=int(np.prod(layer.out_shape)), cycles=cycles.layer_cycles(layer), xw=xw, ow=ow, sumw=sumw,
-        aw=_bits(h * w * c - 1), saw=saw, in_elems=h * w * c, c_last=_slit(c - 1, saw),
-        kh_last=_slit(kh - 1, saw), kw_last=_slit(kw - 1, saw), ho_last=_slit(ho - 1, saw),
-        wo_last=_slit(wo - 1, saw), one=_slit(1, saw), zero=_slit(0, saw), tap_col=_slit(c, saw),
-        tap_row=_slit((w - kw + 1) * c, saw), pos_col=_slit(sw * c, saw),
-        pos_row=_slit(sh * w * c - (wo - 1) * sw * c, saw), op=op, combine=combine, result=result,
-        x_extend=_extend("rd_data", xw, sumw, layer.in_fmt.signed))
+def tdata_width(elems: int, fmt: ActFormat) -> int:
+    """AXI-Stream TDATA width of a beat of ``elems`` elements: whole bytes."""
+    return 8 * math.ceil(elems * fmt.bits / 8)
 
 
 def layer_module(name: str) -> str:
-    """Module name of a layer."""
     return f"msq_layer_{name}"
 
 
@@ -224,38 +80,445 @@ def _fmt(fmt: ActFormat) -> str:
     return f"{'s' if fmt.signed else 'u'}{fmt.bits}.{fmt.frac}"
 
 
-def top(ir: IRModel, plan: dict[str, LayerPlan], header: str) -> str:
-    """The ``msq_top`` module: the layers chained by valid/ready streams between the AXIS ports."""
-    in_tw, out_tw = stream_width(ir.input_fmt), stream_width(ir.output_fmt)
-    lines = []
-    names = [layer.name for layer in ir.layers]
-    for i, layer in enumerate(ir.layers):
-        lines.append(f"    wire              {names[i]}_valid, {names[i]}_ready;")
-        lines.append(f"    wire [{layer.out_fmt.bits}-1:0]  {names[i]}_data;")
-    in_bits = ir.input_fmt.bits
-    if in_tw > in_bits:
-        lines.append("    /* verilator lint_off UNUSEDSIGNAL */ // TDATA is byte-wide: the value is in its low bits")
-        lines.append(f"    wire [{in_tw}-1:0] x_in_data = x_in_TDATA;")
-        lines.append("    /* verilator lint_on UNUSEDSIGNAL */")
-        src_data = f"x_in_data[{in_bits}-1:0]"
+# --- who writes which element of a frame ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Port:
+    """One writer port into a frame buffer: ``lanes`` elements per beat, ``beats`` per frame, and
+    the element each (beat, lane) carries (-1: none)."""
+
+    name: str
+    lanes: int
+    beats: int
+    element: np.ndarray  # (beats, lanes) element index or -1
+
+
+def engines(layer: ComputeLayer, lp: LayerPlan) -> list[tuple[str, np.ndarray, int]]:
+    """(engine, its IR rows in order, rows per fold) of every engine the layer has."""
+    out = []
+    if len(layer.sp2_rows):
+        out.append(("sp2", layer.sp2_rows, lp.pe_sp2))
+    if len(layer.fixed_rows):
+        out.append(("fixed", layer.fixed_rows, lp.pe_fixed))
+    return out
+
+
+def pixels(layer: Layer) -> int:
+    return 1 if layer.kind == "dense" else int(layer.out_shape[0] * layer.out_shape[1])
+
+
+def output_ports(layer: Layer, lp: LayerPlan) -> list[Port]:
+    """The ports through which ``layer`` writes its output frame (channels-last element order)."""
+    n_pix, rows = pixels(layer), int(layer.out_shape[-1])
+    ports = []
+    if isinstance(layer, ComputeLayer):
+        nf = folds(layer, lp)
+        for kind, engine_rows, pe in engines(layer, lp):
+            element = -np.ones((n_pix * nf, pe), dtype=np.int64)
+            for p in range(n_pix):
+                for k, row in enumerate(engine_rows):
+                    element[p * nf + k // pe, k % pe] = p * rows + int(row)
+            ports.append(Port(kind, pe, n_pix * nf, element))
     else:
-        src_data = "x_in_TDATA"
-    src_valid, src_ready = "x_in_TVALID", "x_in_TREADY"
-    for i, layer in enumerate(ir.layers):
-        n = names[i]
-        lines.append(f"    {layer_module(n)} {n} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n"
-                     f"        .in_valid({src_valid}), .in_ready({src_ready}), .in_data({src_data}),\n"
-                     f"        .out_valid({n}_valid), .out_ready({n}_ready), .out_data({n}_data));")
-        src_valid, src_ready, src_data = f"{n}_valid", f"{n}_ready", f"{n}_data"
-    out_bits = ir.output_fmt.bits
-    lines.append(f"    assign y_out_TVALID = {src_valid};")
-    lines.append(f"    assign {src_ready} = y_out_TREADY;")
-    if out_tw > out_bits:
-        lines.append(f"    assign y_out_TDATA = {_extend(src_data, out_bits, out_tw, ir.output_fmt.signed)};")
+        groups = rows // lp.simd
+        element = (np.arange(n_pix)[:, None, None] * rows + np.arange(groups)[None, :, None] * lp.simd
+                   + np.arange(lp.simd)[None, None, :]).reshape(n_pix * groups, lp.simd)
+        ports.append(Port("pool", lp.simd, n_pix * groups, element))
+    return ports
+
+
+def input_port(ir: IRModel, plan: Plan) -> Port:
+    """The top-level input stream as a writer of the first layer's buffers."""
+    elems = int(np.prod(ir.input_shape))
+    return Port("x_in", plan.in_width, elems // plan.in_width,
+                np.arange(elems).reshape(elems // plan.in_width, plan.in_width))
+
+
+def frame_buffer(module: str, consumer: str, ports: list[Port], elems: int, xw: int, word: int, nbuf: int,
+                 header: str) -> str:
+    """The ``nbuf`` frame buffers of one reader, written by ``ports``."""
+    bi = _bits(nbuf - 1)
+    offsets = np.cumsum([0] + [p.lanes for p in ports])
+    params, regs, done, reset, advance, writes = [], [], [], [], [], []
+    for i, port in enumerate(ports):
+        pb = _bits(port.beats - 1)
+        params.append(f"    localparam integer PB{i} = {pb};  // port {i} ({port.name}): {port.lanes} lanes, "
+                      f"{port.beats} beats per frame\n    localparam [PB{i}-1:0] LAST{i} = {_ulit(port.beats - 1, pb)};")
+        regs.append(f"    reg [PB{i}-1:0] beat{i};\n    reg [BI-1:0]   ph{i};   // buffer port {i} writes")
+        done.append(f"        if (wr[{i}] && beat{i} == LAST{i}) done_now[ph{i} * NP + {i}] = 1'b1;")
+        reset.append(f"            beat{i} <= {{PB{i}{{1'b0}}}}; ph{i} <= {{BI{{1'b0}}}};")
+        advance.append(f"            if (wr[{i}]) begin\n                if (beat{i} == LAST{i}) begin\n"
+                       f"                    beat{i} <= {{PB{i}{{1'b0}}}}; ph{i} <= next(ph{i});\n"
+                       f"                end else beat{i} <= beat{i} + 1'b1;\n            end")
+        cases = []
+        for b in range(port.beats):
+            stores = [f"frame[{int(e)}*XW +: XW] <= lanes[{int(offsets[i]) + lane}*XW +: XW];"
+                      for lane, e in enumerate(port.element[b]) if e >= 0]
+            if stores:
+                cases.append(f"                    {_ulit(b, pb)}: begin " + " ".join(stores) + " end")
+        writes.append(f"                if (wr[{i}] && ph{i} == g) case (beat{i})\n" + "\n".join(cases)
+                      + "\n                    default: ;\n                endcase")
+    doc = "; ".join(f"{p.name} ({p.lanes} lanes x {p.beats} beats)" for p in ports)
+    return _template("frame_buffer.v.tmpl").substitute(
+        header=header, module=module, consumer=consumer, nbuf=nbuf, bi=bi, np=len(ports),
+        lanes=int(offsets[-1]), xw=xw, elems=elems, word=word, raw=_bits(elems // word - 1), ports_doc=doc,
+        port_params="\n".join(params), port_regs="\n".join(regs), done_now="\n".join(done),
+        port_reset="\n".join(reset), port_advance="\n".join(advance), writes="\n".join(writes))
+
+
+# --- compute layers -------------------------------------------------------------------------------
+
+def _geometry(layer: Layer) -> tuple[tuple[int, int, int], tuple[int, int], tuple[int, int], tuple[int, int],
+                                     tuple[int, int]]:
+    """(in HWC, kernel, stride, padding, out HW): dense layers are 1x1 convs on a 1x1xK image."""
+    if layer.kind == "dense":
+        return (1, 1, layer.fan_in), (1, 1), (1, 1), (0, 0), (1, 1)
+    padding = tuple(layer.padding) if isinstance(layer, ComputeLayer) else (0, 0)
+    return tuple(layer.in_shape), tuple(layer.kernel), tuple(layer.stride), padding, tuple(layer.out_shape[:2])
+
+
+def _saw(in_shape: tuple[int, int, int], pad: tuple[int, int], groups: int) -> int:
+    """Signed width for word addresses and coordinates of a layer."""
+    h, w, _ = in_shape
+    bound = (h + 2 * pad[0] + 2) * (w + 2 * pad[1] + 2) * groups + 2
+    return bound.bit_length() + 1
+
+
+def sp2_code_fields(wbits: int) -> tuple[int, int]:
+    """(k1 bits, k2 bits) of an SP2 code in the engine's weight word (k2 at least one bit)."""
+    m1, m2 = numerics.sp2_split(wbits)
+    return m1, max(m2, 1)
+
+
+def requant_units(pe: int, steps: int) -> int:
+    """Requantizers an engine needs to finish a fold's ``pe`` rows within one fold's ``steps``."""
+    return math.ceil(pe / steps)
+
+
+def fixed_packing(layer: ComputeLayer, pe: int) -> bool:
+    """Two rows per DSP multiply (pre-adder) when the pair and its sums fit a DSP48E1."""
+    return pe % 2 == 0 and layer.acc_bits + layer.wbits <= DSP_A_BITS and 2 * layer.acc_bits + 1 <= DSP_P_BITS
+
+
+def engine_latency(layer: ComputeLayer, kind: str, lp: LayerPlan) -> int:
+    """Cycles from a fold's last step to its output beat leaving the requantization stage."""
+    levels = math.ceil(math.log2(lp.simd)) if lp.simd > 1 else 0
+    if kind == "sp2" or not FIXED_SUM:
+        sum_lat = levels // TREE_REGISTER_LEVELS + (0 if kind == "sp2" else 1)
     else:
-        lines.append(f"    assign y_out_TDATA = {src_data};")
+        sum_lat = lp.simd
+    lat = 2 + sum_lat + 1  # issue -> accumulators hold the fold (see the engines' timing notes)
+    pe = lp.pe_sp2 if kind == "sp2" else lp.pe_fixed
+    steps = math.ceil(pe / requant_units(pe, steps_per_fold(layer, lp)))
+    return lat + steps + 4
+
+
+def steps_per_fold(layer: Layer, lp: LayerPlan) -> int:
+    (_, _, c), (kh, kw), _, _, _ = _geometry(layer)
+    return kh * kw * c // lp.simd
+
+
+def _rom_module(module: str, doc: str, width: int, words: list[int], header: str) -> str:
+    depth = len(words)
+    aw = _bits(depth - 1)
+    block = int(width * depth >= BLOCK_ROM_BITS)
+    return (f"// {header}\n// {doc}\n// {depth} words of {width} bits, word 0 first; "
+            f"{'block RAM' if block else 'LUTs'}.\n"
+            f"module {module} (\n    input  wire clk,\n    input  wire [{aw}-1:0] addr,\n"
+            f"    output wire [{width}-1:0] data\n);\n"
+            f"    msq_rom #(.W({width}), .DEPTH({depth}), .AW({aw}), .BLOCK({block}),\n"
+            f"              .INIT({_hex(words, width)})) rom (.clk(clk), .addr(addr), .data(data));\nendmodule\n")
+
+
+def _weight_words(layer: ComputeLayer, kind: str, rows: np.ndarray, pe: int, lp: LayerPlan) -> tuple[list[int], int]:
+    """Weight ROM words of one engine (word = fold * SF + step; PE*SIMD codes, row-major) and width."""
+    nf, sf, simd = folds(layer, lp), steps_per_fold(layer, lp), lp.simd
+    flat = layer.w_int.reshape(layer.rows, -1)
+    if kind == "sp2":
+        k1w, k2w = sp2_code_fields(layer.wbits)
+        sign, k1, k2 = (a.reshape(layer.rows, -1) for a in layer.sp2_codes())
+        cw = 1 + k1w + k2w
+        code = (sign << (k1w + k2w)) | (k1 << k2w) | k2
+    else:
+        cw = layer.wbits
+        code = flat & ((1 << cw) - 1)
+    words = []
+    for f in range(nf):
+        for st in range(sf):
+            word = 0
+            for p in range(pe):
+                k = f * pe + p
+                if k >= len(rows):
+                    continue
+                for s in range(simd):
+                    word |= int(code[rows[k], st * simd + s]) << ((p * simd + s) * cw)
+            words.append(word)
+    return words, pe * simd * cw
+
+
+def _requant_words(layer: ComputeLayer, rows: np.ndarray, pe: int, units: int, nf: int) -> tuple[list[int], int]:
+    """Constant ROM words of one engine's requantizers: per (fold, step) ``units`` fields
+    {shift, bias + 2^(shift-1), mult}; width."""
+    rqw = layer.requant_bits
+    qw = MULT_BITS + rqw + SHIFT_BITS
+    steps = math.ceil(pe / units)
+    words = []
+    for f in range(nf):
+        for t in range(steps):
+            word = 0
+            for u in range(units):
+                k = t * units + u
+                if k >= pe or f * pe + k >= len(rows):
+                    continue
+                r = int(rows[f * pe + k])
+                shift = int(layer.shift[r])
+                bias_r = int(layer.bias[r]) + ((1 << (shift - 1)) if shift else 0)
+                field = ((shift << (MULT_BITS + rqw)) | ((bias_r & ((1 << rqw) - 1)) << MULT_BITS)
+                         | (int(layer.mult[r]) & ((1 << MULT_BITS) - 1)))
+                word |= field << (u * qw)
+            words.append(word)
+    return words, units * qw
+
+
+def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int, header: str) -> dict[str, str]:
+    """{module name: Verilog} of a dense or conv layer: the layer, its buffers and its ROMs."""
+    name, module = layer.name, layer_module(layer.name)
+    (h, w, c), (kh, kw), (sh, sw), (ph, pw), (ho, wo) = _geometry(layer)
+    simd, nf, sf = lp.simd, folds(layer, lp), steps_per_fold(layer, lp)
+    groups = c // simd
+    iw, xw, accw = layer.in_fmt.bits, layer.in_fmt.bits + 1, layer.acc_bits
+    elems = h * w * c
+    saw = _saw((h, w, c), (ph, pw), groups)
+    buffer_module = f"msq_fbuf_{name}"
+    files = {buffer_module: frame_buffer(buffer_module, name, in_ports, elems, iw, simd, nbuf, header)}
+    fill = "rd_word[l*IW+IW-1]" if layer.in_fmt.signed else "1'b0"
+    x_extend = ("    genvar l;\n    generate\n        for (l = 0; l < SIMD; l = l + 1) begin : g_x\n"
+                f"            assign x_ext[l*XW +: XW] = {{{fill}, rd_word[l*IW +: IW]}};\n"
+                "        end\n    endgenerate")
+    ow = layer.out_fmt.bits
+    lo, hi = layer.out_fmt.lo, layer.out_fmt.hi
+    blocks, docs, lane_bits = [], [], 0
+    for port, (kind, rows, pe) in enumerate(engines(layer, lp)):
+        units = requant_units(pe, sf)
+        steps = math.ceil(pe / units)
+        wwords, wwidth = _weight_words(layer, kind, rows, pe, lp)
+        qwords, qwidth = _requant_words(layer, rows, pe, units, nf)
+        wmod, qmod = f"msq_w_{name}_{kind}", f"msq_q_{name}_{kind}"
+        files[wmod] = _rom_module(wmod, f"Weights of layer '{name}', {kind} engine: word = fold * {sf} + step, "
+                                  f"{pe} rows x {simd} codes (row-major).", wwidth, wwords, header)
+        files[qmod] = _rom_module(qmod, f"Requantization constants of layer '{name}', {kind} engine: word = fold * "
+                                  f"{steps} + step, {units} fields {{shift, bias + 2^(shift-1), mult}}.",
+                                  qwidth, qwords, header)
+        if kind == "sp2":
+            k1w, k2w = sp2_code_fields(layer.wbits)
+            inst = (f"    msq_sp2_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .KW1({k1w}), .KW2({k2w}), .ACCW(ACCW), "
+                    f".RSTEP({TREE_REGISTER_LEVELS})) {kind} (")
+            what = f"SP2 engine: {len(rows)} rows, {pe} per fold (shift-add adder trees, LUTs)"
+        else:
+            pack = int(fixed_packing(layer, pe))
+            inst = (f"    msq_fixed_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .WBITS({layer.wbits}), .ACCW(ACCW), "
+                    f".PACK({pack}), .ARCH({FIXED_SUM}), .RSTEP({TREE_REGISTER_LEVELS})) {kind} (")
+            what = (f"fixed engine: {len(rows)} rows, {pe} per fold (DSP multiplies"
+                    + (", two rows per DSP" if pack else "") + ")")
+        docs.append(f"   {what}; {units} requantizer(s).")
+        qaw = _bits(nf * steps - 1)
+        blocks.append(
+            f"    // ---- {what} ----\n"
+            f"    wire [{wwidth}-1:0] {kind}_w;\n"
+            f"    {wmod} {kind}_w_rom (.clk(clk), .addr(wa), .data({kind}_w));\n"
+            f"    wire {kind}_acc_pre, {kind}_acc_v;\n    wire [{pe}*ACCW-1:0] {kind}_accs;\n"
+            + inst + f"\n        .clk(clk), .rst_n(rst_n), .v(run), .first(step_first), .last(step_last), "
+            f".x(x2), .w({kind}_w),\n        .acc_pre({kind}_acc_pre), .acc_v({kind}_acc_v), .accs({kind}_accs));\n"
+            f"    wire [{qaw}-1:0] {kind}_qaddr;\n    wire [{qwidth}-1:0] {kind}_q;\n"
+            f"    {qmod} {kind}_q_rom (.clk(clk), .addr({kind}_qaddr), .data({kind}_q));\n"
+            f"    msq_requant_stage #(.PE({pe}), .NRQ({units}), .STEPS({steps}), .NF({nf}), .ACCW(ACCW), "
+            f".RQW({layer.requant_bits}), .OBITS({ow}),\n"
+            f"        .LO({_slit(lo, ow + 1)}), .HI({_slit(hi, ow + 1)}), .QAW({qaw}), .MULTW({MULT_BITS}), "
+            f".SHIFTW({SHIFT_BITS})) {kind}_rq (\n"
+            f"        .clk(clk), .rst_n(rst_n), .acc_pre({kind}_acc_pre), .acc_v({kind}_acc_v), .accs({kind}_accs),\n"
+            f"        .qaddr({kind}_qaddr), .q({kind}_q), .beat_v(out_wr[{port}]), "
+            f".beat(out_lanes[{lane_bits} +: {pe * ow}]));\n")
+        lane_bits += pe * ow
+    in_lanes = sum(p.lanes for p in in_ports)
+    files[module] = _template("compute_layer.v.tmpl").substitute(
+        header=header, name=name, kind=layer.kind, module=module, in_shape=list(layer.in_shape),
+        out_shape=list(layer.out_shape), fan_in=layer.fan_in, folds=nf, sf=sf, simd=simd,
+        engines_doc="\n//".join(docs), pixels=ho * wo, steps=ho * wo * nf * sf,
+        in_np=len(in_ports), in_lanes_bits=in_lanes * iw, out_np=len(engines(layer, lp)), out_lanes_bits=lane_bits,
+        iw=iw, xw=xw, accw=accw, raw=_bits(elems // simd - 1), saw=saw, gb=_bits(groups - 1),
+        fb=_bits(nf - 1), wab=_bits(nf * sf - 1), g_last=_ulit(groups - 1, _bits(groups - 1)),
+        f_last=_ulit(nf - 1, _bits(nf - 1)), wa_last=_ulit(nf * sf - 1, _bits(nf * sf - 1)),
+        h=_slit(h, saw), w=_slit(w, saw), kh_last=_slit(kh - 1, saw), kw_last=_slit(kw - 1, saw),
+        ho_last=_slit(ho - 1, saw), wo_last=_slit(wo - 1, saw), sh=_slit(sh, saw), swd=_slit(sw, saw),
+        r0_first=_slit(-ph, saw), c0_first=_slit(-pw, saw), one=_slit(1, saw), zero=_slit(0, saw),
+        pa_first=_slit((-ph * w - pw) * groups, saw), tap_row=_slit((w - kw) * groups + 1, saw),
+        pos_col=_slit(sw * groups, saw), pos_row=_slit((sh * w - (wo - 1) * sw) * groups, saw),
+        buffer_module=buffer_module, x_extend=x_extend, engines="\n".join(blocks))
+    return files
+
+
+# --- pooling layers -------------------------------------------------------------------------------
+
+def pool_latency(layer: PoolLayer) -> int:
+    """Cycles from a group's last tap to its output beat (see the lanes of :func:`pool_layer`)."""
+    return 3 if layer.kind == "maxpool" else 5
+
+
+def pool_layer(layer: PoolLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int, header: str) -> dict[str, str]:
+    """{module name: Verilog} of a max or average pooling layer and its buffers."""
+    name, module = layer.name, layer_module(layer.name)
+    h, w, c = layer.in_shape
+    ho, wo, _ = layer.out_shape
+    kh, kw = layer.kernel
+    sh, sw = layer.stride
+    simd = lp.simd
+    groups = c // simd
+    iw, ow = layer.in_fmt.bits, layer.out_fmt.bits
+    xw = iw + 1
+    taps = kh * kw
+    sumw = xw + (_bits(taps - 1) if layer.kind == "avgpool" else 0)
+    saw = _saw((h, w, c), (0, 0), groups)
+    buffer_module = f"msq_fbuf_{name}"
+    files = {buffer_module: frame_buffer(buffer_module, name, in_ports, h * w * c, iw, simd, nbuf, header)}
+    fill = "x2[l*IW+IW-1]" if layer.in_fmt.signed else "1'b0"
+    lane = ["    genvar l;", "    generate", "        for (l = 0; l < SIMD; l = l + 1) begin : g_lane",
+            f"            wire signed [SUMW-1:0] xs = {{{{(SUMW - IW){{{fill}}}}}, x2[l*IW +: IW]}};",
+            "            reg  signed [SUMW-1:0] acc;"]
+    if layer.kind == "maxpool":
+        op = "maximum"
+        lane += ["            wire signed [SUMW-1:0] nxt = first_d[1] ? xs : ((xs > acc) ? xs : acc);",
+                 "            reg  [OW-1:0] y;",
+                 "            always @(posedge clk) begin",
+                 "                if (v_d[1]) acc <= nxt;",
+                 "                if (v_d[1] && last_d[1]) y <= nxt[OW-1:0];",
+                 "            end",
+                 "            assign beat[l*OW +: OW] = y;",
+                 "        end", "    endgenerate",
+                 "    always @(posedge clk) beat_v <= rst_n && v_d[1] && last_d[1];"]
+    else:
+        op = "sum, then requantize"
+        pw_ = max(requant_datapath_bits(layer.requant_bits, sumw, layer.shift), sumw + MULT_BITS + 1)
+        half = (1 << (layer.shift - 1)) if layer.shift else 0
+        lane += ["            wire signed [SUMW-1:0] nxt = first_d[1] ? xs : (acc + xs);",
+                 f"            reg  signed [{pw_}-1:0] s3, p4;",
+                 "            reg  [OW-1:0] y;",
+                 f"            wire signed [{pw_}-1:0] r4 = (p4 + {_slit(half, pw_)}) >>> {layer.shift};",
+                 "            /* verilator lint_off UNUSEDSIGNAL */ // only the low OW bits of the clamped value",
+                 f"            wire signed [{pw_}-1:0] c4 = (r4 < {_slit(layer.out_fmt.lo, pw_)}) ? "
+                 f"{_slit(layer.out_fmt.lo, pw_)} : (r4 > {_slit(layer.out_fmt.hi, pw_)}) ? "
+                 f"{_slit(layer.out_fmt.hi, pw_)} : r4;",
+                 "            /* verilator lint_on UNUSEDSIGNAL */",
+                 "            always @(posedge clk) begin",
+                 "                if (v_d[1]) acc <= nxt;",
+                 f"                s3 <= {{{{({pw_} - SUMW){{nxt[SUMW-1]}}}}, nxt}};",
+                 f"                p4 <= s3 * {_slit(layer.mult, pw_)};",
+                 "                y <= c4[OW-1:0];",
+                 "            end",
+                 "            assign beat[l*OW +: OW] = y;",
+                 "        end", "    endgenerate",
+                 "    reg l3, l4;",
+                 "    always @(posedge clk) begin",
+                 "        l3 <= rst_n && v_d[1] && last_d[1];",
+                 "        l4 <= rst_n && l3;",
+                 "        beat_v <= rst_n && l4;",
+                 "    end"]
+    files[module] = _template("pool_layer.v.tmpl").substitute(
+        header=header, name=name, kind=layer.kind, module=module, kernel=list(layer.kernel), stride=list(layer.stride),
+        in_shape=list(layer.in_shape), out_shape=list(layer.out_shape), simd=simd, taps=taps, op=op,
+        pixels=ho * wo, groups=groups, steps=ho * wo * groups * taps,
+        in_np=len(in_ports), in_lanes_bits=sum(p.lanes for p in in_ports) * iw, out_lanes_bits=simd * ow,
+        iw=iw, sumw=sumw, ow=ow, raw=_bits(h * w * c // simd - 1), saw=saw, gb=_bits(groups - 1),
+        g_last=_ulit(groups - 1, _bits(groups - 1)), kh_last=_slit(kh - 1, saw), kw_last=_slit(kw - 1, saw),
+        ho_last=_slit(ho - 1, saw), wo_last=_slit(wo - 1, saw), one=_slit(1, saw), zero=_slit(0, saw),
+        tap_col=_slit(groups, saw), tap_row=_slit((w - kw + 1) * groups, saw), pos_col=_slit(sw * groups, saw),
+        pos_row=_slit((sh * w - (wo - 1) * sw) * groups, saw), buffer_module=buffer_module,
+        lanes="\n".join(lane))
+    return files
+
+
+# --- the top level --------------------------------------------------------------------------------
+
+def design_modules(ir: IRModel, plan: Plan, header: str) -> dict[str, str]:
+    """{module name: Verilog} of every generated module (kernels not included)."""
+    files: dict[str, str] = {}
+    writers = [input_port(ir, plan)]
+    counts = cycles.buffer_counts(ir, plan)
+    for k, layer in enumerate(ir.layers):
+        lp = plan[layer.name]
+        build = compute_layer if isinstance(layer, ComputeLayer) else pool_layer
+        files.update(build(layer, lp, writers, counts[k], header))
+        writers = output_ports(layer, lp)
+    out_elems = int(np.prod(ir.output_shape))
+    files["msq_fbuf_out"] = frame_buffer("msq_fbuf_out", "the output stream", writers, out_elems,
+                                         ir.output_fmt.bits, plan.out_width, counts[-1], header)
+    files["msq_top"] = top(ir, plan, writers, header)
+    return files
+
+
+def top(ir: IRModel, plan: Plan, last_ports: list[Port], header: str) -> str:
+    """``msq_top``: input writer, the layers, the output buffers and their AXI-Stream reader."""
+    in_elems, out_elems = int(np.prod(ir.input_shape)), int(np.prod(ir.output_shape))
+    in_bits, out_bits = ir.input_fmt.bits, ir.output_fmt.bits
+    in_tw, out_tw = tdata_width(plan.in_width, ir.input_fmt), tdata_width(plan.out_width, ir.output_fmt)
+    in_beats, out_beats = in_elems // plan.in_width, out_elems // plan.out_width
+    ib, ob = _bits(in_beats - 1), _bits(out_beats - 1)
+    lines = [f"    // ---- input stream -> the first layer's buffers ({plan.in_width} elements per beat) ----",
+             "    wire first_can_claim;",
+             "    reg  filling;  // a frame is being written",
+             f"    reg  [{ib}-1:0] in_beat;",
+             "    wire in_fire = x_in_TVALID && x_in_TREADY;",
+             "    assign x_in_TREADY = filling || first_can_claim;",
+             "    always @(posedge ap_clk) begin",
+             "        if (!ap_rst_n) begin",
+             f"            filling <= 1'b0; in_beat <= {{{ib}{{1'b0}}}};",
+             "        end else if (in_fire) begin",
+             f"            filling <= (in_beat != {_ulit(in_beats - 1, ib)});",
+             f"            in_beat <= (in_beat == {_ulit(in_beats - 1, ib)}) ? {{{ib}{{1'b0}}}} : in_beat + 1'b1;",
+             "        end",
+             "    end"]
+    if in_tw > plan.in_width * in_bits:
+        lines += ["    /* verilator lint_off UNUSEDSIGNAL */ // TDATA is whole bytes: the elements are its low bits",
+                  f"    wire [{in_tw}-1:0] x_in_data = x_in_TDATA;", "    /* verilator lint_on UNUSEDSIGNAL */"]
+        src = f"x_in_data[{plan.in_width * in_bits}-1:0]"
+    else:
+        src = "x_in_TDATA"
+    claim, wr, lanes, can_claim = "in_fire && !filling", "in_fire", src, "first_can_claim"
+    for layer in ir.layers:
+        n, lp = layer.name, plan[layer.name]
+        ports = output_ports(layer, lp)
+        lane_bits = sum(p.lanes for p in ports) * layer.out_fmt.bits
+        lines += [f"    // ---- layer {n} ----",
+                  f"    wire {n}_can_claim, {n}_claim;", f"    wire [{len(ports)}-1:0] {n}_wr;",
+                  f"    wire [{lane_bits}-1:0] {n}_lanes;",
+                  f"    {layer_module(n)} {n} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n"
+                  f"        .in_can_claim({can_claim}), .in_claim({claim}), .in_wr({wr}), .in_lanes({lanes}),\n"
+                  f"        .out_can_claim({n}_can_claim), .out_claim({n}_claim), .out_wr({n}_wr), "
+                  f".out_lanes({n}_lanes));"]
+        can_claim, claim, wr, lanes = f"{n}_can_claim", f"{n}_claim", f"{n}_wr", f"{n}_lanes"
+    pad = out_tw - plan.out_width * out_bits
+    tdata = "out_word" if not pad else f"{{{pad}'d0, out_word}}"
+    lines += [f"    // ---- the last layer's output buffers -> output stream ({plan.out_width} elements per beat) ----",
+              "    wire out_full, out_next_full, out_release;",
+              f"    wire [{plan.out_width * out_bits}-1:0] out_word;",
+              f"    reg  [{ob}-1:0] out_beat;",
+              f"    msq_fbuf_out out_buffer (\n        .clk(ap_clk), .rst_n(ap_rst_n), .can_claim({can_claim}), "
+              f".claim({claim}), .wr({wr}), .lanes({lanes}),\n"
+              "        .rd_full(out_full), .rd_next_full(out_next_full), .rd_release(out_release),\n"
+              "        .rd_addr(out_beat), .rd_word(out_word));",
+              "    /* verilator lint_off UNUSEDSIGNAL */ // the stream reads one frame at a time",
+              "    wire unused_next = out_next_full;",
+              "    /* verilator lint_on UNUSEDSIGNAL */",
+              "    assign y_out_TVALID = out_full;",
+              f"    assign y_out_TDATA  = {tdata};",
+              f"    assign out_release  = y_out_TVALID && y_out_TREADY && (out_beat == {_ulit(out_beats - 1, ob)});",
+              "    always @(posedge ap_clk) begin",
+              f"        if (!ap_rst_n) out_beat <= {{{ob}{{1'b0}}}};",
+              "        else if (y_out_TVALID && y_out_TREADY)",
+              f"            out_beat <= out_release ? {{{ob}{{1'b0}}}} : out_beat + 1'b1;",
+              "    end"]
     return _template("top.v.tmpl").substitute(
-        header=header, in_shape=list(ir.input_shape), in_fmt=_fmt(ir.input_fmt), out_shape=list(ir.output_shape),
-        out_fmt=_fmt(ir.output_fmt), in_elems=int(np.prod(ir.input_shape)), out_elems=int(np.prod(ir.output_shape)),
-        interval=cycles.inference_interval(ir, plan), latency=cycles.latency(ir, plan), in_tw=in_tw,
-        out_tw=out_tw, body="\n".join(lines))
+        header=header, in_width=plan.in_width, out_width=plan.out_width, in_bits=in_bits, out_bits=out_bits,
+        in_shape=list(ir.input_shape), in_fmt=_fmt(ir.input_fmt), out_shape=list(ir.output_shape),
+        out_fmt=_fmt(ir.output_fmt), in_beats=in_beats, out_beats=out_beats,
+        interval=cycles.inference_interval(ir, plan), latency=cycles.latency(ir, plan),
+        in_tw=in_tw, out_tw=out_tw, body="\n".join(lines))

@@ -1,0 +1,141 @@
+// Fixed-point engine of the folded layer: PE rows x SIMD inputs per cycle on DSP48 multipliers.
+// PACK = 1 puts two rows (2q, 2q+1) into one multiply: (w_lo + w_hi * 2^S) * x through the DSP
+// pre-adder, S = ACCW, accumulated as one packed value; at the fold end the low field is
+// L = signed P[S-1:0] and the high field U = (P >>> S) + P[S-1] (the borrow of a negative L).
+// Exact while every partial sum fits ACCW bits: S = ACCW, ACCW + WBITS <= 25 (pre-adder) and
+// 2 * ACCW + 1 <= 48 (P); the generator enables packing only then.
+// ARCH selects how a row's SIMD products are summed:
+//   0: products registered in DSPs, adder tree in LUTs (msq_tree), accumulator in LUTs;
+//   1: a systolic chain through the DSP post-adders (c_s <= c_{s-1} + x_s * w_s; column s's
+//      operands are delayed s cycles, in flip-flops with a reset so they are not turned into SRL
+//      LUTs), the accumulator over the SF steps of a fold in LUTs.
+// Timing as msq_sp2_engine: issue at cycle 0, x and w at cycle 2, acc_v when the accumulators hold a fold.
+module msq_fixed_engine #(
+    parameter integer PE     = 2,
+    parameter integer SIMD   = 2,
+    parameter integer XW     = 5,   // signed activation width
+    parameter integer WBITS  = 4,
+    parameter integer ACCW   = 16,
+    parameter integer PACK   = 0,
+    parameter integer ARCH   = 1,
+    parameter integer RSTEP  = 2   // adder tree register spacing (ARCH 0)
+) (
+    input  wire                 clk,
+    input  wire                 rst_n,
+    input  wire                 v,
+    input  wire                 first,
+    input  wire                 last,
+    input  wire [SIMD*XW-1:0]   x,
+    input  wire [PE*SIMD*WBITS-1:0] w,
+    output wire                 acc_pre,
+    output wire                 acc_v,
+    output wire [PE*ACCW-1:0]   accs
+);
+    localparam integer NL  = PACK != 0 ? PE / 2 : PE;            // multiplier lanes per column
+    localparam integer OPW = PACK != 0 ? 2 * WBITS : WBITS;      // weight operand bits per lane
+    localparam integer LW  = PACK != 0 ? 2 * ACCW + 1 : ACCW;    // lane accumulator width
+    localparam integer PW  = PACK != 0 ? ACCW + WBITS + XW : XW + WBITS;  // exact product width
+    localparam integer H   = $clog2(SIMD);
+    localparam integer TW  = LW + H;
+    localparam integer EXT = (PW > LW ? PW : LW) + 1;
+    localparam integer SUM_LAT = ARCH == 1 ? SIMD : 1 + H / RSTEP;
+    localparam integer LAT = 2 + SUM_LAT + 1;
+
+
+    // control delayed i+1 cycles at bit i: the accumulators add in cycle LAT-1 after issue
+    reg [LAT-1:0] dv, df, dl;
+    always @(posedge clk) begin
+        dv <= rst_n ? {dv[LAT-2:0], v} : {LAT{1'b0}};
+        df <= {df[LAT-2:0], first};
+        dl <= {dl[LAT-2:0], last};
+    end
+    wire acc_en    = dv[LAT-2];
+    wire acc_first = df[LAT-2];
+    assign acc_pre = dl[LAT-2] & dv[LAT-2];
+    assign acc_v   = dl[LAT-1] & dv[LAT-1];
+
+    genvar l, s;
+    generate
+        for (l = 0; l < NL; l = l + 1) begin : g_lane
+            wire [SIMD*LW-1:0] prods;   // products of this lane, column s delayed by s (ARCH 1)
+            for (s = 0; s < SIMD; s = s + 1) begin : g_col
+                // operands of column s: x_s and this lane's weight(s)
+                wire [XW+OPW-1:0] op0;
+                if (PACK != 0) begin : g_op_pack
+                    assign op0 = {w[((2 * l + 1) * SIMD + s) * WBITS +: WBITS],
+                                  w[(2 * l * SIMD + s) * WBITS +: WBITS], x[s*XW +: XW]};
+                end else begin : g_op_one
+                    assign op0 = {w[(l * SIMD + s) * WBITS +: WBITS], x[s*XW +: XW]};
+                end
+                wire [XW+OPW-1:0] op;
+                if (ARCH == 1 && s > 0) begin : g_skew
+                    reg [XW+OPW-1:0] d [0:s-1];
+                    integer i;
+                    always @(posedge clk) begin
+                        if (!rst_n) begin
+                            for (i = 0; i < s; i = i + 1) d[i] <= {(XW + OPW){1'b0}};
+                        end else begin
+                            d[0] <= op0;
+                            for (i = 1; i < s; i = i + 1) d[i] <= d[i-1];
+                        end
+                    end
+                    assign op = d[s-1];
+                end else begin : g_noskew
+                    assign op = op0;
+                end
+                wire signed [XW-1:0]    xs = op[XW-1:0];
+                wire signed [WBITS-1:0] wl = op[XW +: WBITS];
+                wire signed [PW-1:0]    prod;
+                if (PACK != 0) begin : g_mul_pack
+                    wire signed [WBITS-1:0] wh = op[XW+WBITS +: WBITS];
+                    wire signed [ACCW+WBITS-1:0] pre = {{ACCW{wl[WBITS-1]}}, wl} + {wh, {ACCW{1'b0}}};
+                    assign prod = pre * xs;
+                end else begin : g_mul_one
+                    assign prod = xs * wl;
+                end
+                /* verilator lint_off UNUSEDSIGNAL */ // bits above LW: every partial sum fits LW
+                wire signed [EXT-1:0] pext = {{(EXT - PW){prod[PW-1]}}, prod};
+                /* verilator lint_on UNUSEDSIGNAL */
+                assign prods[s*LW +: LW] = pext[LW-1:0];
+            end
+
+            wire signed [LW-1:0] fold_sum;   // the SIMD products of one step, summed
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire                 unused_c;       // no carries enter the fixed engine's tree
+            /* verilator lint_on UNUSEDSIGNAL */
+            if (ARCH == 1) begin : g_chain
+                reg signed [LW-1:0] c [0:SIMD-1];
+                integer j;
+                always @(posedge clk) begin
+                    c[0] <= prods[LW-1:0];
+                    for (j = 1; j < SIMD; j = j + 1) c[j] <= c[j-1] + prods[j*LW +: LW];
+                end
+                assign fold_sum = c[SIMD-1];
+                assign unused_c = 1'b0;
+            end else begin : g_tree
+                reg [SIMD*LW-1:0] m;
+                always @(posedge clk) m <= prods;
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire signed [TW-1:0] tsum;
+                /* verilator lint_on UNUSEDSIGNAL */
+                msq_tree #(.N(SIMD), .IW(LW), .H(H), .RSTEP(RSTEP)) tree (
+                    .clk(clk), .leaves(m), .cin({SIMD{1'b0}}), .sum(tsum), .cout(unused_c));
+                assign fold_sum = tsum[LW-1:0];
+            end
+
+            reg signed [LW-1:0] acc;
+            always @(posedge clk) begin
+                if (acc_en) acc <= (acc_first ? {LW{1'b0}} : acc) + fold_sum;
+            end
+            if (PACK != 0) begin : g_unpack
+                /* verilator lint_off UNUSEDSIGNAL */ // the high field fits ACCW bits
+                wire [ACCW:0] hi = acc[LW-1:ACCW] + {{ACCW{1'b0}}, acc[ACCW-1]};
+                /* verilator lint_on UNUSEDSIGNAL */
+                assign accs[2*l*ACCW +: ACCW]       = acc[ACCW-1:0];
+                assign accs[(2*l+1)*ACCW +: ACCW]   = hi[ACCW-1:0];
+            end else begin : g_plain
+                assign accs[l*ACCW +: ACCW] = acc;
+            end
+        end
+    endgenerate
+endmodule
