@@ -203,10 +203,10 @@ def headline_block(r: dict[str, Any]) -> str:
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     msq = {(d["board"], d["network"]): d for d in h["results"] if d["design"] == "msq"}
     for d in h["results"]:
-        net = _network(d["network"], d.get("rows", 0))
         if "not_built" in d:
-            lines.append(f"| {d['board']} | {net} | {d['design']} | not built | | | | | | | |")
-        elif "interval" not in d:
+            continue
+        net = _network(d["network"], d["rows"])
+        if "interval" not in d:
             lines.append(f"| {d['board']} | {net} | {d['design']} | does not fit | | | | | | | |")
         else:
             vs = msq.get((d["board"], d["network"]), {}).get(f"vs_{d['design']}")
@@ -214,7 +214,9 @@ def headline_block(r: dict[str, Any]) -> str:
                          f"{d['interval']:g} | {d['inferences_per_s']:,.0f} | {100 * d['peak_fraction']:.0f} % | "
                          f"{_resource(d, 'lut')} | {_resource(d, 'ff')} | {_resource(d, 'dsp')} | {d['bram']:g} | "
                          + (f"**{vs:.2f}×**" if vs else "") + " |")
-    return "\n".join(lines + ["", _estimator_sentence(r)])
+    missing = {d["design"]: d["not_built"] for d in h["results"] if "not_built" in d}
+    notes = [f"Not built yet: {name} ({why})." for name, why in missing.items()]
+    return "\n".join(lines + ["", " ".join(notes + [_estimator_sentence(r)])])
 
 
 def _machine(text: str) -> str:
@@ -247,8 +249,8 @@ def rtl_sim_block(r: dict[str, Any]) -> str:
     rows = r["rtl_sim"]["rows"]
     exact = all(x["cycles_per_inference"] == x["cycles_per_inference_model"] and
                 x["latency_cycles"] == x["latency_model"] for x in rows)
-    lines = ["RTL simulation through cocotb (one lane per engine, no bubbles or back-pressure): inferences per "
-             "wall-clock second; cycles measured in simulation, "
+    lines = ["RTL simulation through cocotb (the unplanned design: simd 1, one row per fold; no bubbles or "
+             "back-pressure): inferences per wall-clock second; cycles measured in simulation, "
              + ("equal to the cycle model. " if exact else "which differ from the cycle model. ")
              + _source("rtl_sim"), "",
              "| model | simulator | inferences | inferences / s | simulated cycles / s | cycles / inference "
