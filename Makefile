@@ -23,7 +23,7 @@ bench: setup
 	$(BIN)/python benchmarks/flow.py
 	$(BIN)/python benchmarks/hls_csim.py
 	$(BIN)/python benchmarks/rtl_sim.py
-	$(BIN)/python benchmarks/headline.py --synth pynq-z2 --synth-designs msq fixed
+	$(BIN)/python benchmarks/headline.py
 	$(BIN)/python benchmarks/readme_tables.py
 
 clean:
