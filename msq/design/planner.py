@@ -102,18 +102,16 @@ def candidate_targets(ir: IRModel) -> list[int]:
                 values.add(cycles.layer_steps(layer, LayerPlan(simd)))
     for elems in (int(np.prod(ir.input_shape)), int(np.prod(ir.output_shape))):
         values.update(elems // d for d in divisors(elems))
-    floor = max(min(v for v in _stage_floor(ir)), 1)
+    floor = _stage_floor(ir)
     return sorted(v for v in values if v >= floor)
 
 
-def _stage_floor(ir: IRModel) -> list[int]:
-    """The fastest any stage can be (so no target below the slowest of these is feasible)."""
-    floors = []
-    for layer in ir.layers:
-        lp = LayerPlan(simd_unit(layer), len(layer.sp2_rows) if isinstance(layer, ComputeLayer) else 0,
-                       len(layer.fixed_rows) if isinstance(layer, ComputeLayer) else 0)
-        floors.append(cycles.layer_steps(layer, lp))
-    return [max(floors)]
+def _stage_floor(ir: IRModel) -> int:
+    """The slowest layer at its fastest (full SIMD, every row in one fold): no smaller target is
+    feasible."""
+    return max(cycles.layer_steps(layer, LayerPlan(simd_unit(layer), len(layer.sp2_rows), len(layer.fixed_rows))
+                                  if isinstance(layer, ComputeLayer) else LayerPlan(simd_unit(layer)))
+               for layer in ir.layers)
 
 
 def fits(res: Resources, board: Board, headroom: float) -> bool:
@@ -123,8 +121,8 @@ def fits(res: Resources, board: Board, headroom: float) -> bool:
 
 def evaluate(ir: IRModel, plan: Plan) -> PlanResult:
     """Exact cycles and estimated resources of ``plan``."""
-    burst = cycles.timing(ir, plan, cycles.timing_inferences(ir, plan))
-    return PlanResult(plan, burst.interval, cycles.latency(ir, plan), estimate_design(ir, plan))
+    burst = cycles.timing(ir, plan, cycles.timing_inferences(ir, plan))  # its first inference meets an idle pipeline
+    return PlanResult(plan, burst.interval, burst.latency, estimate_design(ir, plan))
 
 
 def plan_search(ir: IRModel, board: Board, headroom: float = HEADROOM) -> PlanResult:
