@@ -74,7 +74,7 @@ def sp2_engine(wbits: int, abits: int, simd: int) -> Build:
     return _wrap("msq_sp2_engine", {"PE": PE, "SIMD": simd, "XW": xw, "KW1": k1, "KW2": k2, "ACCW": ACC_REF,
                                     "RSTEP": verilog.TREE_REGISTER_LEVELS},
                  {"rst_n": 1, "v": 1, "first": 1, "last": 1, "x": simd * xw, "w": PE * simd * (1 + k1 + k2)},
-                 {"acc_pre": 1, "acc_v": 1, "accs": PE * ACC_REF}, ["msq_sp2_engine.v", "msq_tree.v"])
+                 {"acc_pre": 1, "acc_v": 1, "accs": PE * ACC_REF}, ["msq_sp2_engine.v", "msq_step_control.v", "msq_tree.v"])
 
 
 def fixed_engine(wbits: int, abits: int, simd: int, pack: int) -> Build:
@@ -82,7 +82,7 @@ def fixed_engine(wbits: int, abits: int, simd: int, pack: int) -> Build:
     return _wrap("msq_fixed_engine", {"PE": PE, "SIMD": simd, "XW": xw, "WBITS": wbits, "ACCW": ACC_REF,
                                       "PACK": pack, "ARCH": verilog.FIXED_SUM, "RSTEP": verilog.TREE_REGISTER_LEVELS},
                  {"rst_n": 1, "v": 1, "first": 1, "last": 1, "x": simd * xw, "w": PE * simd * wbits},
-                 {"acc_pre": 1, "acc_v": 1, "accs": PE * ACC_REF}, ["msq_fixed_engine.v", "msq_tree.v"])
+                 {"acc_pre": 1, "acc_v": 1, "accs": PE * ACC_REF}, ["msq_fixed_engine.v", "msq_step_control.v", "msq_tree.v"])
 
 
 def requant_stage(units: int, rqw: int) -> Build:

@@ -42,17 +42,10 @@ module msq_fixed_engine #(
     localparam integer LAT = 2 + SUM_LAT + 1;
 
 
-    // control delayed i+1 cycles at bit i: the accumulators add in cycle LAT-1 after issue
-    reg [LAT-1:0] dv, df, dl;
-    always @(posedge clk) begin
-        dv <= rst_n ? {dv[LAT-2:0], v} : {LAT{1'b0}};
-        df <= {df[LAT-2:0], first};
-        dl <= {dl[LAT-2:0], last};
-    end
-    wire acc_en    = dv[LAT-2];
-    wire acc_first = df[LAT-2];
-    assign acc_pre = dl[LAT-2] & dv[LAT-2];
-    assign acc_v   = dl[LAT-1] & dv[LAT-1];
+    wire acc_en, acc_first;
+    msq_step_control #(.LAT(LAT)) control (
+        .clk(clk), .rst_n(rst_n), .v(v), .first(first), .last(last),
+        .acc_en(acc_en), .acc_first(acc_first), .acc_pre(acc_pre), .acc_v(acc_v));
 
     genvar l, s;
     generate

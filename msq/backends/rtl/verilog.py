@@ -24,7 +24,8 @@ from msq.ir.plan import LayerPlan, Plan, folds
 
 KERNELS = RTL_SIM_DIR / "kernels"
 TEMPLATES = RTL_SIM_DIR / "templates"
-KERNEL_FILES = ("msq_rom.v", "msq_tree.v", "msq_sp2_engine.v", "msq_fixed_engine.v", "msq_requant_stage.v")
+KERNEL_FILES = ("msq_rom.v", "msq_tree.v", "msq_step_control.v", "msq_sp2_engine.v", "msq_fixed_engine.v",
+                "msq_requant_stage.v")
 BLOCK_ROM_BITS = 16384  # ROMs this large go to block RAM, smaller ones to LUTs
 TREE_REGISTER_LEVELS = 2  # adder trees are registered every this many levels
 FIXED_SUM = 1          # fixed engine: 1 = chain through the DSP post-adders, 0 = LUT adder tree
@@ -34,7 +35,7 @@ DSP_A_BITS, DSP_P_BITS = 25, 48  # DSP48E1 pre-adder input and accumulator width
 def kernels_used(ir: IRModel) -> list[str]:
     """The kernel files a design instantiates."""
     compute = ir.compute_layers()
-    used = {"msq_rom.v": bool(compute), "msq_tree.v": bool(compute),
+    used = {"msq_rom.v": bool(compute), "msq_tree.v": bool(compute), "msq_step_control.v": bool(compute),
             "msq_sp2_engine.v": any(len(layer.sp2_rows) for layer in compute),
             "msq_fixed_engine.v": any(len(layer.fixed_rows) for layer in compute),
             "msq_requant_stage.v": bool(compute)}
