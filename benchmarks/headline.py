@@ -3,12 +3,12 @@ design against baselines built the same way (same folded dataflow, same DSP pack
 budget, same planner, same Yosys run):
 
 - ``msq``: SP2 ratio from the board (``msq.design.cost_model.board_sp2_ratio``, calibrated), rows
-  ranked by the product's own SP2 suitability (``assign_schemes``);
-- ``dsp-only``: every row fixed point, on DSPs;
-- ``sp2-only``: every row SP2, in LUTs.
-
-(``lut-dsp-fixed``, fixed-point rows on DSPs and on LUT multipliers at once, needs a third engine
-kind and is not built yet: it is listed as not built, never estimated.)
+  ranked by the product's own SP2 suitability (``assign_schemes``); the planner may also put
+  fixed-point rows in the LUT engine (as the product does by default);
+- ``dsp-only``: every row fixed point, on DSPs only;
+- ``sp2-only``: every row SP2, in LUTs;
+- ``lut-dsp-fixed``: every row fixed point, on DSPs and on fixed-point multipliers built in the
+  spare LUTs (radix-4 Booth shift-adds, the LUT engine), as FINN's resType lut + dsp.
 
 Networks: W4A4 MLPs with random weights (``build_mlp``; activation scales from a few
 training-mode passes), exported through the product path, and the digits demo MLP's topology.
@@ -43,14 +43,14 @@ from msq.frontend.assignment import assign_schemes
 from msq.frontend.export import export_model
 from msq.frontend.models import QuantConfig, build_mlp
 from msq.ir.model import IRModel
-from msq.numerics import RowScheme
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BOARDS = ("pynq-z2", "zc706")
 NETWORKS = {"demo-mlp": (64, (64, 32)), "mlp-128x3": (128, (128, 128)), "mlp-192x3": (192, (192, 192)),
             "mlp-256x3": (256, (256, 256)), "mlp-384x3": (384, (384, 384))}
-DESIGNS = {"msq": "msq", "dsp-only": "fixed", "sp2-only": "sp2"}  # design -> training scheme
-NOT_BUILT = {"lut-dsp-fixed": "needs a fixed-point engine in LUTs beside the DSP engine (not built yet)"}
+# design -> (training scheme, fixed-point rows may use the LUT engine)
+DESIGNS = {"msq": ("msq", True), "dsp-only": ("fixed", False), "sp2-only": ("sp2", True),
+           "lut-dsp-fixed": ("fixed", True)}
 WBITS = ABITS = 4
 
 
@@ -77,17 +77,18 @@ def macs_per_inference(ir: IRModel) -> int:
 def peak_mac_per_cycle(board: Board, simd: int) -> float:
     """The board's resource-bound peak: 80 % of its LUTs on SP2 MACs and of its DSPs on packed
     fixed MACs, at the calibrated cost of those cells at ``simd``."""
-    sp2_lut = cost_model.mac_cost(RowScheme.SP2, WBITS, ABITS, simd)[0]
-    fixed_dsp = cost_model.mac_cost(RowScheme.FIXED, WBITS, ABITS, simd, pack=True)[2]
+    sp2_lut = cost_model.mac_cost("sp2", WBITS, ABITS, simd)[0]
+    fixed_dsp = cost_model.mac_cost("fixed", WBITS, ABITS, simd, pack=True)[2]
     return planner.HEADROOM * board.lut / sp2_lut + planner.HEADROOM * board.dsp / fixed_dsp
 
 
-def design_row(network: str, design: str, ir: IRModel, board: Board, ratio: float, synth_root: Path | None) -> dict:
+def design_row(network: str, design: str, ir: IRModel, board: Board, ratio: float, synth_root: Path | None,
+               lut_fixed: bool) -> dict:
     row: dict[str, Any] = {"board": board.name, "network": network, "design": design, "ratio": round(ratio, 3),
                            "sp2_rows": sum(len(layer.sp2_rows) for layer in ir.compute_layers()),
                            "rows": sum(layer.rows for layer in ir.compute_layers()), "synthesized": False}
     try:
-        res = planner.plan_search(ir, board)
+        res = planner.plan_search(ir, board, lut_fixed=lut_fixed)
     except Exception as exc:  # noqa: BLE001 - a design that does not fit is a result, not a crash
         return {**row, "fits": False, "error": str(exc)}
     simds = [lp.simd for lp in res.plan.layers.values()]
@@ -143,16 +144,14 @@ def main() -> None:
             board = load_board(board_name)
             ratio = cost_model.board_sp2_ratio(board, WBITS, ABITS)
             for network in args.networks.split(","):
-                for design, scheme in DESIGNS.items():
+                for design, (scheme, lut_fixed) in DESIGNS.items():
                     r = {"msq": ratio, "fixed": 0.0, "sp2": 1.0}[scheme]
                     print(f"{board_name} {network} {design} ...", flush=True)
                     ir = build_ir(network, scheme, r, args.seed)
-                    rows.append(design_row(network, design, ir, board, r, Path(tmp) if args.synth else None))
+                    rows.append(design_row(network, design, ir, board, r, Path(tmp) if args.synth else None,
+                                           lut_fixed))
                     if design == "msq":
                         rows[-1].update(explore_best(ir, board))
-                for design, why in NOT_BUILT.items():
-                    rows.append({"board": board_name, "network": network, "design": design, "fits": False,
-                                 "synthesized": False, "not_built": why})
     ratios(rows)
     data = {"calibration": cost_model.calibration()["yosys_version"], "wbits": WBITS, "abits": ABITS,
             "seed": args.seed, "headroom": planner.HEADROOM, "seconds": round(time.perf_counter() - start, 1),
@@ -174,10 +173,6 @@ def markdown(data: dict) -> str:
              "| MSQ vs this |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     by_key = {(r["board"], r["network"], r["design"]): r for r in data["results"]}
     for r in data["results"]:
-        if "not_built" in r:
-            lines.append(f"| {r['board']} | {r['network']} | {r['design']} | not built: {r['not_built']} "
-                         "| | | | | | | | | |")
-            continue
         if "interval" not in r:
             lines.append(f"| {r['board']} | {r['network']} | {r['design']} | no | | | | | | | | | |")
             continue

@@ -12,7 +12,7 @@
 // layout of the top-level AXI-Stream beats, which add zero padding up to whole bytes).
 //
 // A layer is described by a configuration struct L (generated per layer) holding its types,
-// shapes, plan (SIMD, PE_SP2, PE_FIX, NF, SF) and constant tables; the stages below are
+// shapes, plan (SIMD, PE_SP2, PE_FIX, PE_FIX_DSP, NF, SF) and constant tables; the stages below are
 // templates on L. Every stage is a DATAFLOW process: INLINE off, one labelled II=1 loop.
 //
 // Pragmas, explained once:
@@ -29,7 +29,9 @@
 //   BIND_STORAGE      weight ROMs: rom_1p, impl chosen per layer by the generator (lutram when
 //                     tiny, bram otherwise), in the layer's generated process function; line
 //                     buffers: ram_s2p (1 write + 1 read port, what a sliding window needs).
-//   BIND_OP impl=dsp  the fixed-point weight product and the requantizer's multiply on DSPs.
+//   BIND_OP           the requantizer's multiply on DSPs (impl=dsp); the fixed-point weight product
+//                     on a DSP (impl=dsp) in the lanes the plan puts on DSPs, in LUTs (impl=fabric)
+//                     in the others.
 #ifndef MSQ_KERNELS_H
 #define MSQ_KERNELS_H
 
@@ -161,24 +163,34 @@ typename L::acc_t sp2_dot(typename L::in_word_t x, ap_uint<L::SP2_LANE_BITS> cod
 // END SP2 ENGINE
 
 // ---------------------------------------------------------------------------------------------
-// Fixed-point engine: the weight product is an integer multiply bound to a DSP slice.
+// Fixed-point engine: the weight product is an integer multiply, bound to a DSP slice or built
+// in LUTs (fabric), as the plan places the lane.
 template <class X, class W>
-ap_int<X::width + W::width + 1> fixed_product(X x, W w) {
+ap_int<X::width + W::width + 1> fixed_product_dsp(X x, W w) {
 #pragma HLS INLINE
     ap_int<X::width + W::width + 1> p = x * w;
 #pragma HLS BIND_OP variable=p op=mul impl=dsp
     return p;
 }
 
+template <class X, class W>
+ap_int<X::width + W::width + 1> fixed_product_fabric(X x, W w) {
+#pragma HLS INLINE
+    ap_int<X::width + W::width + 1> p = x * w;
+#pragma HLS BIND_OP variable=p op=mul impl=fabric
+    return p;
+}
+
 // One fixed lane for one step: the SIMD products of the input word and the lane's weights.
-template <class L>
+template <class L, bool ON_DSP>
 typename L::acc_t fix_dot(typename L::in_word_t x, ap_uint<L::FIX_LANE_BITS> weights) {
 #pragma HLS INLINE
     typename L::acc_t sum = 0;
     for (int k = 0; k < L::SIMD; k++) {
 #pragma HLS UNROLL
         const typename L::in_t xk = typename L::in_t(field<L::IN_BITS>(x, k));
-        sum += fixed_product(xk, typename L::fix_t(field<L::WBITS>(weights, k)));
+        const typename L::fix_t wk = typename L::fix_t(field<L::WBITS>(weights, k));
+        sum += ON_DSP ? fixed_product_dsp(xk, wk) : fixed_product_fabric(xk, wk);
     }
     return sum;
 }
@@ -186,8 +198,9 @@ typename L::acc_t fix_dot(typename L::in_word_t x, ap_uint<L::FIX_LANE_BITS> wei
 // ---------------------------------------------------------------------------------------------
 // The matrix-vector unit of a dense or conv layer: one flattened II=1 loop over
 // (pixel, fold, step). On fold 0 it reads the pixel's SIMD words and stores them; folds 1..NF-1
-// replay them. Every step, SP2 lane i accumulates row sp2_rows[f*PE_SP2 + i] and fixed lane j
-// row fixed_rows[f*PE_FIX + j] (ROM words: the lanes' codes or weights of this step). After the
+// replay them. Every step, SP2 lane i accumulates row sp2_rows[f*PE_SP2 + i] and each fixed lane
+// the row of its engine (DSP lanes j < PE_FIX_DSP, LUT lanes after them; ROM words: the lanes'
+// codes or weights of this step). After the
 // last step the lanes' dot products move to `hold`, and NQ shared requantizers turn them into
 // outputs while the next fold accumulates (NQ*QS >= PE_SP2 + PE_FIX with QS <= SF); each result
 // goes to its IR row of the output pixel `y`, which leaves as one word once its last fold is
@@ -260,11 +273,11 @@ void mvau(hls::stream<typename L::in_word_t>& in, hls::stream<typename L::out_wo
                 const acc_t dot = sp2_dot<L>(x, codes);
                 acc_sp2[l] = (s == 0) ? dot : acc_t(acc_sp2[l] + dot);
             }
-            for (int l = 0; l < L::PE_FIX; l++) {  // the fixed engine: one ROM row, PE_FIX lanes
+            for (int l = 0; l < L::PE_FIX; l++) {  // the fixed engines: one ROM row, PE_FIX lanes
 #pragma HLS UNROLL
                 const ap_uint<L::FIX_LANE_BITS> weights =
                     rom_word<L::FIX_LANE_BITS, L::FIX_CHUNK_BITS, L::FIX_CHUNKS>(fix_w[widx], l * L::FIX_CHUNKS);
-                const acc_t dot = fix_dot<L>(x, weights);
+                const acc_t dot = (l < L::PE_FIX_DSP) ? fix_dot<L, true>(x, weights) : fix_dot<L, false>(x, weights);
                 acc_fix[l] = (s == 0) ? dot : acc_t(acc_fix[l] + dot);
             }
             if (s == L::SF - 1) {  // the fold's dot products are complete: hand them over

@@ -189,7 +189,7 @@ def csim(project) -> None:
 @click.option("--out", default=None, help="Project directory to write [default: RUN/rtl].")
 @click.option("--plan", "plan_path", default=None,
               help="Engine plan JSON (lanes per layer), or 'auto': the planner's for --board [default: one lane each].")
-@board_option("Board the 'auto' plan must fit.")
+@board_option("Board the 'auto' plan must fit; its family places the pipeline registers.")
 @_clear_errors
 def rtl(run, out, plan_path, board) -> None:
     """Write synthesizable Verilog (layer pipeline, AXI-Stream top msq_top) from RUN/ir and its test set."""
@@ -201,7 +201,7 @@ def rtl(run, out, plan_path, board) -> None:
     if plan_path == "auto":
         result, plan_path = run.plan(board)
         click.echo(f"planned for {board.name}: wrote {plan_path}")
-    project = run.write_rtl(_plan(run, plan_path), Path(out) if out else None)
+    project = run.write_rtl(_plan(run, plan_path), Path(out) if out else None, board)
     meta = read_design(project)
     cyc = meta["cycles"]
     click.echo(f"wrote {project}: {len(meta['sources'])} Verilog files, {meta['samples']['total']} test vectors "
@@ -312,13 +312,15 @@ def report(run) -> None:
 
 @main.command()
 @click.option("--out", default=None, help="Table to write [default: msq/data/calibration.json].")
+@click.option("--only", "kinds", multiple=True,
+              help="Re-measure only this kind of cell (repeatable, e.g. sp2_engine); keep the table's others.")
 @_clear_errors
-def calibrate(out) -> None:
-    """Synthesize the SP2/fixed lanes and overhead blocks with Yosys; write the cost table."""
+def calibrate(out, kinds) -> None:
+    """Synthesize the engines and overhead blocks with Yosys; write the cost table."""
     from msq.assets import CALIBRATION_JSON
     from msq.design.calibrate import calibrate as run_calibration
 
-    table = run_calibration(out or CALIBRATION_JSON, progress=click.echo)
+    table = run_calibration(out or CALIBRATION_JSON, progress=click.echo, kinds=list(kinds) or None)
     click.echo(f"wrote {out or CALIBRATION_JSON} ({table['yosys_version'][:40]})")
 
 
@@ -335,7 +337,7 @@ def plan(run, board, headroom, out) -> None:
     b = board
     res, path = run.plan(board, headroom, Path(out) if out else None)
     for name, p in res.plan.layers.items():
-        click.echo(f"  {name}: simd {p.simd}, pe_sp2 {p.pe_sp2}, pe_fixed {p.pe_fixed}")
+        click.echo(f"  {name}: {p.summary()}")
     click.echo(f"  streams: {res.plan.in_width} input and {res.plan.out_width} output elements per beat")
     r = res.resources
     click.echo(f"interval {res.interval} cycles, latency {res.latency} cycles: "

@@ -94,7 +94,7 @@ class Flow:
             Stage("plan", lambda: [rd.ir_dir, asdict(self.board)], self._plan, lambda: [rd.plan_json]),
             Stage("hls", lambda: [rd.ir_dir, rd.plan_json, asdict(self.board)], self._hls, lambda: [rd.hls_dir]),
             Stage("csim", lambda: [rd.hls_dir], self._csim, lambda: [rd.hls_dir / CSIM_DIR]),
-            Stage("rtl", lambda: [rd.ir_dir, rd.plan_json], self._rtl, lambda: [rd.rtl_dir]),
+            Stage("rtl", lambda: [rd.ir_dir, rd.plan_json, self.board.family], self._rtl, lambda: [rd.rtl_dir]),
             Stage("rtlsim", lambda: [rd.rtl_dir, cfg.simulator], self._rtlsim, lambda: [rd.rtl_sim_dir]),
             Stage("synth", lambda: [rd.rtl_dir / HDL_DIR, asdict(self.board), cfg.synth_tool], self._synth,
                   lambda: [rd.synth_dir / SYNTH_JSON]),
@@ -135,7 +135,7 @@ class Flow:
     def _plan(self) -> dict[str, Any]:
         res, _ = self.rd.plan(self.board)
         for name, p in res.plan.layers.items():
-            self.progress(f"  {name}: simd {p.simd}, pe_sp2 {p.pe_sp2}, pe_fixed {p.pe_fixed}")
+            self.progress(f"  {name}: {p.summary()}")
         return {"plan": res.plan.as_dict(),
                 "estimate": res.resources.as_dict()}
 
@@ -154,7 +154,7 @@ class Flow:
     def _rtl(self) -> dict[str, Any]:
         from msq.backends.rtl.generate import read_design
 
-        design = read_design(self.rd.write_rtl(load_plan(self.rd.ir, self.rd.plan_json)))
+        design = read_design(self.rd.write_rtl(load_plan(self.rd.ir, self.rd.plan_json), board=self.board))
         return {"layer_cycles": design["cycles"]["layers"],
                 "cycles_model": {k: design["cycles"][k] for k in ("interval", "latency")}}
 

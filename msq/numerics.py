@@ -168,6 +168,27 @@ def sp2_encode_array(w_int: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarr
     return sign.reshape(shape), k1.reshape(shape), k2.reshape(shape)
 
 
+def booth_digits(bits: int) -> int:
+    """Radix-4 Booth digits of a ``bits``-bit two's-complement integer."""
+    check_bits(bits)
+    return (bits + 1) // 2
+
+
+def booth_encode_array(w_int: np.ndarray, bits: int) -> np.ndarray:
+    """Radix-4 Booth digits of fixed-point integer weights, for products built from shifts and adds
+    in LUTs: ``w = sum_j d_j * 4^j`` with ``d_j = -2 b(2j+1) + b(2j) + b(2j-1)`` in {0, +-1, +-2}
+    (``b`` the weight's two's-complement bits, ``b(-1) = 0``). Returns the digits, a last axis of
+    :func:`booth_digits` entries, lowest digit first."""
+    w = np.asarray(w_int, dtype=np.int64)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if w.size and (w.min() < lo or w.max() > hi):
+        raise MSQError(f"a {bits}-bit fixed-point weight must be in [{lo}, {hi}]")
+    nd = booth_digits(bits)
+    b = [(w >> k) & 1 for k in range(2 * nd)]  # arithmetic shift: the sign extends
+    digits = [-2 * b[2 * j + 1] + b[2 * j] + (b[2 * j - 1] if j else 0) for j in range(nd)]
+    return np.stack(digits, axis=-1)
+
+
 def sp2_decode_array(sign: np.ndarray, k1: np.ndarray, k2: np.ndarray, bits: int) -> np.ndarray:
     """Vectorised :func:`sp2_decode`."""
     m1, m2 = sp2_split(bits)

@@ -112,8 +112,10 @@ def _tables(s: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
                    [[step["check"], _fmt(step["samples"]), _fmt(step["mismatches"])] for step in ladder]))
     plan, cycles = s.get("plan", {}), s.get("layer_cycles", {})
     if plan:
-        tables.append(("Plan (planner, per layer)", ["layer", "SIMD", "SP2 PE", "fixed PE", "cycles / frame"],
-                       [[name, _fmt(p["simd"]), _fmt(p["pe_sp2"]), _fmt(p["pe_fixed"]), _fmt(cycles.get(name))]
+        tables.append(("Plan (planner, per layer)", ["layer", "SIMD", "SP2 PE", "fixed PE (DSP)", "fixed PE (LUT)",
+                                                    "cycles / frame"],
+                       [[name, _fmt(p["simd"]), _fmt(p["pe_sp2"]), _fmt(p["pe_fixed"]), _fmt(p.get("pe_fixed_lut", 0)),
+                         _fmt(cycles.get(name))]
                         for name, p in plan["layers"].items()]))
     synth, estimate = s.get("synth", {}), s.get("estimate", {})
     if synth:

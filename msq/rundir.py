@@ -150,8 +150,10 @@ class RunDir:
         return generate_project(self.ir, out or self.hls_dir, board, self.test_inputs(), plan=plan,
                                 source=str(self.ir_dir))
 
-    def write_rtl(self, plan: Plan | None = None, out: Path | None = None) -> Path:
-        """The Verilog project (default rtl/) with the test set as test vectors."""
+    def write_rtl(self, plan: Plan | None = None, out: Path | None = None, board: Board | None = None) -> Path:
+        """The Verilog project (default rtl/) with the test set as test vectors, its pipeline tuned
+        for ``board``'s family (AMD 7-series without one)."""
         from msq.backends.rtl.generate import generate_rtl
 
-        return generate_rtl(self.ir, out or self.rtl_dir, self.test_inputs(), plan=plan, source=str(self.ir_dir))
+        return generate_rtl(self.ir, out or self.rtl_dir, self.test_inputs(), plan=plan, source=str(self.ir_dir),
+                            **({"family": board.family} if board else {}))

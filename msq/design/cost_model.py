@@ -2,7 +2,7 @@
 
 The figures are measured, not assumed: ``msq calibrate`` synthesizes the project's own cells with
 Yosys ``synth_xilinx`` (msq/design/calibrate.py) and writes ``msq/data/calibration.json``. A MAC of
-an engine costs what the engine measured per MAC at the nearest SIMD (interpolated in log2 SIMD)
+an engine (``sp2``, ``fixed`` on DSPs, ``fixed_lut``: fixed point in LUTs) costs what the engine measured per MAC at the nearest SIMD (interpolated in log2 SIMD)
 at W4A4, scaled by the measured bit-width trend at SIMD 8. Yosys maps a multiply to a DSP48 only
 when its product has at least 9 bits; narrower fixed-point MACs are measured as it maps them.
 
@@ -22,10 +22,10 @@ from typing import Any
 from msq.assets import CALIBRATION_JSON
 from msq.boards import Board
 from msq.errors import MSQError
-from msq.numerics import RowScheme, check_bits
+from msq.ir.plan import ENGINES
+from msq.numerics import check_bits
 
 HEADROOM = 0.8
-ENGINE_SCHEMES = (RowScheme.SP2, RowScheme.FIXED)  # the row schemes that have hardware engines
 REFERENCE_SIMD = 8
 
 
@@ -59,16 +59,19 @@ def _per_mac(kind: str, key: str, match: Callable, table: dict[str, Any]) -> lis
     return [(m, m[key] / (macs * m["params"][2])) for m in table["measured"][kind] if match(m["params"])]
 
 
-def mac_cost(scheme: RowScheme, wbits: int, abits: int, simd: int, pack: bool = False,
+def mac_cost(engine: str, wbits: int, abits: int, simd: int, pack: bool = False,
              table: dict[str, Any] | None = None) -> tuple[float, float, float]:
-    """(LUT, FF, DSP) per MAC of an engine of ``scheme`` at these widths, SIMD and packing."""
-    if scheme not in ENGINE_SCHEMES:
-        raise MSQError(f"unknown scheme {scheme!r}: expected one of {', '.join(ENGINE_SCHEMES)}")
+    """(LUT, FF, DSP) per MAC of an ``engine`` (one of ``ENGINES``) at these widths, SIMD and packing."""
+    if engine not in ENGINES:
+        raise MSQError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
     check_bits(wbits)
     check_bits(abits, "abits")
     table = table or calibration()
-    kind = "sp2_engine" if scheme == RowScheme.SP2 else "fixed_engine"
-    p = int(pack) if scheme == RowScheme.FIXED else None
+    kind = f"{engine}_engine"
+    if kind not in table["measured"]:
+        raise MSQError(f"{CALIBRATION_JSON}: no measurements of the {engine} engine; regenerate it with "
+                       "'msq calibrate'")
+    p = int(pack) if engine == "fixed" else None
     bits = (wbits + abits) / 2
     out = []
     for key in ("lut", "ff", "dsp"):
@@ -123,12 +126,12 @@ def control_cost(table: dict[str, Any] | None = None) -> tuple[float, float]:
 
 def sp2_mac_luts(wbits: int, abits: int) -> float:
     """Calibrated LUTs of one SP2 MAC at the reference SIMD."""
-    return mac_cost(RowScheme.SP2, wbits, abits, REFERENCE_SIMD)[0]
+    return mac_cost("sp2", wbits, abits, REFERENCE_SIMD)[0]
 
 
 def fixed_mac_cost(wbits: int, abits: int) -> tuple[float, float]:
     """(LUT, DSP) of one fixed-point MAC at the reference SIMD, packed two per DSP when it fits."""
-    lut, _, dsp = mac_cost(RowScheme.FIXED, wbits, abits, REFERENCE_SIMD, pack=True)
+    lut, _, dsp = mac_cost("fixed", wbits, abits, REFERENCE_SIMD, pack=True)
     return lut, dsp
 
 

@@ -2,8 +2,9 @@
 
 Per layer, from the Yosys calibration table (msq/data/calibration.json, ``msq calibrate``):
 
-- each engine: ``PE x SIMD`` MACs at the calibrated cost per MAC of that engine, SIMD and width
-  (the fixed engine packs two rows per DSP when the generator does);
+- each engine (SP2, fixed-point on DSPs, fixed-point in LUTs): ``PE x SIMD`` MACs at the
+  calibrated cost per MAC of that engine, SIMD and width (the DSP engine packs two rows per DSP
+  when the generator does);
 - the requantizers: ``ceil(PE / steps per fold)`` per engine, by datapath width;
 - the frame buffers of its input (every buffer), and the output stream's;
 - ROMs: weights (``folds x steps`` words of ``PE x SIMD`` codes per engine) and requantization
@@ -28,8 +29,8 @@ from msq.design import cost_model
 from msq.design.calibrate import CAL_BUFFERS
 from msq.ir.arith import MULT_BITS, SHIFT_BITS
 from msq.ir.model import ComputeLayer, IRModel, Layer
-from msq.ir.plan import LayerPlan, Plan, folds
-from msq.numerics import RowScheme
+from msq.ir.plan import LayerPlan, Plan, engine_rows, folds
+from msq import numerics
 
 LUT_TOLERANCE = 0.25
 FF_TOLERANCE = 0.25
@@ -65,15 +66,15 @@ def rom(width: int, depth: int, table: dict[str, Any]) -> Resources:
 def engine(layer: ComputeLayer, kind: str, pe: int, lp: LayerPlan, table: dict[str, Any]) -> Resources:
     """One engine: its MACs, requantizers, weight and constant ROMs."""
     simd, nf, sf = lp.simd, folds(layer, lp), verilog.steps_per_fold(layer, lp)
-    scheme = RowScheme.SP2 if kind == "sp2" else RowScheme.FIXED
     pack = kind == "fixed" and verilog.fixed_packing(layer, pe)
-    lut, ff, dsp = cost_model.mac_cost(scheme, layer.wbits, layer.in_fmt.bits, simd, pack, table)
+    lut, ff, dsp = cost_model.mac_cost(kind, layer.wbits, layer.in_fmt.bits, simd, pack, table)
     macs = pe * simd
     total = Resources(macs * lut, macs * ff, macs * dsp)
     units = verilog.requant_units(pe, sf)
     rq = cost_model.requant_cost(layer.requant_bits, table)
     total += Resources(units * rq[0], units * rq[1], units * rq[2])
-    code_bits = sum(verilog.sp2_code_fields(layer.wbits)) + 1 if kind == "sp2" else layer.wbits
+    code_bits = {"sp2": sum(verilog.sp2_code_fields(layer.wbits)) + 1, "fixed": layer.wbits,
+                 "fixed_lut": 3 * numerics.booth_digits(layer.wbits)}[kind]
     total += rom(pe * simd * code_bits, nf * sf, table)
     total += rom(units * (MULT_BITS + layer.requant_bits + SHIFT_BITS), nf * math.ceil(pe / units), table)
     return total
@@ -91,8 +92,8 @@ def layer_resources(layer: Layer, lp: LayerPlan, n_buffers: int = CAL_BUFFERS,
     table = table or cost_model.calibration()
     total = ZERO
     if isinstance(layer, ComputeLayer):
-        for kind, _, pe in verilog.engines(layer, lp):
-            total += engine(layer, kind, pe, lp, table)
+        for e in engine_rows(layer, lp):
+            total += engine(layer, e.kind, e.pe, lp, table)
     total += buffers(int(np.prod(layer.in_shape)), layer.in_fmt.bits, n_buffers, table)
     return total + Resources(*cost_model.control_cost(table), 0.0)
 

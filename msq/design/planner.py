@@ -4,13 +4,17 @@ A layer of the folded dataflow is busy ``pixels x folds x steps`` cycles per fra
 (msq.backends.rtl.cycles), with ``steps = kh*kw*C / simd`` and ``folds`` the slower engine's
 ``ceil(R / pe)``. For a target of ``T`` cycles per inference, every ``simd`` dividing a layer's
 channels allows at most ``T / (pixels x steps)`` folds, and the fewest PEs that finish in those
-folds are ``ceil(R_sp2 / folds)`` and ``ceil(R_fixed / folds)``: the two engines finish together
-and no layer gets more than it needs to meet ``T``. Of a layer's options the planner takes the
-one that uses the smallest share of the board (LUT, FF, DSP and BRAM shares summed, by the
-calibrated estimate, msq.design.estimate); the stream widths are the narrowest that keep pace.
-It searches the smallest ``T`` whose plan fits ``headroom`` x every board resource: resources
-only shrink as ``T`` grows, so a bisection over the step counts layers can reach finds it. The
-chosen plan's cycles come from the exact cycle model, which RTL simulation matches.
+folds are ``ceil(R_sp2 / folds)`` and ``ceil(R_fixed / folds)``: the engines finish together and
+no layer gets more than it needs to meet ``T``. The fixed-point PEs are split between the DSP
+engine and the LUT engine (all, three quarters, half, a quarter or none on DSPs; only DSPs when
+``lut_fixed`` is off). Of a layer's options the planner takes the one that uses the smallest
+weighted share of the board (LUT, FF, DSP and BRAM shares, by the calibrated estimate,
+msq.design.estimate); the DSP share's weight trades DSPs for LUTs, and a target is reachable
+when some weight in ``DSP_WEIGHTS`` gives a plan that fits. The stream widths are the narrowest
+that keep pace. It searches the smallest ``T`` whose plan fits ``headroom`` x every board
+resource: resources only shrink as ``T`` grows, so a bisection over the step counts layers can
+reach finds it. The chosen plan's cycles come from the exact cycle model, which RTL simulation
+matches.
 """
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ from msq.ir.model import ComputeLayer, IRModel, Layer
 from msq.ir.plan import LayerPlan, Plan, divisors, simd_unit
 
 RESOURCES = ("lut", "ff", "dsp", "bram36")
+DSP_WEIGHTS = (1.0, 0.5, 2.0, 0.25, 4.0, 0.125, 8.0, 1 / 16, 16.0)  # tried in this order
+FIXED_DSP_SHARES = (1.0, 0.75, 0.5, 0.25, 0.0)  # of a layer's fixed-point PEs, on the DSP engine
 
 
 @dataclass(frozen=True)
@@ -46,12 +52,27 @@ class PlanResult:
         return clock_mhz * 1e6 / self.interval
 
 
-def _share(res: Resources, board: Board) -> float:
-    return sum(getattr(res, k) / getattr(board, k) for k in RESOURCES if getattr(board, k))
+def _share(res: Resources, board: Board, dsp_weight: float = 1.0) -> float:
+    return sum((dsp_weight if k == "dsp" else 1.0) * getattr(res, k) / getattr(board, k)
+               for k in RESOURCES if getattr(board, k))
 
 
-def layer_options(layer: Layer, target: int) -> list[LayerPlan]:
-    """For every ``simd`` the layer allows, the fewest PEs that keep it within ``target`` cycles."""
+def fixed_splits(pe: int, lut_fixed: bool) -> list[tuple[int, int]]:
+    """(pe_fixed, pe_fixed_lut) ways to place ``pe`` fixed-point PEs: the DSP engine's share
+    rounded down to an even count (so it can pack two rows per DSP) where it is not all of them."""
+    if not lut_fixed or pe == 0:
+        return [(pe, 0)]
+    out = []
+    for share in FIXED_DSP_SHARES:
+        dsp = pe if share == 1.0 else 2 * int(share * pe / 2)
+        if (dsp, pe - dsp) not in out:
+            out.append((dsp, pe - dsp))
+    return out
+
+
+def layer_options(layer: Layer, target: int, lut_fixed: bool = True) -> list[LayerPlan]:
+    """For every ``simd`` the layer allows, the fewest PEs that keep it within ``target`` cycles
+    (the fixed-point ones split every way :func:`fixed_splits` allows)."""
     out = []
     n_pix = verilog.pixels(layer)
     for simd in divisors(simd_unit(layer)):
@@ -60,7 +81,8 @@ def layer_options(layer: Layer, target: int) -> list[LayerPlan]:
             r_s, r_f = len(layer.sp2_rows), len(layer.fixed_rows)
             nf = min(target // (n_pix * steps), max(r_s, r_f))
             if nf >= 1:
-                out.append(LayerPlan(simd, math.ceil(r_s / nf) if r_s else 0, math.ceil(r_f / nf) if r_f else 0))
+                pe_s, pe_f = (math.ceil(r_s / nf) if r_s else 0), (math.ceil(r_f / nf) if r_f else 0)
+                out += [LayerPlan(simd, pe_s, dsp, lut) for dsp, lut in fixed_splits(pe_f, lut_fixed)]
         elif cycles.layer_steps(layer, LayerPlan(simd)) <= target:
             out.append(LayerPlan(simd))
             break  # pooling costs the same at any width: the narrowest that keeps pace
@@ -71,21 +93,55 @@ def _width(elems: int, target: int) -> int | None:
     return next((d for d in divisors(elems) if elems // d <= target), None)
 
 
-def plan_for_interval(ir: IRModel, target: int, board: Board) -> Plan | None:
-    """The plan using the least of the board while every stage finishes a frame in ``target``
-    cycles (None if no plan can)."""
-    table = cost_model.calibration()
+class _Costs:
+    """Estimated resources of layer options, each computed once per search."""
+
+    def __init__(self) -> None:
+        self.table = cost_model.calibration()
+        self.cache: dict[tuple[str, LayerPlan], Resources] = {}
+
+    def __call__(self, layer: Layer, lp: LayerPlan) -> Resources:
+        key = (layer.name, lp)
+        if key not in self.cache:
+            self.cache[key] = layer_resources(layer, lp, table=self.table)
+        return self.cache[key]
+
+
+def plan_for_interval(ir: IRModel, target: int, board: Board, lut_fixed: bool = True, dsp_weight: float = 1.0,
+                      costs: _Costs | None = None) -> Plan | None:
+    """The plan using the least of the board (DSPs weighted by ``dsp_weight``) while every stage
+    finishes a frame in ``target`` cycles (None if no plan can)."""
+    costs = costs or _Costs()
     layers = {}
     for layer in ir.layers:
-        options = layer_options(layer, target)
+        options = layer_options(layer, target, lut_fixed)
         if not options:
             return None
-        layers[layer.name] = min(options, key=lambda lp: _share(layer_resources(layer, lp, table=table), board))
+        layers[layer.name] = min(options, key=lambda lp: _share(costs(layer, lp), board, dsp_weight))
     in_w = _width(int(np.prod(ir.input_shape)), target)
     out_w = _width(int(np.prod(ir.output_shape)), target)
     if in_w is None or out_w is None:
         return None
     return Plan(layers, in_w, out_w)
+
+
+def fitting_plan(ir: IRModel, target: int, board: Board, headroom: float, lut_fixed: bool = True,
+                 costs: _Costs | None = None) -> Plan | None:
+    """A plan reaching ``target`` that fits ``headroom`` x the board: the first of the DSP weights
+    whose plan fits (None if none does)."""
+    costs = costs or _Costs()
+    tried = set()
+    for weight in DSP_WEIGHTS if lut_fixed else (1.0,):
+        plan = plan_for_interval(ir, target, board, lut_fixed, weight, costs)
+        if plan is None:
+            return None
+        key = tuple(sorted(plan.layers.items()))
+        if key in tried:
+            continue
+        tried.add(key)
+        if fits(estimate_design(ir, plan), board, headroom):
+            return plan
+    return None
 
 
 def candidate_targets(ir: IRModel) -> list[int]:
@@ -125,29 +181,33 @@ def evaluate(ir: IRModel, plan: Plan) -> PlanResult:
     return PlanResult(plan, burst.interval, burst.latency, estimate_design(ir, plan))
 
 
-def plan_search(ir: IRModel, board: Board, headroom: float = HEADROOM) -> PlanResult:
-    """The plan with the fewest cycles per frame whose estimate fits ``headroom`` x the board."""
+def plan_search(ir: IRModel, board: Board, headroom: float = HEADROOM, lut_fixed: bool = True) -> PlanResult:
+    """The plan with the fewest cycles per frame whose estimate fits ``headroom`` x the board;
+    ``lut_fixed`` lets fixed-point rows use the LUT engine besides the DSP engine."""
     if not 0 < headroom <= 1:
         raise MSQError(f"headroom must be in (0, 1], got {headroom}")
     if not ir.compute_layers():
         raise MSQError(f"model '{ir.name}' has no dense or conv layer to plan")
     targets = candidate_targets(ir)
+    costs = _Costs()
+    found: dict[int, Plan | None] = {}
 
     def ok(i: int) -> bool:
-        plan = plan_for_interval(ir, targets[i], board)
-        return plan is not None and fits(estimate_design(ir, plan), board, headroom)
+        if i not in found:
+            found[i] = fitting_plan(ir, targets[i], board, headroom, lut_fixed, costs)
+        return found[i] is not None
 
     if not ok(len(targets) - 1):
-        smallest = plan_for_interval(ir, targets[-1], board)
+        smallest = plan_for_interval(ir, targets[-1], board, lut_fixed, costs=costs)
         res = estimate_design(ir, smallest)
         over = [f"{k.upper()} {getattr(res, k):g} > {headroom:g} x {getattr(board, k)}"
                 for k in RESOURCES if getattr(res, k) > headroom * getattr(board, k)]
         raise MSQError(f"model '{ir.name}' does not fit board {board.name} even in its smallest design: "
                        + ", ".join(over))
     lo = bisect.bisect_left(range(len(targets)), True, key=ok)
-    return evaluate(ir, plan_for_interval(ir, targets[lo], board))
+    return evaluate(ir, found[lo])
 
 
-def plan_design(ir: IRModel, board: Board, headroom: float = HEADROOM) -> Plan:
+def plan_design(ir: IRModel, board: Board, headroom: float = HEADROOM, lut_fixed: bool = True) -> Plan:
     """:func:`plan_search`'s plan."""
-    return plan_search(ir, board, headroom).plan
+    return plan_search(ir, board, headroom, lut_fixed).plan

@@ -1,11 +1,12 @@
 """The engine plan: how wide each layer of the folded dataflow is (docs/architecture.md).
 
-A dense or conv layer has an SP2 engine (shift-add in LUTs) for its SP2 rows and a fixed engine
-(multiplies on DSPs) for its fixed rows. Every cycle both engines take one word of ``simd`` input
-elements; the SP2 engine computes ``pe_sp2`` rows at once, the fixed engine ``pe_fixed`` rows. An
-engine with ``R`` rows needs ``ceil(R / pe)`` folds (passes over the input vector, one group of
-rows each); the slower engine sets the layer's folds. A pooling layer takes ``simd`` channels per
-cycle. ``in_width`` and ``out_width`` are the elements per beat of the top-level input and output
+A dense or conv layer has up to three engines (:data:`ENGINES`): an SP2 engine (shift-adds in
+LUTs) for its SP2 rows, and for its fixed-point rows a DSP engine (multiplies on DSPs) and a LUT
+engine (the same products as radix-4 Booth shift-adds in LUTs). Every cycle each engine takes one
+word of ``simd`` input elements and computes ``pe_sp2``, ``pe_fixed`` or ``pe_fixed_lut`` rows at
+once. An engine with ``R`` rows needs ``ceil(R / pe)`` folds (passes over the input vector, one
+group of rows each); the slowest engine sets the layer's folds. The fixed rows are split between
+the DSP and LUT engines by :func:`engine_rows`. A pooling layer takes ``simd`` channels per cycle. ``in_width`` and ``out_width`` are the elements per beat of the top-level input and output
 streams. Backends read the plan like the IR; the planner (msq.design.planner) writes it.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from msq.errors import MSQError
 from msq.ir.model import ComputeLayer, IRModel, Layer
 
 PLAN_VERSION = 2
+ENGINES = ("sp2", "fixed", "fixed_lut")  # engine kinds of a compute layer, in output-port order
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,15 @@ class LayerPlan:
     simd: int
     pe_sp2: int = 0
     pe_fixed: int = 0
+    pe_fixed_lut: int = 0
+
+    def summary(self) -> str:
+        """One line for people: ``simd 16, pe_sp2 58, pe_fixed 6, pe_fixed_lut 0``."""
+        return f"simd {self.simd}, pe_sp2 {self.pe_sp2}, pe_fixed {self.pe_fixed}, pe_fixed_lut {self.pe_fixed_lut}"
+
+    def pe(self, engine: str) -> int:
+        """Rows per fold of ``engine`` (one of :data:`ENGINES`)."""
+        return {"sp2": self.pe_sp2, "fixed": self.pe_fixed, "fixed_lut": self.pe_fixed_lut}[engine]
 
 
 @dataclass(frozen=True)
@@ -55,11 +66,30 @@ def simd_unit(layer: Layer) -> int:
     return layer.fan_in if layer.kind == "dense" else int(layer.in_shape[-1])
 
 
+@dataclass(frozen=True)
+class EngineRows:
+    """One engine of a compute layer: its kind, its IR rows in fold order, and rows per fold."""
+
+    kind: str
+    rows: np.ndarray
+    pe: int
+
+
+def engine_rows(layer: ComputeLayer, lp: LayerPlan) -> list[EngineRows]:
+    """The engines a layer builds (those with rows), in :data:`ENGINES` order. The fixed rows go
+    first to the DSP engine, as many as it finishes in the folds both fixed engines need together
+    (``ceil(R / (pe_fixed + pe_fixed_lut))``), the rest to the LUT engine."""
+    fixed = layer.fixed_rows
+    shared = lp.pe_fixed + lp.pe_fixed_lut
+    n_dsp = min(len(fixed), math.ceil(len(fixed) / shared) * lp.pe_fixed) if shared else 0
+    out = [EngineRows("sp2", layer.sp2_rows, lp.pe_sp2), EngineRows("fixed", fixed[:n_dsp], lp.pe_fixed),
+           EngineRows("fixed_lut", fixed[n_dsp:], lp.pe_fixed_lut)]
+    return [e for e in out if len(e.rows)]
+
+
 def folds(layer: ComputeLayer, lp: LayerPlan) -> int:
-    """Groups of rows (passes over the input vector) of the slower engine."""
-    f_sp2 = math.ceil(len(layer.sp2_rows) / lp.pe_sp2) if lp.pe_sp2 else 0
-    f_fix = math.ceil(len(layer.fixed_rows) / lp.pe_fixed) if lp.pe_fixed else 0
-    return max(f_sp2, f_fix)
+    """Groups of rows (passes over the input vector) of the slowest engine."""
+    return max((math.ceil(len(e.rows) / e.pe) for e in engine_rows(layer, lp)), default=0)
 
 
 def divisors(n: int) -> list[int]:
@@ -97,11 +127,18 @@ def check_plan(ir: IRModel, plan: Plan, where: str = "plan") -> Plan:
         if unit % lp.simd:
             raise MSQError(f"{where}: layer '{layer.name}' simd={lp.simd} must divide {unit} "
                            f"(one of {divisors(unit)})")
-        rows = (len(layer.sp2_rows), len(layer.fixed_rows)) if isinstance(layer, ComputeLayer) else (0, 0)
-        for field, pe, n in (("pe_sp2", lp.pe_sp2, rows[0]), ("pe_fixed", lp.pe_fixed, rows[1])):
-            if not isinstance(pe, int) or isinstance(pe, bool) or not (0 <= pe <= n) or (n and not pe):
-                raise MSQError(f"{where}: layer '{layer.name}' {field}={pe!r} must be in [1, {n}] "
-                               f"({n} rows of that scheme; 0 only when there are none)")
+        n_sp2, n_fixed = (len(layer.sp2_rows), len(layer.fixed_rows)) if isinstance(layer, ComputeLayer) else (0, 0)
+        for field in ("pe_sp2", "pe_fixed", "pe_fixed_lut"):
+            pe = getattr(lp, field)
+            if not isinstance(pe, int) or isinstance(pe, bool) or pe < 0:
+                raise MSQError(f"{where}: layer '{layer.name}' {field}={pe!r} must be a non-negative integer")
+        if not (lp.pe_sp2 <= n_sp2 and (lp.pe_sp2 > 0) == (n_sp2 > 0)):
+            raise MSQError(f"{where}: layer '{layer.name}' pe_sp2={lp.pe_sp2} must be in [1, {n_sp2}] "
+                           f"({n_sp2} SP2 rows; 0 only when there are none)")
+        shared = lp.pe_fixed + lp.pe_fixed_lut
+        if not (shared <= n_fixed and (shared > 0) == (n_fixed > 0)):
+            raise MSQError(f"{where}: layer '{layer.name}' pe_fixed + pe_fixed_lut = {shared} must be in "
+                           f"[1, {n_fixed}] ({n_fixed} fixed-point rows; 0 only when there are none)")
     return plan
 
 
@@ -133,7 +170,8 @@ def load_plan(ir: IRModel, path: str | Path | None) -> Plan:
         raise MSQError(f"plan {path}: field 'layers' must map layer names to their plans")
     parsed = {}
     for name, entry in layers.items():
-        if not isinstance(entry, dict) or not {"simd"} <= set(entry) <= {"simd", "pe_sp2", "pe_fixed"}:
-            raise MSQError(f"plan {path}: layer '{name}' needs simd (and pe_sp2, pe_fixed for dense/conv)")
+        if not isinstance(entry, dict) or not {"simd"} <= set(entry) <= {"simd", "pe_sp2", "pe_fixed", "pe_fixed_lut"}:
+            raise MSQError(f"plan {path}: layer '{name}' needs simd (and pe_sp2, pe_fixed, pe_fixed_lut "
+                           "for dense/conv)")
         parsed[name] = LayerPlan(**entry)
     return check_plan(ir, Plan(parsed, io["in_width"], io["out_width"]), f"plan {path}")

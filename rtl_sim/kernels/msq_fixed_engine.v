@@ -9,6 +9,10 @@
 //   1: a systolic chain through the DSP post-adders (c_s <= c_{s-1} + x_s * w_s; column s's
 //      operands are delayed s cycles, in flip-flops with a reset so they are not turned into SRL
 //      LUTs), the accumulator over the SF steps of a fold in LUTs.
+// MREG (ARCH 1) places the chain's extra register, the latency being the same either way:
+//   0: after the chain (xc7: Yosys packs multiply and post-add into one DSP48E1);
+//   1: on each product, before the chain add (ECP5: its multipliers have no post-adder, and a
+//      multiply plus a carry chain in one cycle is the critical path).
 // Timing as msq_sp2_engine: issue at cycle 0, x and w at cycle 2, acc_v when the accumulators hold a fold.
 module msq_fixed_engine #(
     parameter integer PE     = 2,
@@ -18,6 +22,7 @@ module msq_fixed_engine #(
     parameter integer ACCW   = 16,
     parameter integer PACK   = 0,
     parameter integer ARCH   = 1,
+    parameter integer MREG   = 0,
     parameter integer RSTEP  = 2   // adder tree register spacing (ARCH 0)
 ) (
     input  wire                 clk,
@@ -38,7 +43,7 @@ module msq_fixed_engine #(
     localparam integer H   = $clog2(SIMD);
     localparam integer TW  = LW + H;
     localparam integer EXT = (PW > LW ? PW : LW) + 1;
-    localparam integer SUM_LAT = ARCH == 1 ? SIMD : 1 + H / RSTEP;
+    localparam integer SUM_LAT = ARCH == 1 ? SIMD + 1 : 1 + H / RSTEP;
     localparam integer LAT = 2 + SUM_LAT + 1;
 
 
@@ -97,13 +102,24 @@ module msq_fixed_engine #(
             wire                 unused_c;       // no carries enter the fixed engine's tree
             /* verilator lint_on UNUSEDSIGNAL */
             if (ARCH == 1) begin : g_chain
+                wire [SIMD*LW-1:0] terms;   // the chain's inputs: the products, registered when MREG
                 reg signed [LW-1:0] c [0:SIMD-1];
                 integer j;
                 always @(posedge clk) begin
-                    c[0] <= prods[LW-1:0];
-                    for (j = 1; j < SIMD; j = j + 1) c[j] <= c[j-1] + prods[j*LW +: LW];
+                    c[0] <= terms[LW-1:0];
+                    for (j = 1; j < SIMD; j = j + 1) c[j] <= c[j-1] + terms[j*LW +: LW];
                 end
-                assign fold_sum = c[SIMD-1];
+                if (MREG != 0) begin : g_mreg
+                    reg [SIMD*LW-1:0] m;
+                    always @(posedge clk) m <= prods;
+                    assign terms = m;
+                    assign fold_sum = c[SIMD-1];
+                end else begin : g_sum_reg
+                    reg signed [LW-1:0] sum_r;
+                    always @(posedge clk) sum_r <= c[SIMD-1];
+                    assign terms = prods;
+                    assign fold_sum = sum_r;
+                end
                 assign unused_c = 1'b0;
             end else begin : g_tree
                 reg [SIMD*LW-1:0] m;

@@ -4,7 +4,8 @@
 // {shift, bias_r, mult} (MULTW, RQW, SHIFTW bits) with bias_r = bias + 2^(shift-1) (the rounding term is a
 // per-row constant, so it is folded in by the generator). A finished fold's PE accumulators are
 // held, then NRQ units requantize NRQ rows per cycle over STEPS = ceil(PE / NRQ) cycles
-// (STEPS <= SF), pipelined: multiply, add, shift, clamp; the next fold accumulates meanwhile.
+// (STEPS <= SF), pipelined: select (the held row and its constants, registered: the multiplier's
+// operands come from flip-flops), multiply, add, shift, clamp; the next fold accumulates meanwhile.
 // beat_v pulses when the beat register holds all PE outputs of the fold.
 module msq_requant_stage #(
     parameter integer PE    = 2,
@@ -66,16 +67,16 @@ module msq_requant_stage #(
     end
     initial for (r = PE; r < STEPS * NRQ; r = r + 1) hold[r] = {ACCW{1'b0}};
 
-    // step index and activity through the pipeline: ROM (2), multiply, add, shift, clamp
-    reg [4:0]      pa;
-    reg [TB*5-1:0] pt;
+    // step index and activity through the pipeline: ROM (2), select, multiply, add, shift, clamp
+    reg [5:0]      pa;
+    reg [TB*6-1:0] pt;
     always @(posedge clk) begin
-        if (!rst_n) pa <= 5'd0;
-        else        pa <= {pa[3:0], act};
-        pt <= {pt[TB*4-1:0], ti};
+        if (!rst_n) pa <= 6'd0;
+        else        pa <= {pa[4:0], act};
+        pt <= {pt[TB*5-1:0], ti};
     end
     wire [TB-1:0] t2 = pt[TB*2-1:TB];     // step whose constants leave the ROM now
-    wire [TB-1:0] t5 = pt[TB*5-1:TB*4];   // step being clamped into the beat (5 cycles on)
+    wire [TB-1:0] t6 = pt[TB*6-1:TB*5];   // step being clamped into the beat (6 cycles on)
 
     genvar u;
     generate
@@ -83,14 +84,21 @@ module msq_requant_stage #(
             wire signed [MULTW-1:0] mult  = q[u*QW +: MULTW];
             wire signed [RQW-1:0]   bias  = q[u*QW + MULTW +: RQW];
             wire [SHIFTW-1:0]       shift = q[u*QW + MULTW + RQW +: SHIFTW];
-            wire signed [ACCW-1:0] a    = hold[t2 * NRQ + u];
+            reg signed [ACCW-1:0]  a0;
+            reg signed [MULTW-1:0] m0;
+            reg signed [RQW-1:0]   b0;
+            reg [SHIFTW-1:0]       sh0;
             reg signed [PRW-1:0] prod, sum, shd;
             reg signed [PRW-1:0] b1;
             reg [SHIFTW-1:0]     sh1, sh2;
             always @(posedge clk) begin
-                prod <= a * mult;
-                b1   <= {{(PRW - RQW){bias[RQW-1]}}, bias};
-                sh1  <= shift;
+                a0   <= hold[t2 * NRQ + u];
+                m0   <= mult;
+                b0   <= bias;
+                sh0  <= shift;
+                prod <= a0 * m0;
+                b1   <= {{(PRW - RQW){b0[RQW-1]}}, b0};
+                sh1  <= sh0;
                 sum  <= prod + b1;
                 sh2  <= sh1;
                 shd  <= sum >>> sh2;
@@ -101,7 +109,7 @@ module msq_requant_stage #(
             integer k;
             always @(posedge clk) begin
                 for (k = 0; k < STEPS; k = k + 1)
-                    if (pa[4] && t5 == k[TB-1:0] && k * NRQ + u < PE)
+                    if (pa[5] && t6 == k[TB-1:0] && k * NRQ + u < PE)
                         beat[(k * NRQ + u) * OBITS +: OBITS] <= y[OBITS-1:0];
             end
         end
@@ -109,6 +117,6 @@ module msq_requant_stage #(
 
     always @(posedge clk) begin
         if (!rst_n) beat_v <= 1'b0;
-        else        beat_v <= pa[4] && t5 == T_LAST;
+        else        beat_v <= pa[5] && t6 == T_LAST;
     end
 endmodule

@@ -17,7 +17,7 @@ import numpy as np
 from msq import numerics
 from msq.ir.arith import ActFormat, requant_datapath_bits
 from msq.ir.model import ComputeLayer, Layer, PoolLayer
-from msq.ir.plan import LayerPlan, folds
+from msq.ir.plan import ENGINES, LayerPlan, engine_rows, folds
 
 
 
@@ -107,7 +107,8 @@ class Folding:
 
     simd: int
     pe_sp2: int
-    pe_fix: int
+    pe_fix: int      # fixed-point lanes: the first pe_fix_dsp on DSPs, the rest in LUTs
+    pe_fix_dsp: int
     sf: int  # SIMD words per output pixel
     nf: int  # folds (passes over the pixel's words)
     nq: int  # requantizers, enough for the lanes of one fold within SF cycles
@@ -116,9 +117,17 @@ class Folding:
     @classmethod
     def of(cls, layer: ComputeLayer, lp: LayerPlan) -> "Folding":
         sf = layer.fan_in // lp.simd
-        lanes = lp.pe_sp2 + lp.pe_fixed
+        lanes = lp.pe_sp2 + lp.pe_fixed + lp.pe_fixed_lut
         nq = -(-lanes // sf)
-        return cls(lp.simd, lp.pe_sp2, lp.pe_fixed, sf, folds(layer, lp), nq, -(-lanes // nq))
+        return cls(lp.simd, lp.pe_sp2, lp.pe_fixed + lp.pe_fixed_lut, lp.pe_fixed, sf, folds(layer, lp), nq,
+                   -(-lanes // nq))
+
+    def lanes(self, layer: ComputeLayer, lp: LayerPlan) -> list[tuple[np.ndarray, int, int]]:
+        """(IR rows of the lane's engine, rows per fold, lane within the engine) of every lane in
+        hardware order: the SP2 lanes, the fixed lanes on DSPs, the fixed lanes in LUTs."""
+        rows = {e.kind: e.rows for e in engine_rows(layer, lp)}
+        return [(rows.get(kind, np.zeros(0, dtype=np.int64)), lp.pe(kind), i)
+                for kind in ENGINES for i in range(lp.pe(kind))]
 
 
 def engine_fields(codes: np.ndarray, rows: np.ndarray, pe: int, fo: Folding) -> np.ndarray:
@@ -129,20 +138,18 @@ def engine_fields(codes: np.ndarray, rows: np.ndarray, pe: int, fo: Folding) -> 
     return table.reshape(fo.nf, pe, fo.sf, fo.simd).transpose(0, 2, 1, 3).reshape(fo.nf * fo.sf, pe * fo.simd)
 
 
-def requant_rows(layer: ComputeLayer, fo: Folding) -> np.ndarray:
-    """(NF*QS, NQ) IR row requantized by requantizer u at step q of fold f (lane q*NQ + u: the SP2
-    lanes, then the fixed lanes); ``rows`` where that lane has no row."""
+def requant_rows(layer: ComputeLayer, lp: LayerPlan, fo: Folding) -> np.ndarray:
+    """(NF*QS, NQ) IR row requantized by requantizer u at step q of fold f (lane q*NQ + u, lanes
+    in :meth:`Folding.lanes` order); ``rows`` where that lane has no row."""
     out = np.full((fo.nf * fo.qs, fo.nq), layer.rows, dtype=np.int64)
+    lanes = fo.lanes(layer, lp)
     for f in range(fo.nf):
         for q in range(fo.qs):
             for u in range(fo.nq):
-                lane = q * fo.nq + u
-                if lane < fo.pe_sp2:
-                    rows, i = layer.sp2_rows, f * fo.pe_sp2 + lane
-                else:
-                    rows, i = layer.fixed_rows, f * fo.pe_fix + lane - fo.pe_sp2
-                if lane < fo.pe_sp2 + fo.pe_fix and i < len(rows):
-                    out[f * fo.qs + q, u] = rows[i]
+                if q * fo.nq + u < len(lanes):
+                    rows, pe, i = lanes[q * fo.nq + u]
+                    if f * pe + i < len(rows):
+                        out[f * fo.qs + q, u] = rows[f * pe + i]
     return out
 
 
@@ -156,7 +163,8 @@ def compute_struct(index: int, layer: ComputeLayer, lp: LayerPlan) -> tuple[str,
     pix = layer.out_shape[0] * layer.out_shape[1] if layer.kind == "conv" else 1
     decl = [f"// Layer {index} '{layer.name}': {layer.kind} {shape}, {layer.wbits}-bit weights; "
             f"SIMD {fo.simd}, SP2 engine {len(layer.sp2_rows)} rows x {fo.pe_sp2} lanes, fixed engine "
-            f"{len(layer.fixed_rows)} rows x {fo.pe_fix} lanes; {fo.nf} folds x {fo.sf} steps per pixel",
+            f"{len(layer.fixed_rows)} rows x {fo.pe_fix} lanes ({fo.pe_fix_dsp} on DSPs); "
+            f"{fo.nf} folds x {fo.sf} steps per pixel",
             f"struct {name} {{"]
     decl += _common(index, layer, requant=True)
     if layer.kind == "conv":
@@ -164,7 +172,8 @@ def compute_struct(index: int, layer: ComputeLayer, lp: LayerPlan) -> tuple[str,
     w = layer.wbits
     decl += [f"    static const int K = {layer.fan_in}, ROWS = {layer.rows}, PIX = {pix};  "
              "// fan-in, output rows, output pixels",
-             f"    static const int SIMD = {fo.simd}, PE_SP2 = {fo.pe_sp2}, PE_FIX = {fo.pe_fix};  // the plan",
+             f"    static const int SIMD = {fo.simd}, PE_SP2 = {fo.pe_sp2}, PE_FIX = {fo.pe_fix}, "
+             f"PE_FIX_DSP = {fo.pe_fix_dsp};  // the plan",
              f"    static const int SF = {fo.sf}, NF = {fo.nf};  // steps per fold, folds per pixel",
              f"    static const int NQ = {fo.nq}, QS = {fo.qs}, RQ_DEPTH = {fo.nf * fo.qs};  "
              "// shared requantizers, their steps per fold",
@@ -174,21 +183,29 @@ def compute_struct(index: int, layer: ComputeLayer, lp: LayerPlan) -> tuple[str,
              f"    static const int WBITS = {w}, CODE_BITS = {w};"]
     roms, pragmas = [], []
     sign, k1, k2 = (c.reshape(layer.rows, -1) for c in layer.sp2_codes())
-    engines = (("sp2", fo.pe_sp2, layer.sp2_rows, (sign << (m1 + m2)) | (k1 << m2) | k2),
-               ("fix", fo.pe_fix, layer.fixed_rows, layer.w_int.reshape(layer.rows, -1) & ((1 << w) - 1)))
-    for eng, pe, rows, codes in engines:
+    rows = {e.kind: e.rows for e in engine_rows(layer, lp)}
+
+    def fields(kind: str, codes: np.ndarray) -> np.ndarray:
+        return engine_fields(codes, rows.get(kind, np.zeros(0, dtype=np.int64)), lp.pe(kind), fo)
+
+    fixed_codes = layer.w_int.reshape(layer.rows, -1) & ((1 << w) - 1)
+    engines = (("sp2", fo.pe_sp2, fields("sp2", (sign << (m1 + m2)) | (k1 << m2) | k2)),
+               ("fix", fo.pe_fix, np.concatenate([fields("fixed", fixed_codes), fields("fixed_lut", fixed_codes)],
+                                                 axis=1)))
+    for eng, pe, table in engines:
         if eng == "sp2":
             decl += [f"    // SP2 engine: weight = +-(2^(E-k1) + 2^(E-k2)), {w}-bit code sign << (M1 + M2) | k1 << M2 | k2",
                      f"    static const int SP2_E = {numerics.sp2_exponent(w)}, SP2_M1 = {m1}, SP2_M2 = {m2};"]
         else:
-            decl += [f"    // fixed engine: {w}-bit two's-complement weights on DSP multipliers",
+            decl += [f"    // fixed engine: {w}-bit two's-complement weights; lanes below PE_FIX_DSP multiply on "
+                     "DSPs, the others in LUTs",
                      f"    typedef ap_int<{w}> fix_t;"]
-        more_decl, rom, rom_pragmas = _engine_rom(name, eng, engine_fields(codes, rows, pe, fo) if pe else None, pe, fo, w)
+        more_decl, rom, rom_pragmas = _engine_rom(name, eng, table if pe else None, pe, fo, w)
         decl += more_decl
         roms.append(rom)
         pragmas += rom_pragmas
     decl.append("};")
-    rq_rows = requant_rows(layer, fo)
+    rq_rows = requant_rows(layer, lp, fo)
     real = rq_rows < layer.rows
 
     def per_row(values: np.ndarray) -> np.ndarray:

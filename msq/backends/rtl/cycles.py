@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msq.ir.model import ComputeLayer, IRModel, Layer
-from msq.ir.plan import LayerPlan, Plan, folds
+from msq.ir.plan import LayerPlan, Plan, engine_rows, folds
 
 
 def layer_steps(layer: Layer, lp: LayerPlan) -> int:
@@ -35,7 +35,7 @@ def write_delays(layer: Layer, lp: LayerPlan) -> tuple[int, list[int]]:
 
     if isinstance(layer, ComputeLayer):
         return (verilog.steps_per_fold(layer, lp),
-                [verilog.engine_latency(layer, kind, lp) for kind, _, _ in verilog.engines(layer, lp)])
+                [verilog.engine_latency(layer, e.kind, lp) for e in engine_rows(layer, lp)])
     return layer.kernel[0] * layer.kernel[1], [verilog.pool_latency(layer)]
 
 

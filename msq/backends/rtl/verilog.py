@@ -3,8 +3,8 @@
 Every layer owns the frame buffers of its input; the stage before writes them through ports whose
 (beat, lane) -> element map is fixed at generation, so every element has one source and no
 reordering logic exists. A dense/conv layer replays its input over its folds into an SP2 engine
-(shift-add adder trees) and a fixed engine (multiplies on DSPs), each followed by a shared
-requantization stage; pooling layers combine ``simd`` channels per cycle. Weights and
+(shift-add adder trees), a fixed-point engine on DSPs and one in LUTs (radix-4 Booth shift-adds),
+each followed by a shared requantization stage; pooling layers combine ``simd`` channels per cycle. Weights and
 requantization constants are ROMs whose contents live in their own wrapper modules.
 """
 from __future__ import annotations
@@ -17,29 +17,39 @@ import numpy as np
 
 from msq import numerics
 from msq.assets import RTL_SIM_DIR
+from msq.boards import FAMILIES
 from msq.backends.rtl import cycles
 from msq.ir.arith import MULT_BITS, SHIFT_BITS, ActFormat, requant_datapath_bits
 from msq.ir.model import ComputeLayer, IRModel, Layer, PoolLayer
-from msq.ir.plan import LayerPlan, Plan, folds
+from msq.ir.plan import EngineRows, LayerPlan, Plan, engine_rows, folds
 
 KERNELS = RTL_SIM_DIR / "kernels"
 TEMPLATES = RTL_SIM_DIR / "templates"
-KERNEL_FILES = ("msq_rom.v", "msq_tree.v", "msq_step_control.v", "msq_sp2_engine.v", "msq_fixed_engine.v",
+KERNEL_FILES = ("msq_rom.v", "msq_tree.v", "msq_step_control.v", "msq_shift_add_engine.v", "msq_fixed_engine.v",
                 "msq_requant_stage.v")
+ENGINE_KERNEL = {"sp2": "msq_shift_add_engine.v", "fixed": "msq_fixed_engine.v", "fixed_lut": "msq_shift_add_engine.v"}
 BLOCK_ROM_BITS = 16384  # ROMs this large go to block RAM, smaller ones to LUTs
 TREE_REGISTER_LEVELS = 2  # adder trees are registered every this many levels
 FIXED_SUM = 1          # fixed engine: 1 = chain through the DSP post-adders, 0 = LUT adder tree
 DSP_A_BITS, DSP_P_BITS = 25, 48  # DSP48E1 pre-adder input and accumulator widths (packing limits)
+DEFAULT_FAMILY = "xc7"  # of msq.boards.FAMILIES: where the generated Verilog's pipeline registers sit
 
 
-def kernels_used(ir: IRModel) -> list[str]:
+def product_register(family: str) -> int:
+    """msq_fixed_engine's MREG: register each product before the chain add where the multipliers
+    have no post-adder (ECP5), after the chain where they do (AMD DSP48)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown FPGA family {family!r}: expected one of {', '.join(FAMILIES)}")
+    return int(family == "ecp5")
+
+
+def kernels_used(ir: IRModel, plan: Plan) -> list[str]:
     """The kernel files a design instantiates."""
     compute = ir.compute_layers()
-    used = {"msq_rom.v": bool(compute), "msq_tree.v": bool(compute), "msq_step_control.v": bool(compute),
-            "msq_sp2_engine.v": any(len(layer.sp2_rows) for layer in compute),
-            "msq_fixed_engine.v": any(len(layer.fixed_rows) for layer in compute),
-            "msq_requant_stage.v": bool(compute)}
-    return [name for name in KERNEL_FILES if used[name]]
+    used = {ENGINE_KERNEL[e.kind] for layer in compute for e in engine_rows(layer, plan[layer.name])}
+    if compute:
+        used |= {"msq_rom.v", "msq_tree.v", "msq_step_control.v", "msq_requant_stage.v"}
+    return [name for name in KERNEL_FILES if name in used]
 
 
 def _template(name: str) -> Template:
@@ -94,16 +104,6 @@ class Port:
     element: np.ndarray  # (beats, lanes) element index or -1
 
 
-def engines(layer: ComputeLayer, lp: LayerPlan) -> list[tuple[str, np.ndarray, int]]:
-    """(engine, its IR rows in order, rows per fold) of every engine the layer has."""
-    out = []
-    if len(layer.sp2_rows):
-        out.append(("sp2", layer.sp2_rows, lp.pe_sp2))
-    if len(layer.fixed_rows):
-        out.append(("fixed", layer.fixed_rows, lp.pe_fixed))
-    return out
-
-
 def pixels(layer: Layer) -> int:
     return 1 if layer.kind == "dense" else int(layer.out_shape[0] * layer.out_shape[1])
 
@@ -114,12 +114,12 @@ def output_ports(layer: Layer, lp: LayerPlan) -> list[Port]:
     ports = []
     if isinstance(layer, ComputeLayer):
         nf = folds(layer, lp)
-        for kind, engine_rows, pe in engines(layer, lp):
-            element = -np.ones((n_pix * nf, pe), dtype=np.int64)
+        for e in engine_rows(layer, lp):
+            element = -np.ones((n_pix * nf, e.pe), dtype=np.int64)
             for p in range(n_pix):
-                for k, row in enumerate(engine_rows):
-                    element[p * nf + k // pe, k % pe] = p * rows + int(row)
-            ports.append(Port(kind, pe, n_pix * nf, element))
+                for k, row in enumerate(e.rows):
+                    element[p * nf + k // e.pe, k % e.pe] = p * rows + int(row)
+            ports.append(Port(e.kind, e.pe, n_pix * nf, element))
     else:
         groups = rows // lp.simd
         element = (np.arange(n_pix)[:, None, None] * rows + np.arange(groups)[None, :, None] * lp.simd
@@ -204,14 +204,16 @@ def fixed_packing(layer: ComputeLayer, pe: int) -> bool:
 def engine_latency(layer: ComputeLayer, kind: str, lp: LayerPlan) -> int:
     """Cycles from a fold's last step to its output beat leaving the requantization stage."""
     levels = math.ceil(math.log2(lp.simd)) if lp.simd > 1 else 0
-    if kind == "sp2" or not FIXED_SUM:
-        sum_lat = levels // TREE_REGISTER_LEVELS + (0 if kind == "sp2" else 1)
+    if kind != "fixed":  # shift-add engines
+        sum_lat = levels // TREE_REGISTER_LEVELS
+    elif FIXED_SUM:
+        sum_lat = lp.simd + 1  # the chain and its extra register (msq_fixed_engine MREG)
     else:
-        sum_lat = lp.simd
+        sum_lat = 1 + levels // TREE_REGISTER_LEVELS
     lat = 2 + sum_lat + 1  # issue -> accumulators hold the fold (see the engines' timing notes)
-    pe = lp.pe_sp2 if kind == "sp2" else lp.pe_fixed
+    pe = lp.pe(kind)
     steps = math.ceil(pe / requant_units(pe, steps_per_fold(layer, lp)))
-    return lat + steps + 4
+    return lat + steps + 5  # requantization: ROM read (2), select, multiply, add, shift, clamp -> beat
 
 
 def steps_per_fold(layer: Layer, lp: LayerPlan) -> int:
@@ -231,15 +233,27 @@ def _rom_module(module: str, doc: str, width: int, words: list[int], header: str
             f"              .INIT({_hex(words, width)})) rom (.clk(clk), .addr(addr), .data(data));\nendmodule\n")
 
 
-def _weight_words(layer: ComputeLayer, kind: str, rows: np.ndarray, pe: int, lp: LayerPlan) -> tuple[list[int], int]:
+def booth_code(w_int: np.ndarray, wbits: int) -> np.ndarray:
+    """The LUT fixed-point engine's weight codes: per Booth digit 3 bits {neg, nz, dbl}, digit j at
+    bit 3j (msq_shift_add_engine, CODE 1)."""
+    digits = numerics.booth_encode_array(w_int, wbits)
+    fields = ((digits < 0) << 2) | ((digits != 0) << 1) | (np.abs(digits) == 2)
+    return (fields << (3 * np.arange(digits.shape[-1]))).sum(axis=-1)
+
+
+def _weight_words(layer: ComputeLayer, e: EngineRows, lp: LayerPlan) -> tuple[list[int], int]:
     """Weight ROM words of one engine (word = fold * SF + step; PE*SIMD codes, row-major) and width."""
-    nf, sf, simd = folds(layer, lp), steps_per_fold(layer, lp), lp.simd
+    nf, sf, simd, rows, pe = folds(layer, lp), steps_per_fold(layer, lp), lp.simd, e.rows, e.pe
     flat = layer.w_int.reshape(layer.rows, -1)
-    if kind == "sp2":
+    if e.kind == "sp2":
         k1w, k2w = sp2_code_fields(layer.wbits)
         sign, k1, k2 = (a.reshape(layer.rows, -1) for a in layer.sp2_codes())
         cw = 1 + k1w + k2w
         code = (sign << (k1w + k2w)) | (k1 << k2w) | k2
+    elif e.kind == "fixed_lut":
+        cw = 3 * numerics.booth_digits(layer.wbits)
+        code = np.zeros_like(flat)
+        code[rows] = booth_code(flat[rows], layer.wbits)
     else:
         cw = layer.wbits
         code = flat & ((1 << cw) - 1)
@@ -281,7 +295,8 @@ def _requant_words(layer: ComputeLayer, rows: np.ndarray, pe: int, units: int, n
     return words, units * qw
 
 
-def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int, header: str) -> dict[str, str]:
+def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int, header: str,
+                  family: str = DEFAULT_FAMILY) -> dict[str, str]:
     """{module name: Verilog} of a dense or conv layer: the layer, its buffers and its ROMs."""
     name, module = layer.name, layer_module(layer.name)
     (h, w, c), (kh, kw), (sh, sw), (ph, pw), (ho, wo) = _geometry(layer)
@@ -299,10 +314,11 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
     ow = layer.out_fmt.bits
     lo, hi = layer.out_fmt.lo, layer.out_fmt.hi
     blocks, docs, lane_bits = [], [], 0
-    for port, (kind, rows, pe) in enumerate(engines(layer, lp)):
+    for port, e in enumerate(engine_rows(layer, lp)):
+        kind, rows, pe = e.kind, e.rows, e.pe
         units = requant_units(pe, sf)
         steps = math.ceil(pe / units)
-        wwords, wwidth = _weight_words(layer, kind, rows, pe, lp)
+        wwords, wwidth = _weight_words(layer, e, lp)
         qwords, qwidth = _requant_words(layer, rows, pe, units, nf)
         wmod, qmod = f"msq_w_{name}_{kind}", f"msq_q_{name}_{kind}"
         files[wmod] = _rom_module(wmod, f"Weights of layer '{name}', {kind} engine: word = fold * {sf} + step, "
@@ -312,14 +328,20 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
                                   qwidth, qwords, header)
         if kind == "sp2":
             k1w, k2w = sp2_code_fields(layer.wbits)
-            inst = (f"    msq_sp2_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .KW1({k1w}), .KW2({k2w}), .ACCW(ACCW), "
-                    f".RSTEP({TREE_REGISTER_LEVELS})) {kind} (")
+            inst = (f"    msq_shift_add_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .CODE(0), .KW1({k1w}), .KW2({k2w}), "
+                    f".ACCW(ACCW), .RSTEP({TREE_REGISTER_LEVELS})) {kind} (")
             what = f"SP2 engine: {len(rows)} rows, {pe} per fold (shift-add adder trees, LUTs)"
+        elif kind == "fixed_lut":
+            inst = (f"    msq_shift_add_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .CODE(1), "
+                    f".ND({numerics.booth_digits(layer.wbits)}), .ACCW(ACCW), .RSTEP({TREE_REGISTER_LEVELS})) {kind} (")
+            what = (f"fixed-point engine in LUTs: {len(rows)} rows, {pe} per fold "
+                    "(radix-4 Booth shift-add adder trees)")
         else:
             pack = int(fixed_packing(layer, pe))
             inst = (f"    msq_fixed_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .WBITS({layer.wbits}), .ACCW(ACCW), "
-                    f".PACK({pack}), .ARCH({FIXED_SUM}), .RSTEP({TREE_REGISTER_LEVELS})) {kind} (")
-            what = (f"fixed engine: {len(rows)} rows, {pe} per fold (DSP multiplies"
+                    f".PACK({pack}), .ARCH({FIXED_SUM}), .MREG({product_register(family)}), .RSTEP({TREE_REGISTER_LEVELS})) "
+                    f"{kind} (")
+            what = (f"fixed-point engine on DSPs: {len(rows)} rows, {pe} per fold (DSP multiplies"
                     + (", two rows per DSP" if pack else "") + ")")
         docs.append(f"   {what}; {units} requantizer(s).")
         qaw = _bits(nf * steps - 1)
@@ -345,7 +367,7 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
         header=header, name=name, kind=layer.kind, module=module, in_shape=list(layer.in_shape),
         out_shape=list(layer.out_shape), fan_in=layer.fan_in, folds=nf, sf=sf, simd=simd,
         engines_doc="\n//".join(docs), pixels=ho * wo, steps=ho * wo * nf * sf,
-        in_np=len(in_ports), in_lanes_bits=in_lanes * iw, out_np=len(engines(layer, lp)), out_lanes_bits=lane_bits,
+        in_np=len(in_ports), in_lanes_bits=in_lanes * iw, out_np=len(engine_rows(layer, lp)), out_lanes_bits=lane_bits,
         iw=iw, xw=xw, accw=accw, raw=_bits(elems // simd - 1), saw=saw, gb=_bits(groups - 1),
         fb=_bits(nf - 1), wab=_bits(nf * sf - 1), g_last=_ulit(groups - 1, _bits(groups - 1)),
         f_last=_ulit(nf - 1, _bits(nf - 1)), wa_last=_ulit(nf * sf - 1, _bits(nf * sf - 1)),
@@ -439,15 +461,17 @@ def pool_layer(layer: PoolLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int,
 
 # --- the top level --------------------------------------------------------------------------------
 
-def design_modules(ir: IRModel, plan: Plan, header: str) -> dict[str, str]:
+def design_modules(ir: IRModel, plan: Plan, header: str, family: str = DEFAULT_FAMILY) -> dict[str, str]:
     """{module name: Verilog} of every generated module (kernels not included)."""
     files: dict[str, str] = {}
     writers = [input_port(ir, plan)]
     counts = cycles.buffer_counts(ir, plan)
     for k, layer in enumerate(ir.layers):
         lp = plan[layer.name]
-        build = compute_layer if isinstance(layer, ComputeLayer) else pool_layer
-        files.update(build(layer, lp, writers, counts[k], header))
+        if isinstance(layer, ComputeLayer):
+            files.update(compute_layer(layer, lp, writers, counts[k], header, family))
+        else:
+            files.update(pool_layer(layer, lp, writers, counts[k], header))
         writers = output_ports(layer, lp)
     out_elems = int(np.prod(ir.output_shape))
     files["msq_fbuf_out"] = frame_buffer("msq_fbuf_out", "the output stream", writers, out_elems,
