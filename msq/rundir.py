@@ -5,7 +5,8 @@
     runs/NAME/
       model.pt  assignment.json  metrics.json    training (msq train)
       float/                                     the float baseline of the same topology (msq flow)
-      ir/                                        the integer IR (msq export)
+      ir/                                        the integer IR (msq export, or msq import from QONNX)
+      qonnx.onnx                                 the IR as a QONNX model (msq export --format qonnx)
       eval.json                                  deployed accuracy (msq eval)
       plan.json  explore/BOARD/                  the engine plan (msq plan), the sweep (msq explore)
       hls/                                       Vitis HLS project and its C-sim (msq hls, msq csim)
@@ -66,6 +67,7 @@ class RunDir:
     assignment_json = property(lambda self: self.path / ASSIGNMENT_JSON)
     float_dir = property(lambda self: self.path / "float")
     ir_dir = property(lambda self: self.path / "ir")
+    qonnx_onnx = property(lambda self: self.path / "qonnx.onnx")
     eval_json = property(lambda self: self.path / "eval.json")
     plan_json = property(lambda self: self.path / "plan.json")
     hls_dir = property(lambda self: self.path / "hls")
