@@ -132,6 +132,22 @@ def export(run, out, fmt, batch) -> None:
     click.echo(f"wrote {path}/manifest.json, arrays.npz")
 
 
+@main.command(name="import")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, help="Run directory to write its IR in (RUN/ir), for msq hls/rtl/plan.")
+@click.option("--dataset", default=None,
+              help="Dataset whose test set becomes the test vectors of msq hls/rtl [default: random inputs].")
+@_clear_errors
+def import_(model, out, dataset) -> None:
+    """Import a fixed-point QONNX model (Brevitas export_qonnx, FINN) into the integer IR."""
+    from msq.frontend.qonnx_import import import_run
+    from msq.ir.summary import summary_table
+
+    ir, path = import_run(model, out, dataset)
+    click.echo(summary_table(ir))
+    click.echo(f"wrote {path}/manifest.json, arrays.npz")
+
+
 @main.command(name="eval")
 @run_argument
 @_clear_errors

@@ -40,6 +40,7 @@ from msq.ir import IRModel, load_ir, vectors
 from msq.ir.plan import LayerPlan, save_plan
 
 Plan = dict[str, LayerPlan]
+IMPORTED_VECTORS = 200  # random test inputs of an imported run without a dataset
 
 
 class RunDir:
@@ -105,12 +106,24 @@ class RunDir:
         return metrics
 
     @property
-    def dataset(self) -> str:
-        """The dataset the run was trained on (``settings.dataset`` of metrics.json)."""
+    def imported(self) -> bool:
+        """An IR from ``msq import`` (a QONNX model): no training, no metrics.json."""
+        return not self.metrics_json.exists() and "qonnx" in self.ir.source
+
+    @property
+    def dataset(self) -> str | None:
+        """The dataset the run was trained on (``settings.dataset`` of metrics.json); for an imported
+        run, ``msq import --dataset``'s or None."""
+        if self.imported:
+            return self.ir.source.get("dataset")
         return self.metrics["settings"]["dataset"]
 
     def test_inputs(self) -> np.ndarray:
-        """The run's test set, quantized with the IR's input format."""
+        """The run's test set, quantized with the IR's input format (an imported run without a
+        dataset: random in-range inputs, beside the extreme ones every project adds)."""
+        if self.dataset is None:
+            fmt, shape = self.ir.input_fmt, (IMPORTED_VECTORS, *self.ir.input_shape)
+            return np.random.default_rng(0).integers(fmt.lo, fmt.hi + 1, size=shape, dtype=np.int64)
         return self.ir.quantize_input(load_dataset(self.dataset).x_test)
 
     # --- stages on top of the IR -------------------------------------------------------------
