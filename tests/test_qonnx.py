@@ -27,7 +27,7 @@ from msq.cli import main
 from msq.errors import MSQError
 from msq.frontend.qonnx_import import import_qonnx
 from msq.ir import save_ir
-from msq.ir.model import IRModel
+from msq.ir.model import SCHEME_SP2, IRModel
 from msq.rundir import RunDir
 
 
@@ -61,7 +61,8 @@ def test_qonnx_export_equals_the_reference(tmp_path, kind, seed):
     np.testing.assert_array_equal(got, want)
     model = ModelWrapper(str(path))
     layers = json.loads(model.get_metadata_prop("msq.layers"))
-    assert [m["scheme"] for m in layers] == ["".join("SF"[1 - s] for s in layer.scheme) for layer in ir.compute_layers()]
+    schemes = ["".join("S" if s == SCHEME_SP2 else "F" for s in layer.scheme) for layer in ir.compute_layers()]
+    assert [m["scheme"] for m in layers] == schemes
     assert {n.op_type for n in model.graph.node} >= {"Quant", "MatMul"}
     if seed == 4:  # conv1's 27-bit accumulator is split into convolutions exact in float32
         assert ir.layers[0].acc_bits > 25
@@ -128,7 +129,8 @@ def test_qonnx_import_equals_qonnx_execution(tmp_path, kind, dynamo):
     x = torch.rand(1000, *shape) * 2.4 - 1.2
     export_qonnx(model, x, str(tmp_path / "model.onnx"), dynamo=dynamo)
     ir = import_qonnx(tmp_path / "model.onnx")
-    assert [layer.kind for layer in ir.layers] == (["conv", "maxpool", "dense"] if kind == "cnn" else ["dense", "dense"])
+    kinds = ["conv", "maxpool", "dense"] if kind == "cnn" else ["dense", "dense"]
+    assert [layer.kind for layer in ir.layers] == kinds
     got = run_qonnx(tmp_path / "model.onnx", x.numpy()).astype(np.float64) / ir.output_fmt.scale
     want = ref.infer(ir, ir.quantize_input(x.numpy()))
     np.testing.assert_array_equal(got, want)

@@ -165,17 +165,18 @@ def to_qonnx(ir: IRModel, batch: int = 1) -> onnx.ModelProto:
             _check_exact(layer)
         if isinstance(layer, ComputeLayer):
             x = _compute(g, layer, x, shape if layer.kind == "dense" and len(shape) == 3 else ())
+            scheme = "".join("S" if s == SCHEME_SP2 else "F" for s in layer.scheme)
             meta.append({"layer": layer.name, "kind": layer.kind, "weight": f"{layer.name}_weight",
-                         "wbits": layer.wbits, "scheme": "".join("S" if s == SCHEME_SP2 else "F" for s in layer.scheme)})
+                         "wbits": layer.wbits, "scheme": scheme})
         else:
             x = _pool(g, layer, x)
         shape = tuple(layer.out_shape)
     if len(ir.output_shape) == 3:
         x = g.node("Transpose", [x], "output_nhwc", perm=[0, 2, 3, 1])
     g.nodes[-1].output[0] = "global_out"
-    graph = helper.make_graph(g.nodes, ir.name, [helper.make_tensor_value_info("global_in", TensorProto.FLOAT, in_shape)],
-                              [helper.make_tensor_value_info("global_out", TensorProto.FLOAT,
-                                                             [batch, *ir.output_shape])], g.inits)
+    graph = helper.make_graph(
+        g.nodes, ir.name, [helper.make_tensor_value_info("global_in", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("global_out", TensorProto.FLOAT, [batch, *ir.output_shape])], g.inits)
     model = helper.make_model(graph, producer_name="msq", opset_imports=[
         helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid(QONNX_DOMAIN, 1)])
     helper.set_model_props(model, {"msq.layers": json.dumps(meta), "msq.source": json.dumps(ir.source)})

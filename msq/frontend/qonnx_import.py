@@ -16,6 +16,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.general.quant import quant
+from qonnx.transformation.infer_shapes import InferShapes
 from torch import nn
 
 from msq.errors import MSQError
@@ -37,17 +41,12 @@ class _Quantized:
     ints: np.ndarray
     scale: np.ndarray
     bits: int
-    signed: bool
-    narrow: bool
 
 
 class _Importer:
     """The walk over the graph: the stream so far, the pending layer's extras, the current tensor."""
 
     def __init__(self, path: Path):
-        from qonnx.core.modelwrapper import ModelWrapper
-        from qonnx.transformation.infer_shapes import InferShapes
-
         self.path = path
         try:
             self.model = ModelWrapper(str(path)).transform(InferShapes())
@@ -70,8 +69,6 @@ class _Importer:
         return float(value.reshape(()))
 
     def attr(self, node, name: str, default=None):
-        from onnx import helper
-
         found = [helper.get_attribute_value(a) for a in node.attribute if a.name == name]
         value = found[0] if found else default
         return value.decode() if isinstance(value, bytes) else value
@@ -94,19 +91,17 @@ class _Importer:
         scale = self.model.get_initializer(node.input[1]).astype(np.float64)
         if np.any(scale <= 0):
             raise MSQError(f"{self.where(node)}: scale must be positive")
-        from qonnx.custom_op.general.quant import quant
-
         bits = self.scalar(node, 3, "bit width")
-        signed, narrow = bool(self.attr(node, "signed", 1)), bool(self.attr(node, "narrow", 0))
-        value = quant(self.model.get_initializer(node.input[0]).astype(np.float64), scale, 0.0, np.float64(bits), signed,
-                      narrow, self.attr(node, "rounding_mode", "ROUND"))
+        value = quant(self.model.get_initializer(node.input[0]).astype(np.float64), scale, 0.0, np.float64(bits),
+                      bool(self.attr(node, "signed", 1)), bool(self.attr(node, "narrow", 0)),
+                      self.attr(node, "rounding_mode", "ROUND"))
         ints = np.rint(value / scale)
         if not np.array_equal(ints * scale, value):
             raise MSQError(f"{self.where(node)}: quantized values are not integer multiples of the scale")
         scale = np.broadcast_to(scale, ints.shape)
         if perm is not None:
             ints, scale = ints.transpose(perm), scale.transpose(perm)
-        return _Quantized(ints.astype(np.int64), scale, int(bits), signed, narrow)
+        return _Quantized(ints.astype(np.int64), scale, int(bits))
 
     # --- the walk ---------------------------------------------------------------------------
     def run(self) -> IRModel:
@@ -193,11 +188,10 @@ def _bias(imp: _Importer, node, tensor: str, rows: int) -> np.ndarray:
     else:
         q = imp.constant(tensor, node, "bias")
         value = q.ints * q.scale
-    value = np.broadcast_to(value.reshape(-1), (rows,)) if value.size in (1, rows) else None
-    if value is None:
+    if value.size not in (1, rows):
         raise MSQError(f"{imp.where(node)}: the bias must have one value per output channel")
     imp.has_bias = True
-    return np.array(value)
+    return np.array(np.broadcast_to(value.reshape(-1), (rows,)))
 
 
 def _optional_bias(imp: _Importer, node, rows: int) -> np.ndarray:
@@ -270,16 +264,17 @@ def _quant(imp: _Importer, node) -> None:
 def _check_exact(imp: _Importer, node, layer: ComputeLayer, pending, mode: str) -> None:
     """The IR layer computes exactly what the QONNX nodes do, or an error says why not."""
     offset = arith.rounding_offset(layer.shift, mode if mode in arith.ROUNDINGS else "half_up")
+    out_scale = Fraction(layer.out_fmt.scale)
     for r in range(layer.rows):
-        ratio = Fraction(float(pending.in_fmt.scale)) * Fraction(float(pending.w_scale[r])) / Fraction(layer.out_fmt.scale)
+        ratio = Fraction(pending.in_fmt.scale) * Fraction(float(pending.w_scale[r])) / out_scale
         step = Fraction(2) ** -int(layer.shift[r])
         if Fraction(int(layer.mult[r])) * step != ratio:
             raise MSQError(f"{imp.where(node)}: row {r}'s scale ratio {float(ratio)} is not a 16-bit multiplier "
                            "times a power of two; use power-of-two weight scales")
-        if Fraction(int(layer.bias[r] - offset[r])) * step != Fraction(float(pending.bias[r])) / Fraction(
-                layer.out_fmt.scale):
-            raise MSQError(f"{imp.where(node)}: row {r}'s bias {pending.bias[r]} is not a multiple of 2^-{layer.shift[r]} "
-                           "output steps; quantize the bias on the accumulator's scale (e.g. Brevitas Int16Bias)")
+        if Fraction(int(layer.bias[r] - offset[r])) * step != Fraction(float(pending.bias[r])) / out_scale:
+            raise MSQError(f"{imp.where(node)}: row {r}'s bias {pending.bias[r]} is not a multiple of "
+                           f"2^-{layer.shift[r]} output steps; quantize the bias on the accumulator's scale "
+                           "(e.g. Brevitas Int16Bias)")
     if mode in arith.ROUNDINGS or (mode == "half_away" and not layer.out_fmt.signed):
         return
     for r in range(layer.rows):  # half to even equals half up unless a value can end in exactly 1/2
@@ -287,9 +282,10 @@ def _check_exact(imp: _Importer, node, layer: ComputeLayer, pending, mode: str) 
         if n >= 1:
             grid = 1 << n if m == 0 else min(m & -m, 1 << n)  # the multiples of acc * m modulo 2^n
             if (((1 << (n - 1)) - b) % grid) == 0:
-                raise MSQError(f"{imp.where(node)}: rounds ties {'half to even' if mode == 'half_even' else 'away from zero'}"
-                               f" and row {r} of layer '{layer.name}' can produce exact ties, which the IR rounds "
-                               "half up: quantize this activation with FLOOR or CEIL rounding")
+                ties = "half to even" if mode == "half_even" else "away from zero"
+                raise MSQError(f"{imp.where(node)}: rounds ties {ties} and row {r} of layer '{layer.name}' can "
+                               "produce exact ties, which the IR rounds half up: quantize this activation with "
+                               "FLOOR or CEIL rounding")
 
 
 def _maxpool(imp: _Importer, node) -> None:
