@@ -147,6 +147,11 @@ def test_msq_import_writes_a_run_that_hls_csim_serves(tmp_path):
     project = run.write_hls(load_board("pynq-z2"))
     result = csim.c_simulate(project)
     assert result.samples > 0 and result.mismatches == 0
+    res = CliRunner().invoke(main, ["export", str(run), "--format", "qonnx", "--batch", "50"])  # and back out
+    assert res.exit_code == 0, res.output
+    x = real_inputs(run.ir, 37, 1)
+    got = run_qonnx(run.qonnx_onnx, x) / run.ir.output_fmt.scale
+    np.testing.assert_array_equal(got, ref.infer(run.ir, run.ir.quantize_input(x)))
 
 
 @pytest.mark.parametrize("case, message", [
