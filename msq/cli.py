@@ -109,14 +109,41 @@ def train(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, scheme, 
 
 @main.command()
 @run_argument
-@click.option("--out", default=None, help="IR directory to write [default: RUN/ir].")
+@click.option("--out", default=None, help="Where to write [default: RUN/ir, or RUN/qonnx.onnx for --format qonnx].")
+@click.option("--format", "fmt", type=click.Choice(["ir", "qonnx"]), default="ir", show_default=True,
+              help="ir: freeze the trained run into the integer IR; qonnx: write RUN/ir as an exact QONNX model.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batch size of the QONNX model's input (QONNX's executor needs fixed shapes).")
 @_clear_errors
-def export(run, out) -> None:
-    """Freeze a trained run into the integer IR and print a per-layer summary."""
-    from msq.frontend.export import export_run
+def export(run, out, fmt, batch) -> None:
+    """Freeze a trained run into the integer IR and print a per-layer summary (or write it as QONNX)."""
     from msq.ir.summary import summary_table
 
+    if fmt == "qonnx":
+        from msq.backends.qonnx_export import save_qonnx
+
+        path = save_qonnx(run.ir, out or run.qonnx_onnx, batch)
+        click.echo(f"wrote {path} (QONNX, batch {batch}, from {run.ir_dir})")
+        return
+    from msq.frontend.export import export_run
+
     ir, path = export_run(run.path, out or run.ir_dir)
+    click.echo(summary_table(ir))
+    click.echo(f"wrote {path}/manifest.json, arrays.npz")
+
+
+@main.command(name="import")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, help="Run directory to write its IR in (RUN/ir), for msq hls/rtl/plan.")
+@click.option("--dataset", default=None,
+              help="Dataset whose test set becomes the test vectors of msq hls/rtl [default: random inputs].")
+@_clear_errors
+def import_(model, out, dataset) -> None:
+    """Import a fixed-point QONNX model (Brevitas export_qonnx, FINN) into the integer IR."""
+    from msq.frontend.qonnx_import import import_run
+    from msq.ir.summary import summary_table
+
+    ir, path = import_run(model, out, dataset)
     click.echo(summary_table(ir))
     click.echo(f"wrote {path}/manifest.json, arrays.npz")
 

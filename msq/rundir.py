@@ -5,7 +5,8 @@
     runs/NAME/
       model.pt  assignment.json  metrics.json    training (msq train)
       float/                                     the float baseline of the same topology (msq flow)
-      ir/                                        the integer IR (msq export)
+      ir/                                        the integer IR (msq export, or msq import from QONNX)
+      qonnx.onnx                                 the IR as a QONNX model (msq export --format qonnx)
       eval.json                                  deployed accuracy (msq eval)
       plan.json  explore/BOARD/                  the engine plan (msq plan), the sweep (msq explore)
       hls/                                       Vitis HLS project and its C-sim (msq hls, msq csim)
@@ -39,6 +40,7 @@ from msq.ir import IRModel, load_ir, vectors
 from msq.ir.plan import LayerPlan, save_plan
 
 Plan = dict[str, LayerPlan]
+IMPORTED_VECTORS = 200  # random test inputs of an imported run without a dataset
 
 
 class RunDir:
@@ -66,6 +68,7 @@ class RunDir:
     assignment_json = property(lambda self: self.path / ASSIGNMENT_JSON)
     float_dir = property(lambda self: self.path / "float")
     ir_dir = property(lambda self: self.path / "ir")
+    qonnx_onnx = property(lambda self: self.path / "qonnx.onnx")
     eval_json = property(lambda self: self.path / "eval.json")
     plan_json = property(lambda self: self.path / "plan.json")
     hls_dir = property(lambda self: self.path / "hls")
@@ -103,12 +106,24 @@ class RunDir:
         return metrics
 
     @property
-    def dataset(self) -> str:
-        """The dataset the run was trained on (``settings.dataset`` of metrics.json)."""
+    def imported(self) -> bool:
+        """An IR from ``msq import`` (a QONNX model): no training, no metrics.json."""
+        return not self.metrics_json.exists() and "qonnx" in self.ir.source
+
+    @property
+    def dataset(self) -> str | None:
+        """The dataset the run was trained on (``settings.dataset`` of metrics.json); for an imported
+        run, ``msq import --dataset``'s or None."""
+        if self.imported:
+            return self.ir.source.get("dataset")
         return self.metrics["settings"]["dataset"]
 
     def test_inputs(self) -> np.ndarray:
-        """The run's test set, quantized with the IR's input format."""
+        """The run's test set, quantized with the IR's input format (an imported run without a
+        dataset: random in-range inputs, beside the extreme ones every project adds)."""
+        if self.dataset is None:
+            fmt, shape = self.ir.input_fmt, (IMPORTED_VECTORS, *self.ir.input_shape)
+            return np.random.default_rng(0).integers(fmt.lo, fmt.hi + 1, size=shape, dtype=np.int64)
         return self.ir.quantize_input(load_dataset(self.dataset).x_test)
 
     # --- stages on top of the IR -------------------------------------------------------------

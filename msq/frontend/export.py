@@ -48,7 +48,7 @@ def _pair(value, what: str, name: str) -> tuple[int, int]:
 
 
 @dataclass
-class _Pending:
+class PendingLayer:
     """A linear/conv layer waiting for its BatchNorm and activation quantizer."""
 
     name: str
@@ -94,8 +94,12 @@ def _bias(module: nn.Module, rows: int) -> np.ndarray:
     return np.zeros(rows) if module.bias is None else module.bias.detach().double().numpy()
 
 
-def _close(p: _Pending, out_fmt: ActFormat, relu: bool) -> ComputeLayer:
-    """Fold bias and BatchNorm into per-row (mult, shift, bias); derive accumulator and requant widths."""
+def close_layer(p: PendingLayer, out_fmt: ActFormat, relu: bool, rounding: str = "half_up") -> ComputeLayer:
+    """Fold bias and BatchNorm into per-row (mult, shift, bias); derive accumulator and requant widths.
+
+    ``rounding`` is how the layer's output rounds (``arith.rounding_offset``): an imported QONNX
+    model may floor or ceil where MSQ's own quantizers round half up.
+    """
     rows = len(p.scheme)
     a = np.ones(rows) if p.bn_a is None else p.bn_a
     c = np.zeros(rows) if p.bn_c is None else p.bn_c
@@ -104,6 +108,7 @@ def _close(p: _Pending, out_fmt: ActFormat, relu: bool) -> ComputeLayer:
     mult = np.array([m for m, _ in mm], dtype=np.int64)
     shift = np.array([n for _, n in mm], dtype=np.int64)
     bias = np.rint((a * p.bias + c) / out_fmt.scale * 2.0**shift).astype(np.int64)  # in 2^-n output steps
+    bias = bias + arith.rounding_offset(shift, rounding)
     acc_bits = arith.accumulator_bits(p.w_int, p.in_fmt)
     acc_lo, acc_hi = arith.accumulator_range(p.w_int, p.in_fmt)
     rq_bits = arith.requant_bits(acc_lo, acc_hi, mult, shift, bias)
@@ -117,13 +122,14 @@ def _close(p: _Pending, out_fmt: ActFormat, relu: bool) -> ComputeLayer:
 
 
 @dataclass
-class _Stream:
-    """What export knows between two modules: the stream's shape and format, the compute layer
-    waiting for its activation quantizer, and the IR layers closed so far."""
+class Stream:
+    """What export knows between two layers: the stream's shape and format, the compute layer
+    waiting for its activation quantizer, and the IR layers closed so far. Shared by the Brevitas
+    exporter and the QONNX importer, which both feed it torch-layout weights."""
 
     shape: tuple[int, ...]
     fmt: ActFormat
-    pending: _Pending | None = None
+    pending: PendingLayer | None = None
     torch_chw: tuple[int, int, int] | None = None  # (C, H, W) of a flattened image until a dense layer reads it
     layers: list[Layer] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
@@ -136,41 +142,73 @@ class _Stream:
         if self.pending is not None:
             raise MSQError(f"layer '{name}' follows layer '{self.pending.name}' without an activation quantizer")
 
+    def add_dense(self, name: str, w_int: np.ndarray, w_scale: np.ndarray, scheme: np.ndarray, bits: int,
+                  bias: np.ndarray) -> None:
+        """Open a dense layer from torch-layout (rows, in_features) integer weights."""
+        self.open_compute(name)
+        if int(np.prod(self.shape)) != w_int.shape[1]:
+            raise MSQError(f"layer '{name}' expects {w_int.shape[1]} inputs, the stream has {self.shape}")
+        if self.torch_chw is not None:  # torch flattened (C, H, W); the stream is (H, W, C)
+            c, h, w = self.torch_chw
+            w_int = w_int.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(w_int), -1)
+            self.torch_chw = None
+        self.pending = PendingLayer(self.ir_name("dense"), "dense", (int(np.prod(self.shape)),), (len(w_int),),
+                                    self.fmt, bits, scheme, w_int, w_scale, bias)
+        self.shape = self.pending.out_shape
 
-def _linear(st: _Stream, name: str, module: QuantLinear) -> None:
-    st.open_compute(name)
+    def add_conv(self, name: str, w_int: np.ndarray, w_scale: np.ndarray, scheme: np.ndarray, bits: int,
+                 bias: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int]) -> None:
+        """Open a conv layer from torch-layout (rows, C, kh, kw) integer weights."""
+        self.open_compute(name)
+        shape = self.shape
+        if len(shape) != 3 or w_int.shape[1:] != (shape[2],) + tuple(kernel):
+            raise MSQError(f"layer '{name}': weights {w_int.shape} do not fit a {kernel} kernel on the stream {shape}")
+        ho = (shape[0] + 2 * padding[0] - kernel[0]) // stride[0] + 1
+        wo = (shape[1] + 2 * padding[1] - kernel[1]) // stride[1] + 1
+        self.pending = PendingLayer(self.ir_name("conv"), "conv", shape, (ho, wo, len(w_int)), self.fmt, bits,
+                                    scheme, w_int.transpose(0, 2, 3, 1).copy(), w_scale, bias,
+                                    geometry={"kernel": kernel, "stride": stride, "padding": padding})
+        self.shape = self.pending.out_shape
+
+    def close(self, name: str, out_fmt: ActFormat, relu: bool, rounding: str = "half_up") -> None:
+        """The activation quantizer ``name`` ends the pending compute layer."""
+        if self.pending is None:
+            raise MSQError(f"layer '{name}': an activation quantizer must follow a Linear or Conv2d layer")
+        if relu and out_fmt.signed:
+            raise MSQError(f"layer '{name}': a ReLU must use an unsigned quantizer")
+        self.layers.append(close_layer(self.pending, out_fmt, relu, rounding))
+        self.fmt, self.pending = out_fmt, None
+
+    def add_pool(self, name: str, module: nn.MaxPool2d | nn.AvgPool2d) -> None:
+        layer = pool_layer(module, name, self.shape, self.fmt, self.pending)
+        layer.name = self.ir_name(layer.kind)
+        self.layers.append(layer)
+        self.shape = layer.out_shape
+
+    def flatten(self) -> None:
+        if len(self.shape) == 3:
+            self.torch_chw = (self.shape[2], self.shape[0], self.shape[1])
+        self.shape = (int(np.prod(self.shape)),)
+
+
+def _linear(st: Stream, name: str, module: QuantLinear) -> None:
     w_int, w_scale, scheme, bits = _quantized_weight(module, name)
-    if st.torch_chw is not None:  # torch flattened (C, H, W); the stream is (H, W, C)
-        c, h, w = st.torch_chw
-        w_int = w_int.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(w_int), -1)
-        st.torch_chw = None
-    if int(np.prod(st.shape)) != module.in_features:
-        raise MSQError(f"layer '{name}' expects {module.in_features} inputs, the stream has {st.shape}")
-    st.pending = _Pending(st.ir_name("dense"), "dense", (int(np.prod(st.shape)),), (module.out_features,), st.fmt,
-                          bits, scheme, w_int, w_scale, _bias(module, len(w_int)))
-    st.shape = st.pending.out_shape
+    st.add_dense(name, w_int, w_scale, scheme, bits, _bias(module, len(w_int)))
 
 
-def _conv(st: _Stream, name: str, module: QuantConv2d) -> None:
-    st.open_compute(name)
+def _conv(st: Stream, name: str, module: QuantConv2d) -> None:
     w_int, w_scale, scheme, bits = _quantized_weight(module, name)
-    shape = st.shape
-    if len(shape) != 3 or module.groups != 1 or _pair(module.dilation, "dilation", name) != (1, 1):
+    if module.groups != 1 or _pair(module.dilation, "dilation", name) != (1, 1):
         raise MSQError(f"layer '{name}': only ungrouped, undilated Conv2d on images is supported")
     if isinstance(module.padding, str):
         raise MSQError(f"layer '{name}': padding must be integers, got {module.padding!r}")
-    kernel = _pair(module.kernel_size, "kernel_size", name)
-    stride = _pair(module.stride, "stride", name)
-    padding = _pair(module.padding, "padding", name)
-    ho = (shape[0] + 2 * padding[0] - kernel[0]) // stride[0] + 1
-    wo = (shape[1] + 2 * padding[1] - kernel[1]) // stride[1] + 1
-    st.pending = _Pending(st.ir_name("conv"), "conv", shape, (ho, wo, module.out_channels), st.fmt, bits, scheme,
-                          w_int.transpose(0, 2, 3, 1).copy(), w_scale, _bias(module, len(w_int)),
-                          geometry={"kernel": kernel, "stride": stride, "padding": padding})
-    st.shape = st.pending.out_shape
+    st.add_conv(name, w_int, w_scale, scheme, bits, _bias(module, len(w_int)),
+                _pair(module.kernel_size, "kernel_size", name), _pair(module.stride, "stride", name),
+                _pair(module.padding, "padding", name))
 
 
-def _batchnorm(st: _Stream, name: str, module: nn.BatchNorm1d | nn.BatchNorm2d) -> None:
+def _batchnorm(st: Stream, name: str, module: nn.BatchNorm1d | nn.BatchNorm2d) -> None:
     pending = st.pending
     if pending is None or pending.bn_a is not None:
         raise MSQError(f"layer '{name}' (BatchNorm) must directly follow a Linear or Conv2d layer")
@@ -181,28 +219,16 @@ def _batchnorm(st: _Stream, name: str, module: nn.BatchNorm1d | nn.BatchNorm2d) 
     pending.bn_c = beta - module.running_mean.double().numpy() * pending.bn_a
 
 
-def _activation(st: _Stream, name: str, module: QuantReLU | QuantIdentity) -> None:
-    out_fmt = act_format(module, name)
-    if st.pending is None:
-        raise MSQError(f"layer '{name}': an activation quantizer must follow a Linear or Conv2d layer")
-    relu = isinstance(module, QuantReLU)
-    if relu and out_fmt.signed:
-        raise MSQError(f"layer '{name}': a QuantReLU must use an unsigned quantizer")
-    st.layers.append(_close(st.pending, out_fmt, relu))
-    st.fmt, st.pending = out_fmt, None
+def _activation(st: Stream, name: str, module: QuantReLU | QuantIdentity) -> None:
+    st.close(name, act_format(module, name), isinstance(module, QuantReLU))
 
 
-def _pooling(st: _Stream, name: str, module: nn.MaxPool2d | nn.AvgPool2d) -> None:
-    layer = _pool(module, name, st.shape, st.fmt, st.pending)
-    layer.name = st.ir_name(layer.kind)
-    st.layers.append(layer)
-    st.shape = layer.out_shape
+def _pooling(st: Stream, name: str, module: nn.MaxPool2d | nn.AvgPool2d) -> None:
+    st.add_pool(name, module)
 
 
-def _flatten(st: _Stream, name: str, module: nn.Flatten) -> None:
-    if len(st.shape) == 3:
-        st.torch_chw = (st.shape[2], st.shape[0], st.shape[1])
-    st.shape = (int(np.prod(st.shape)),)
+def _flatten(st: Stream, name: str, module: nn.Flatten) -> None:
+    st.flatten()
 
 
 # One handler per module type, in the order they are tried; a new layer type adds a row.
@@ -225,7 +251,7 @@ def export_model(model: nn.Sequential, input_shape: tuple[int, ...], model_name:
     if not children or not isinstance(children[0][1], QuantIdentity):
         raise MSQError("the model must start with a QuantIdentity input quantizer")
     input_fmt = act_format(children[0][1], children[0][0])
-    st = _Stream(shape=_stream_shape(input_shape), fmt=input_fmt)
+    st = Stream(shape=stream_shape(input_shape), fmt=input_fmt)
     for name, module in children[1:]:
         handler = next(fn for types, fn in HANDLERS if isinstance(module, types))
         handler(st, name, module)
@@ -233,16 +259,16 @@ def export_model(model: nn.Sequential, input_shape: tuple[int, ...], model_name:
         raise MSQError(f"layer '{st.pending.name}' is not followed by an activation quantizer (QuantReLU or QuantIdentity)")
     if not st.layers:
         raise MSQError("the model has no Linear or Conv2d layer to export")
-    return IRModel(name=model_name, input_shape=_stream_shape(input_shape), input_fmt=input_fmt,
+    return IRModel(name=model_name, input_shape=stream_shape(input_shape), input_fmt=input_fmt,
                    layers=st.layers, source=source or {})
 
 
-def _stream_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
+def stream_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
     """Torch (C, H, W) → stream (H, W, C); vectors unchanged."""
     return (input_shape[1], input_shape[2], input_shape[0]) if len(input_shape) == 3 else tuple(input_shape)
 
 
-def _pool(module: nn.Module, name: str, shape: tuple[int, ...], fmt: ActFormat, pending: _Pending | None) -> PoolLayer:
+def pool_layer(module: nn.Module, name: str, shape: tuple[int, ...], fmt: ActFormat, pending: PendingLayer | None) -> PoolLayer:
     if pending is not None:
         raise MSQError(f"layer '{name}' ({type(module).__name__}) sits between layer '{pending.name}' and its "
                        "activation quantizer; pool after the QuantReLU/QuantIdentity")

@@ -83,6 +83,23 @@ def rounding_constant(shift: np.ndarray) -> np.ndarray:
     return np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
 
 
+ROUNDINGS = ("half_up", "floor", "ceil")
+
+
+def rounding_offset(shift: np.ndarray, mode: str) -> np.ndarray:
+    """The bias offset that makes the half-up requantizer round by ``mode`` instead: ``-2^(n-1)``
+    floors, ``2^n - 1 - 2^(n-1)`` ceils (``n = 0`` has nothing to round). Lets an imported model
+    that floors or ceils its activations keep its exact integers without a new IR field."""
+    shift = np.asarray(shift, dtype=np.int64)
+    if mode == "half_up":
+        return np.zeros_like(shift)
+    if mode == "floor":
+        return -rounding_constant(shift)
+    if mode == "ceil":
+        return np.left_shift(np.int64(1), shift) - 1 - rounding_constant(shift)
+    raise ValueError(f"unknown rounding {mode!r}: expected one of {', '.join(ROUNDINGS)}")
+
+
 def multiplier(real: float) -> tuple[int, int]:
     """(m, n) with ``m * 2^-n`` closest to ``real``, ``|m| < 2^(MULT_BITS-1)``, ``0 <= n <= MAX_SHIFT``.
 
