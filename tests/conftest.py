@@ -1,4 +1,5 @@
-"""Shared fixtures: short-trained demo runs (MLP and CNN on digits) exported to IR."""
+"""Shared fixtures: short-trained demo runs (MLP and CNN on digits) exported to IR; and the
+grouping of tests for parallel runs (pytest-xdist, ``--dist loadgroup``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,3 +28,12 @@ def mlp_demo(tmp_path_factory) -> tuple[Path, IRModel]:
 def cnn_demo(tmp_path_factory) -> tuple[Path, IRModel]:
     """(run directory, IR) of a short-trained MSQ CNN: conv, BatchNorm, max-pool, dense."""
     return _demo_run(tmp_path_factory.mktemp("demo"), "cnn")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that share a module-scoped fixture (a synthesis, a flow run) run in one process, so
+    the fixture is built once; the other tests spread over the processes one by one."""
+    for item in items:
+        defs = getattr(item, "_fixtureinfo", None)
+        if defs and any(d[-1].scope == "module" for d in defs.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -172,12 +172,14 @@ def test_hls_run_without_vitis_says_so(tmp_path, monkeypatch):
 
 
 def _wide_plan(ir) -> Plan:
-    """SIMD the largest divisor up to 4, half the rows of each engine per fold, packed ports."""
+    """SIMD the largest divisor up to 4, half the rows of each scheme per fold (the fixed-point
+    ones split between DSP and LUT lanes), packed ports."""
     layers = {}
     for layer in ir.layers:
         simd = max(d for d in divisors(simd_unit(layer)) if d <= 4)
         if isinstance(layer, ComputeLayer):
-            layers[layer.name] = LayerPlan(simd, -(-len(layer.sp2_rows) // 2), -(-len(layer.fixed_rows) // 2))
+            fixed = -(-len(layer.fixed_rows) // 2)
+            layers[layer.name] = LayerPlan(simd, -(-len(layer.sp2_rows) // 2), fixed - fixed // 2, fixed // 2)
         else:
             layers[layer.name] = LayerPlan(simd)
     n_in, n_out = int(np.prod(ir.input_shape)), int(np.prod(ir.output_shape))
@@ -208,18 +210,20 @@ def test_hls_folded_architecture(tmp_path):
             assert f"msq::{layer.kind}<{name}>(" in top
             continue
         fo = Folding.of(layer, lp)
-        lanes = lp.pe_sp2 + lp.pe_fixed
+        lanes = lp.pe_sp2 + lp.pe_fixed + lp.pe_fixed_lut
+        assert _const(layers_h, name, "PE_FIX_DSP") == lp.pe_fixed
         assert (_const(layers_h, name, "SF"), _const(layers_h, name, "NF")) == (layer.fan_in // lp.simd, folds(layer, lp))
         assert _const(layers_h, name, "NQ") == -(-lanes // fo.sf) and fo.qs <= fo.sf and fo.nq * fo.qs >= lanes
         assert fo.nq < lanes or lanes == 1 or fo.sf == 1  # shared, not one requantizer per lane
         process = (project / sources.WEIGHTS_DIR / f"{name}.h").read_text()
         assert process.count("#pragma HLS INLINE off") == 1 and f"msq::mvau<{name}>(" in process
-        for eng, pe in (("sp2", lp.pe_sp2), ("fix", lp.pe_fixed)):
+        for eng, pe in (("sp2", lp.pe_sp2), ("fix", lp.pe_fixed + lp.pe_fixed_lut)):
             depth, row = (int(v) for v in re.search(rf"{eng}_w\[(\d+)\]\[(\d+)\]", process).groups())
             chunk_bits, chunks = chunking(lp.simd * layer.wbits)
             assert (depth, row) == ((fo.nf * fo.sf, pe * chunks) if pe else (1, chunks))  # no rows: a stub
             assert f"ARRAY_RESHAPE variable={eng}_w complete dim=2" in process
             assert f"BIND_STORAGE variable={eng}_w type=rom_1p impl={rom_impl(depth, row * chunk_bits)}" in process
+    assert any(lp.pe_fixed_lut for lp in plan.layers.values())  # LUT lanes exercised (C-sim exact below)
     # converters: one per port, and between layers only where the words differ
     assert top.count("msq::regroup<") == len(sources.regroups(ir, plan))
     assert "msq::regroup<in_t, " in top and ", out_t, " in top
@@ -228,6 +232,7 @@ def test_hls_folded_architecture(tmp_path):
         assert stage in kernels
     assert kernels.count("#pragma HLS INLINE off") >= 4  # swu, maxpool, avgpool, regroup
     assert "#pragma HLS BIND_OP variable=prod op=mul impl=dsp" in kernels  # the shared requantizers
+    assert "#pragma HLS BIND_OP variable=p op=mul impl=fabric" in kernels  # the LUT lanes
     _check_csim(project, read_project(project)["samples"]["total"])
 
 

@@ -98,11 +98,12 @@ def _operators(path: Path) -> str:
     return code
 
 
-def test_rtl_sp2_engine_has_no_multiplier(cnn_rtl):
-    """The SP2 engine and its adder trees are shifts and adds; the fixed engine multiplies."""
+def test_rtl_shift_add_engine_has_no_multiplier(cnn_rtl):
+    """The shift-add engine (SP2 rows, and fixed-point rows in LUTs) and its adder trees are
+    shifts and adds; the DSP engine multiplies."""
     project, _, _ = cnn_rtl
     hdl = project / "hdl"
-    for name in ("msq_sp2_engine.v", "msq_tree.v"):
+    for name in ("msq_shift_add_engine.v", "msq_tree.v"):
         assert "*" not in _operators(hdl / name), name
     assert re.search(r"\w\s*\*\s*\w", _operators(hdl / "msq_fixed_engine.v"))
 

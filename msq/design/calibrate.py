@@ -78,7 +78,7 @@ def shift_add_engine(engine: str, wbits: int, abits: int, simd: int) -> Build:
         nd = numerics.booth_digits(wbits)
         code, cw = {"CODE": 1, "ND": nd}, 3 * nd
     return _wrap("msq_shift_add_engine", {"PE": PE, "SIMD": simd, "XW": xw, **code, "ACCW": ACC_REF,
-                                          "RSTEP": verilog.TREE_REGISTER_LEVELS},
+                                          "RSTEP": verilog.TREE_REGISTER_LEVELS, "XROWS": verilog.X_COPY_ROWS},
                  {"rst_n": 1, "v": 1, "first": 1, "last": 1, "x": simd * xw, "w": PE * simd * cw},
                  {"acc_pre": 1, "acc_v": 1, "accs": PE * ACC_REF},
                  ["msq_shift_add_engine.v", "msq_step_control.v", "msq_tree.v"])

@@ -13,7 +13,8 @@
 //   0: after the chain (xc7: Yosys packs multiply and post-add into one DSP48E1);
 //   1: on each product, before the chain add (ECP5: its multipliers have no post-adder, and a
 //      multiply plus a carry chain in one cycle is the critical path).
-// Timing as msq_sp2_engine: issue at cycle 0, x and w at cycle 2, acc_v when the accumulators hold a fold.
+// Timing as msq_shift_add_engine: issue at cycle 0, x at cycle 1 (registered here), w at cycle 2,
+// acc_v when the accumulators hold a fold.
 module msq_fixed_engine #(
     parameter integer PE     = 2,
     parameter integer SIMD   = 2,
@@ -52,6 +53,9 @@ module msq_fixed_engine #(
         .clk(clk), .rst_n(rst_n), .v(v), .first(first), .last(last),
         .acc_en(acc_en), .acc_first(acc_first), .acc_pre(acc_pre), .acc_v(acc_v));
 
+    reg [SIMD*XW-1:0] xr;   // the input word, registered: it meets the weights at cycle 2
+    always @(posedge clk) xr <= x;
+
     genvar l, s;
     generate
         for (l = 0; l < NL; l = l + 1) begin : g_lane
@@ -61,9 +65,9 @@ module msq_fixed_engine #(
                 wire [XW+OPW-1:0] op0;
                 if (PACK != 0) begin : g_op_pack
                     assign op0 = {w[((2 * l + 1) * SIMD + s) * WBITS +: WBITS],
-                                  w[(2 * l * SIMD + s) * WBITS +: WBITS], x[s*XW +: XW]};
+                                  w[(2 * l * SIMD + s) * WBITS +: WBITS], xr[s*XW +: XW]};
                 end else begin : g_op_one
-                    assign op0 = {w[(l * SIMD + s) * WBITS +: WBITS], x[s*XW +: XW]};
+                    assign op0 = {w[(l * SIMD + s) * WBITS +: WBITS], xr[s*XW +: XW]};
                 end
                 wire [XW+OPW-1:0] op;
                 if (ARCH == 1 && s > 0) begin : g_skew

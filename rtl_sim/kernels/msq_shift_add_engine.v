@@ -8,9 +8,10 @@
 //          contributes +-(x <<< (2j + dbl)) when nz.
 // Each row sums its SIMD products in one pipelined tree and accumulates over the SF steps of a
 // fold. The weight word w holds PE*SIMD codes of CW bits (row-major: row p, column s).
-// Timing: a step is issued (v) at cycle 0; its input word x and weight word w arrive at cycle 2;
-// acc_v is high in the cycle the accumulators hold a finished fold (LAT cycles after its last
-// step), acc_pre one cycle before.
+// Timing: a step is issued (v) at cycle 0; its input word x arrives at cycle 1 and is registered
+// here, in one copy per XROWS rows (kept apart: each copy drives few rows, not the whole engine),
+// so it meets the weight word w at cycle 2; acc_v is high in the cycle the accumulators hold a
+// finished fold (LAT cycles after its last step), acc_pre one cycle before.
 module msq_shift_add_engine #(
     parameter integer PE     = 2,
     parameter integer SIMD   = 2,
@@ -20,7 +21,8 @@ module msq_shift_add_engine #(
     parameter integer KW2    = 1,
     parameter integer ND     = 2,   // CODE 1: Booth digits per weight
     parameter integer ACCW   = 16,
-    parameter integer RSTEP  = 2    // adder tree register spacing (levels)
+    parameter integer RSTEP  = 2,   // adder tree register spacing (levels)
+    parameter integer XROWS  = 8    // rows per copy of the input word register
 ) (
     input  wire                 clk,
     input  wire                 rst_n,
@@ -48,14 +50,23 @@ module msq_shift_add_engine #(
         .clk(clk), .rst_n(rst_n), .v(v), .first(first), .last(last),
         .acc_en(acc_en), .acc_first(acc_first), .acc_pre(acc_pre), .acc_v(acc_v));
 
+    localparam integer NX = (PE + XROWS - 1) / XROWS;  // copies of the input word register
+
+    wire [NX*SIMD*XW-1:0] xc;
     genvar p, s, j;
     generate
+        for (p = 0; p < NX; p = p + 1) begin : g_xcopy
+            (* keep = "true" *) reg [SIMD*XW-1:0] xr;
+            (* keep *) always @(posedge clk) xr <= x;
+            assign xc[p*SIMD*XW +: SIMD*XW] = xr;
+        end
         for (p = 0; p < PE; p = p + 1) begin : g_row
+            wire [SIMD*XW-1:0] xg = xc[(p / XROWS)*SIMD*XW +: SIMD*XW];
             wire [SIMD*MW-1:0] leaves;
             wire [SIMD-1:0]    carries;
             for (s = 0; s < SIMD; s = s + 1) begin : g_col
                 wire [CW-1:0]        code = w[(p * SIMD + s) * CW +: CW];
-                wire signed [MW-1:0] xe   = {{(MW - XW){x[s*XW+XW-1]}}, x[s*XW +: XW]};
+                wire signed [MW-1:0] xe   = {{(MW - XW){xg[s*XW+XW-1]}}, xg[s*XW +: XW]};
                 if (CODE == 0) begin : g_sp2
                     // each term a multiplexer of constant shifts (no barrel shifter)
                     wire [KW1-1:0]      k1 = code[KW2 +: KW1];

@@ -29,7 +29,8 @@ KERNEL_FILES = ("msq_rom.v", "msq_tree.v", "msq_step_control.v", "msq_shift_add_
                 "msq_requant_stage.v")
 ENGINE_KERNEL = {"sp2": "msq_shift_add_engine.v", "fixed": "msq_fixed_engine.v", "fixed_lut": "msq_shift_add_engine.v"}
 BLOCK_ROM_BITS = 16384  # ROMs this large go to block RAM, smaller ones to LUTs
-TREE_REGISTER_LEVELS = 2  # adder trees are registered every this many levels
+TREE_REGISTER_LEVELS = 1  # adder trees are registered every this many levels (1: after every adder)
+X_COPY_ROWS = 8  # rows of a shift-add engine served by one copy of the input word register (fan-out)
 FIXED_SUM = 1          # fixed engine: 1 = chain through the DSP post-adders, 0 = LUT adder tree
 DSP_A_BITS, DSP_P_BITS = 25, 48  # DSP48E1 pre-adder input and accumulator widths (packing limits)
 DEFAULT_FAMILY = "xc7"  # of msq.boards.FAMILIES: where the generated Verilog's pipeline registers sit
@@ -329,11 +330,12 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
         if kind == "sp2":
             k1w, k2w = sp2_code_fields(layer.wbits)
             inst = (f"    msq_shift_add_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .CODE(0), .KW1({k1w}), .KW2({k2w}), "
-                    f".ACCW(ACCW), .RSTEP({TREE_REGISTER_LEVELS})) {kind} (")
+                    f".ACCW(ACCW), .RSTEP({TREE_REGISTER_LEVELS}), .XROWS({X_COPY_ROWS})) {kind} (")
             what = f"SP2 engine: {len(rows)} rows, {pe} per fold (shift-add adder trees, LUTs)"
         elif kind == "fixed_lut":
             inst = (f"    msq_shift_add_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .CODE(1), "
-                    f".ND({numerics.booth_digits(layer.wbits)}), .ACCW(ACCW), .RSTEP({TREE_REGISTER_LEVELS})) {kind} (")
+                    f".ND({numerics.booth_digits(layer.wbits)}), .ACCW(ACCW), .RSTEP({TREE_REGISTER_LEVELS}), "
+                    f".XROWS({X_COPY_ROWS})) {kind} (")
             what = (f"fixed-point engine in LUTs: {len(rows)} rows, {pe} per fold "
                     "(radix-4 Booth shift-add adder trees)")
         else:
@@ -351,7 +353,7 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
             f"    {wmod} {kind}_w_rom (.clk(clk), .addr(wa), .data({kind}_w));\n"
             f"    wire {kind}_acc_pre, {kind}_acc_v;\n    wire [{pe}*ACCW-1:0] {kind}_accs;\n"
             + inst + f"\n        .clk(clk), .rst_n(rst_n), .v(run), .first(step_first), .last(step_last), "
-            f".x(x2), .w({kind}_w),\n        .acc_pre({kind}_acc_pre), .acc_v({kind}_acc_v), .accs({kind}_accs));\n"
+            f".x(x1), .w({kind}_w),\n        .acc_pre({kind}_acc_pre), .acc_v({kind}_acc_v), .accs({kind}_accs));\n"
             f"    wire [{qaw}-1:0] {kind}_qaddr;\n    wire [{qwidth}-1:0] {kind}_q;\n"
             f"    {qmod} {kind}_q_rom (.clk(clk), .addr({kind}_qaddr), .data({kind}_q));\n"
             f"    msq_requant_stage #(.PE({pe}), .NRQ({units}), .STEPS({steps}), .NF({nf}), .ACCW(ACCW), "
