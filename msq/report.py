@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +145,7 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
 def write_report(run: RunDir) -> tuple[Path, Path]:
     """Write ``report/report.html`` and ``report/report.md`` (with PNGs) of a flow's run directory;
     return both paths."""
-    s = json.loads(run.require(run.summary_json, "flow --out").read_text())
+    s = atomic.read_json(run.summary_json, f"run 'msq flow --out {run}' first")
     ir = run.ir
     figures = {"weights.png": ("Weights per layer, by scheme", weight_histograms(ir)),
                "assignment.png": ("Row assignment", assignment_map(ir))}

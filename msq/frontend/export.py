@@ -18,6 +18,7 @@ from torch import nn
 
 from msq import numerics
 from msq.errors import MSQError
+from msq.names import check_label
 from msq.numerics import RowScheme
 from msq.frontend.models import check_supported
 from msq.frontend.quantizer import MSQTensorQuant
@@ -267,16 +268,18 @@ def _pool(module: nn.Module, name: str, shape: tuple[int, ...], fmt: ActFormat, 
     return layer
 
 
-def export_run(run: str | Path, out: str | Path | None = None) -> tuple[IRModel, Path]:
-    """Export ``run/model.pt`` to ``out`` (default ``run/ir``); returns the IR and its path."""
+def export_run(run: str | Path, out: str | Path | None = None, model: str | None = None) -> tuple[IRModel, Path]:
+    """Export ``run/model.pt`` to ``out`` (default ``run/ir``); returns the IR and its path.
+    ``model`` is the user's model spec from the command line, needed for a run of a user model."""
     from msq.frontend.train import load_run
 
-    model, ckpt = load_run(run)
+    name = check_label(Path(run).resolve().name, f"run directory {run}: its name")
+    net, ckpt = load_run(run, model)
     settings = ckpt["train_config"]
     source = {"run": str(run), "model": settings["model"], "dataset": settings["dataset"],
               "scheme": settings["scheme"], "wbits": settings["wbits"], "abits": settings["abits"],
               "board": settings["board"], "seed": settings["seed"]}
-    ir = export_model(model, tuple(ckpt["data"]["in_shape"]), model_name=Path(run).name, source=source)
+    ir = export_model(net, tuple(ckpt["data"]["in_shape"]), model_name=name, source=source)
     path = Path(out) if out else Path(run) / "ir"
     save_ir(ir, path)
     return ir, path
