@@ -120,7 +120,9 @@ def check_replaceable(path: Path) -> None:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory beside ``path`` to fill; on success it replaces ``path`` whole in
     one exchange (an existing one stays until the new one is complete), on error it is removed."""
-    path = Path(path)
+    path = Path(os.path.abspath(path))  # '.', '..' and 'a/..' resolved by name, links not followed
+    if not path.name:
+        raise MSQError(f"{path} is the file system root: refusing to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(path.parent, path.name)
     old = path.with_name(f".{path.name}{_TAG}old")

@@ -74,7 +74,13 @@ def board_option(help_text: str = "Board name from boards/ or a path to a board 
 
 
 run_argument = click.argument("run", type=click.Path(file_okay=False), callback=_to_rundir)
-headroom_option = click.option("--headroom", type=float, default=HEADROOM, show_default=True,
+def _to_headroom(ctx, param, value):
+    if not 0 < value <= 1:  # also refuses nan
+        raise click.BadParameter(f"expected a fraction in (0, 1], got {value!r}", ctx, param)
+    return value
+
+
+headroom_option = click.option("--headroom", type=float, default=HEADROOM, show_default=True, callback=_to_headroom,
                                help="Fraction of each board resource the design may use.")
 training_options = _stack(
     click.option("--model", default="mlp", show_default=True,
