@@ -33,6 +33,7 @@ _BRAM_FIELDS = ("bram36", "bram18")
 MAX_COUNT = 10**8  # LUTs, flip-flops, DSPs or BRAM blocks of one device
 MAX_CLOCK_MHZ = 2000.0
 MAX_BOARD_BYTES = 64 * 1024
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: fast, and it bounds the nesting depth
 # Lattice ordering code: LFE5U / LFE5UM / LFE5UM5G, size in k-LUT, speed grade, package, grade.
 ECP5_PART = re.compile(r"^(?P<device>LFE5U(?:M5G|M)?)-(?P<size>12|25|45|85)F-(?P<speed>[678])"
                        r"(?P<package>BG256|BG381|BG554|BG756|MG285|SG72|TG144)[CI]$")
@@ -71,7 +72,7 @@ def load_board(name_or_path: str | Path) -> Board:
         raise MSQError(f"board file {path} does not exist")
     try:
         check_size(path, MAX_BOARD_BYTES, "board file")
-        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+        data = yaml.load(path.read_bytes().decode("utf-8"), Loader=_LOADER)
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise MSQError(f"board file {path} is not valid UTF-8 YAML: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, dict):

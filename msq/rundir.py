@@ -148,6 +148,7 @@ class RunDir:
         """The Vitis HLS project (default hls/) with the test set as test vectors."""
         from msq.backends.hls.project import generate_project
 
+        atomic.check_replaceable(out or self.hls_dir)  # before the work, not after
         return generate_project(self.ir, out or self.hls_dir, board, self.test_inputs(), plan=plan,
                                 source=str(self.ir_dir))
 
@@ -155,4 +156,5 @@ class RunDir:
         """The Verilog project (default rtl/) with the test set as test vectors."""
         from msq.backends.rtl.generate import generate_rtl
 
+        atomic.check_replaceable(out or self.rtl_dir)  # before the work, not after
         return generate_rtl(self.ir, out or self.rtl_dir, self.test_inputs(), plan=plan, source=str(self.ir_dir))
