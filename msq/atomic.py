@@ -202,6 +202,8 @@ def recover(directory: str | Path) -> None:
 
 def inside(root: Path, rel: str) -> Path:
     """``root / rel``, refused unless it resolves inside ``root`` (a generator's every output path)."""
+    if not isinstance(rel, str):
+        raise MSQError(f"expected a relative path inside {root}, got {rel!r}")
     target = (root / rel).resolve()
     if not target.is_relative_to(root.resolve()) or target == root.resolve():
         raise MSQError(f"refusing to write {rel!r}: it resolves outside the output directory {root}")

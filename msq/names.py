@@ -19,6 +19,7 @@ from typing import Any
 from msq.errors import MSQError
 
 MAX_NAME = 64
+MAX_FILE_NAME = 255
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -47,9 +48,9 @@ uplevel upvar variable vwait while"""
 KEYWORDS = frozenset((_VERILOG + " " + _CPP + " " + _TCL).split())
 
 
-def _fail(value: Any, where: str, rule: str) -> MSQError:
-    return MSQError(f"{where}: {value!r} is not a valid name: expected {rule}, at most {MAX_NAME} "
-                    "characters (see docs/security.md)")
+def _fail(value: Any, where: str, rule: str, limit: int = MAX_NAME) -> MSQError:
+    return MSQError(f"{where}: {value!r} is not a valid name: expected {rule}, at most {limit} characters "
+                    "(see docs/security.md)")
 
 
 def check_identifier(value: Any, where: str) -> str:
@@ -65,6 +66,14 @@ def check_label(value: Any, where: str) -> str:
     """``value`` if it is a valid label (a model, board or run name), else an MSQError naming ``where``."""
     if not isinstance(value, str) or len(value) > MAX_NAME or not _LABEL.fullmatch(value):
         raise _fail(value, where, "a letter or digit, then letters, digits, '_', '-' or '.'")
+    return value
+
+
+def check_file_name(value: str, where: str) -> str:
+    """A generated file's name (derived from labels and identifiers, so it may be longer than
+    :data:`MAX_NAME`) with the characters of a label only: safe in Tcl and shell scripts."""
+    if len(value) > MAX_FILE_NAME or not _LABEL.fullmatch(value):
+        raise _fail(value, where, "a letter or digit, then letters, digits, '_', '-' or '.'", MAX_FILE_NAME)
     return value
 
 

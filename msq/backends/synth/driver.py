@@ -18,7 +18,7 @@ from msq.backends.rtl.generate import HDL_DIR
 from msq.backends.synth import nextpnr, vivado, yosys
 from msq.boards import Board
 from msq.errors import MSQError
-from msq.names import check_label, comment_text
+from msq.names import check_file_name, comment_text
 
 TOP = "msq_top"
 TOOLS = ("auto", "vivado", "yosys")
@@ -32,7 +32,7 @@ def rtl_sources(rtl_dir: Path) -> list[Path]:
     if not sources:
         raise MSQError(f"{rtl_dir}/{HDL_DIR} has no Verilog files: expected a directory written by 'msq rtl'")
     for source in sources:  # their names go into the Tcl and Yosys scripts
-        check_label(source.stem, f"{rtl_dir}/{HDL_DIR}: file name")
+        check_file_name(source.name, f"{rtl_dir}/{HDL_DIR}: file name")
     return sources
 
 
