@@ -162,8 +162,9 @@ def write_report(run: RunDir) -> tuple[Path, Path]:
     for caption, head, rows in _tables(s):
         md += [f"## {caption}", "", _md_table(head, rows), ""]
         body += [f"<h2>{html.escape(caption)}</h2>", _html_table(head, rows)]
+    files: dict[str, bytes] = {}
     for name, (caption, png) in figures.items():
-        atomic.write_with(out / name, lambda tmp, png=png: tmp.write_bytes(png))
+        files[name] = png
         md += [f"## {caption}", "", f"![{caption}]({name})", ""]
         b64 = base64.b64encode(png).decode()
         body += [f"<h2>{html.escape(caption)}</h2>", f'<img alt="{html.escape(caption)}" src="data:image/png;base64,{b64}">']
@@ -172,6 +173,8 @@ def write_report(run: RunDir) -> tuple[Path, Path]:
              "th{background:#eee}img{max-width:100%}")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
-    atomic.write_text(out / "report.html", page)
-    atomic.write_text(out / "report.md", "\n".join(md))
+    files.update({"report.html": page.encode(), "report.md": "\n".join(md).encode()})
+    with atomic.atomic_dir(out) as tmp:  # the page and its figures swapped in together
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
     return out / "report.html", out / "report.md"

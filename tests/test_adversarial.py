@@ -647,6 +647,8 @@ CLI: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
      "is not a directory MSQ wrote"),
     ("hls-out-user-dir", lambda ctx: ["hls", str(ctx.run), "--out", str(_user_dir(ctx))], "was not written by MSQ"),
     ("rtl-out-user-dir", lambda ctx: ["rtl", str(ctx.run), "--out", str(_user_dir(ctx))], "was not written by MSQ"),
+    ("explore-out-user-dir", lambda ctx: ["explore", str(ctx.run), "--out", str(_user_dir(ctx))],
+     "was not written by MSQ"),
     ("hls-out-root", lambda ctx: ["hls", str(ctx.run), "--out", "/"], "file system root|was not written by MSQ"),
     ("plan-not-json", lambda ctx: ["hls", str(ctx.run), "--plan", str(ctx.file("p.json", "{x"))], "not valid JSON"),
     ("plan-not-utf8", lambda ctx: ["hls", str(ctx.run), "--plan", str(ctx.file("p.json", b"\xff\xfe"))], "not UTF-8"),
