@@ -16,7 +16,7 @@ import torch
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from torch import nn
 
-from msq import numerics
+from msq import limits, numerics
 from msq.errors import MSQError
 from msq.names import check_label
 from msq.numerics import RowScheme
@@ -163,6 +163,7 @@ def _conv(st: _Stream, name: str, module: QuantConv2d) -> None:
     kernel = _pair(module.kernel_size, "kernel_size", name)
     stride = _pair(module.stride, "stride", name)
     padding = _pair(module.padding, "padding", name)
+    limits.check_geometry(kernel, stride, padding, f"layer '{name}'")
     ho = (shape[0] + 2 * padding[0] - kernel[0]) // stride[0] + 1
     wo = (shape[1] + 2 * padding[1] - kernel[1]) // stride[1] + 1
     st.pending = _Pending(st.ir_name("conv"), "conv", shape, (ho, wo, module.out_channels), st.fmt, bits, scheme,
