@@ -14,6 +14,7 @@ package are read from it for nextpnr.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,17 @@ import yaml
 
 from msq.assets import BOARDS_DIR
 from msq.errors import MSQError
+from msq.limits import check_size
+from msq.names import check_label
 
 FAMILIES = ("xc7", "xcup", "ecp5")  # AMD 7-series, AMD UltraScale+, Lattice ECP5
 XILINX_FAMILIES = ("xc7", "xcup")
 _INT_FIELDS = ("lut", "ff", "dsp")
 _BRAM_FIELDS = ("bram36", "bram18")
+MAX_COUNT = 10**8  # LUTs, flip-flops, DSPs or BRAM blocks of one device
+MAX_CLOCK_MHZ = 2000.0
+MAX_BOARD_BYTES = 64 * 1024
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: fast, and it bounds the nesting depth
 # Lattice ordering code: LFE5U / LFE5UM / LFE5UM5G, size in k-LUT, speed grade, package, grade.
 ECP5_PART = re.compile(r"^(?P<device>LFE5U(?:M5G|M)?)-(?P<size>12|25|45|85)F-(?P<speed>[678])"
                        r"(?P<package>BG256|BG381|BG554|BG756|MG285|SG72|TG144)[CI]$")
@@ -56,6 +63,7 @@ def load_board(name_or_path: str | Path) -> Board:
     """Load a shipped board by name, or a user's board YAML by path; validate every field."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
+        check_label(str(name_or_path), "--board")
         path = BOARDS_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise MSQError(f"unknown board {str(name_or_path)!r}: expected one of "
@@ -63,9 +71,10 @@ def load_board(name_or_path: str | Path) -> Board:
     if not path.is_file():
         raise MSQError(f"board file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise MSQError(f"board file {path} is not valid YAML: {exc}") from exc
+        check_size(path, MAX_BOARD_BYTES, "board file")
+        data = yaml.load(path.read_bytes().decode("utf-8"), Loader=_LOADER)
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raise MSQError(f"board file {path} is not valid UTF-8 YAML: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, dict):
         raise MSQError(f"board file {path}: expected a mapping of fields")
     missing = [f for f in ("name", "part", "family", *_INT_FIELDS, "clock_mhz") if f not in data]
@@ -78,21 +87,26 @@ def load_board(name_or_path: str | Path) -> Board:
         raise MSQError(f"board file {path}: give only one of the fields 'bram36' and 'bram18', not both")
     for field in (*_INT_FIELDS, *brams):
         value = data[field]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise MSQError(f"board file {path}: field '{field}' must be a non-negative integer, got {value!r}")
-    if data["family"] not in FAMILIES:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+            raise MSQError(f"board file {path}: field '{field}' must be a non-negative integer at most {MAX_COUNT:,}, "
+                           f"got {value!r}")
+    check_label(data["name"], f"board file {path}: field 'name'")
+    check_label(data["part"], f"board file {path}: field 'part'")
+    if not isinstance(data["family"], str) or data["family"] not in FAMILIES:
         raise MSQError(f"board file {path}: field 'family' must be one of {', '.join(FAMILIES)}, got {data['family']!r}")
     if data["family"] == "ecp5" and not ECP5_PART.match(str(data["part"])):
         raise MSQError(f"board file {path}: field 'part' must be a Lattice ECP5 ordering code such as "
                        f"LFE5U-85F-6BG381C, got {data['part']!r}")
     clock = data["clock_mhz"]
-    if not isinstance(clock, (int, float)) or isinstance(clock, bool) or clock <= 0:
-        raise MSQError(f"board file {path}: field 'clock_mhz' must be a positive number, got {clock!r}")
+    if (not isinstance(clock, (int, float)) or isinstance(clock, bool) or not math.isfinite(clock)
+            or not 0 < clock <= MAX_CLOCK_MHZ):
+        raise MSQError(f"board file {path}: field 'clock_mhz' must be a finite number in (0, {MAX_CLOCK_MHZ:g}], "
+                       f"got {clock!r}")
     if "bram36" in data:
         bram36, bram18 = data["bram36"], 2 * data["bram36"]
     else:
         bram18 = data["bram18"]
         bram36 = bram18 // 2 if bram18 % 2 == 0 else bram18 / 2
-    return Board(name=str(data["name"]), part=str(data["part"]), family=data["family"],
+    return Board(name=data["name"], part=data["part"], family=data["family"],
                  lut=data["lut"], ff=data["ff"], dsp=data["dsp"], bram36=bram36,
                  bram18=bram18, clock_mhz=float(clock))

@@ -12,17 +12,36 @@ from msq.frontend.quantizer import TRAINING_SCHEMES
 
 
 def _clear_errors(fn):
-    """Turn MSQError into a one-line message and exit code 2 instead of a traceback."""
+    """One line on stderr instead of a traceback (``msq --debug`` shows it): exit 2 for bad input
+    (MSQError) or a file the system refused (OSError), 3 for anything else, which is a bug."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except MSQError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+        except (click.ClickException, click.exceptions.Exit):
+            raise
+        except Exception as exc:
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None and ctx.find_root().params.get("debug"):
+                raise
+            click.echo(f"error: {_message(exc)}", err=True)
+            sys.exit(2 if isinstance(exc, (MSQError, OSError)) else 3)
 
     return wrapper
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, MSQError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, OSError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory (set MSQ_MAX_MEMORY_MB lower to be refused earlier)"
+    return (f"unexpected {type(exc).__name__}: {str(exc)[:300]}; this is a bug in MSQ, please report it "
+            "(see docs/security.md; 'msq --debug ...' shows the traceback)")
 
 
 def _stack(*decorators):
@@ -39,8 +58,8 @@ def _to_board(ctx, param, value):
 
     try:
         return load_board(value)
-    except MSQError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from exc
+    except (MSQError, OSError) as exc:
+        raise click.BadParameter(_message(exc), ctx, param) from exc
 
 
 def _to_rundir(ctx, param, value):
@@ -55,7 +74,13 @@ def board_option(help_text: str = "Board name from boards/ or a path to a board 
 
 
 run_argument = click.argument("run", type=click.Path(file_okay=False), callback=_to_rundir)
-headroom_option = click.option("--headroom", type=float, default=HEADROOM, show_default=True,
+def _to_headroom(ctx, param, value):
+    if not 0 < value <= 1:  # also refuses nan
+        raise click.BadParameter(f"expected a fraction in (0, 1], got {value!r}", ctx, param)
+    return value
+
+
+headroom_option = click.option("--headroom", type=float, default=HEADROOM, show_default=True, callback=_to_headroom,
                                help="Fraction of each board resource the design may use.")
 training_options = _stack(
     click.option("--model", default="mlp", show_default=True,
@@ -81,7 +106,8 @@ def _plan(run, plan_path):
 
 @click.group()
 @click.version_option(package_name="msq")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an error instead of one line.")
+def main(debug: bool) -> None:
     """MSQ: mixed-scheme (SP2 + fixed-point) quantization from PyTorch to FPGA."""
 
 
@@ -114,8 +140,10 @@ def train(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, scheme, 
               help="ir: freeze the trained run into the integer IR; qonnx: write RUN/ir as an exact QONNX model.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batch size of the QONNX model's input (QONNX's executor needs fixed shapes).")
+@click.option("--model", default=None,
+              help="For a run of your own model: its 'path/to/file.py:function' (a checkpoint never names code to run).")
 @_clear_errors
-def export(run, out, fmt, batch) -> None:
+def export(run, out, fmt, batch, model) -> None:
     """Freeze a trained run into the integer IR and print a per-layer summary (or write it as QONNX)."""
     from msq.ir.summary import summary_table
 
@@ -127,7 +155,7 @@ def export(run, out, fmt, batch) -> None:
         return
     from msq.frontend.export import export_run
 
-    ir, path = export_run(run.path, out or run.ir_dir)
+    ir, path = export_run(run.path, out or run.ir_dir, model)
     click.echo(summary_table(ir))
     click.echo(f"wrote {path}/manifest.json, arrays.npz")
 

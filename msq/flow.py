@@ -72,7 +72,9 @@ class Flow:
         self.board = board
         self.progress = progress
         self.state_path = self.rd.flow_state_json
-        self.state: dict[str, Any] = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
+        atomic.check_run_dir(self.rd.path)
+        state = atomic.read_json(self.state_path, "") if self.state_path.is_file() else {}
+        self.state: dict[str, Any] = state if isinstance(state, dict) else {}
         self.results: dict[str, dict[str, Any]] = {}
 
     # --- stages -------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ class Flow:
         from msq.frontend.export import export_run
         from msq.ir.summary import summary_table
 
-        ir, _ = export_run(self.rd.path)
+        ir, _ = export_run(self.rd.path, model=self.cfg.train.model)
         self.progress(summary_table(ir))
         return {}
 
@@ -189,10 +191,12 @@ class Flow:
         return h.hexdigest()
 
     def execute(self) -> dict[str, Any]:
+        atomic.claim_run_dir(self.rd.path)
         stages = self.stages()
         for i, stage in enumerate(stages, 1):
             fp = self.fingerprint(stage)
-            done = self.state.get(stage.name, {})
+            done = self.state.get(stage.name)
+            done = done if isinstance(done, dict) else {}
             if done.get("fingerprint") == fp and all(p.exists() for p in stage.outputs()):
                 self.progress(f"[{i}/{len(stages)}] {stage.name}: up to date")
                 self.results[stage.name] = done["result"]

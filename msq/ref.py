@@ -10,9 +10,12 @@ Every product and sum is exact int64; requantization is :func:`msq.ir.arith.requ
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from msq.ir.arith import requantize
+from msq.limits import check_memory
 from msq.ir.model import ComputeLayer, IRModel, Layer, PoolLayer
 
 
@@ -55,8 +58,23 @@ def infer_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
                       layer.out_fmt.lo, layer.out_fmt.hi)
 
 
+def memory_bytes(ir: IRModel, samples: int) -> int:
+    """What :func:`infer` allocates for ``samples`` inputs: every layer's output (kept for mismatch
+    reports) plus the largest layer's padded input and window copy, all int64."""
+    kept = math.prod(ir.input_shape) + sum(math.prod(layer.out_shape) for layer in ir.layers)
+    temp = 0
+    for layer in ir.layers:
+        if len(layer.in_shape) == 3:
+            h, w, c = layer.in_shape
+            pad = getattr(layer, "padding", (0, 0))
+            padded = (h + 2 * pad[0]) * (w + 2 * pad[1]) * c
+            temp = max(temp, padded + math.prod(layer.out_shape[:2]) * layer.kernel[0] * layer.kernel[1] * c)
+    return 8 * samples * (kept + temp)
+
+
 def infer(ir: IRModel, x_int: np.ndarray, keep: bool = False) -> np.ndarray | list[np.ndarray]:
     """The whole network on a batch of integer inputs; ``keep=True`` returns every layer's output (for mismatch reports)."""
+    check_memory(memory_bytes(ir, len(x_int)), f"the integer reference of IR '{ir.name}' on {len(x_int)} inputs")
     x = np.asarray(x_int, dtype=np.int64).reshape((len(x_int),) + tuple(ir.input_shape))
     outs = []
     for layer in ir.layers:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +147,7 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
 def write_report(run: RunDir) -> tuple[Path, Path]:
     """Write ``report/report.html`` and ``report/report.md`` (with PNGs) of a flow's run directory;
     return both paths."""
-    s = json.loads(run.require(run.summary_json, "flow --out").read_text())
+    s = atomic.read_json(run.summary_json, f"run 'msq flow --out {run}' first")
     ir = run.ir
     figures = {"weights.png": ("Weights per layer, by scheme", weight_histograms(ir)),
                "assignment.png": ("Row assignment", assignment_map(ir))}
@@ -165,8 +164,9 @@ def write_report(run: RunDir) -> tuple[Path, Path]:
     for caption, head, rows in _tables(s):
         md += [f"## {caption}", "", _md_table(head, rows), ""]
         body += [f"<h2>{html.escape(caption)}</h2>", _html_table(head, rows)]
+    files: dict[str, bytes] = {}
     for name, (caption, png) in figures.items():
-        atomic.write_with(out / name, lambda tmp, png=png: tmp.write_bytes(png))
+        files[name] = png
         md += [f"## {caption}", "", f"![{caption}]({name})", ""]
         b64 = base64.b64encode(png).decode()
         body += [f"<h2>{html.escape(caption)}</h2>", f'<img alt="{html.escape(caption)}" src="data:image/png;base64,{b64}">']
@@ -175,6 +175,8 @@ def write_report(run: RunDir) -> tuple[Path, Path]:
              "th{background:#eee}img{max-width:100%}")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
-    atomic.write_text(out / "report.html", page)
-    atomic.write_text(out / "report.md", "\n".join(md))
+    files.update({"report.html": page.encode(), "report.md": "\n".join(md).encode()})
+    with atomic.atomic_dir(out) as tmp:  # the page and its figures swapped in together
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
     return out / "report.html", out / "report.md"

@@ -18,7 +18,6 @@ stage is an :class:`MSQError` naming the command that makes it.
 """
 from __future__ import annotations
 
-import json
 import time
 from functools import cached_property
 from pathlib import Path
@@ -96,13 +95,15 @@ class RunDir:
     @cached_property
     def metrics(self) -> dict[str, Any]:
         path = self.metrics_json
-        if not path.is_file():
-            raise MSQError(f"{path} does not exist: expected a run directory written by 'msq train'")
+        if path.parent.is_dir():
+            atomic.recover(path.parent)
+        metrics = atomic.read_json(path, "expected a run directory written by 'msq train'")
         try:
-            metrics = json.loads(path.read_text())
-            metrics["settings"]["dataset"], metrics["accuracy"]["test"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise MSQError(f"{path}: cannot read fields 'settings.dataset' and 'accuracy.test' ({exc})") from exc
+            dataset, test = metrics["settings"]["dataset"], metrics["accuracy"]["test"]
+        except (KeyError, TypeError) as exc:
+            raise MSQError(f"{path}: cannot read fields 'settings.dataset' and 'accuracy.test' ({exc!r})") from exc
+        if not isinstance(dataset, str) or not isinstance(test, (int, float)) or isinstance(test, bool):
+            raise MSQError(f"{path}: field 'settings.dataset' must be a string and 'accuracy.test' a number")
         return metrics
 
     @property
@@ -162,6 +163,7 @@ class RunDir:
         """The Vitis HLS project (default hls/) with the test set as test vectors."""
         from msq.backends.hls.project import generate_project
 
+        atomic.check_replaceable(out or self.hls_dir)  # before the work, not after
         return generate_project(self.ir, out or self.hls_dir, board, self.test_inputs(), plan=plan,
                                 source=str(self.ir_dir))
 
@@ -170,5 +172,6 @@ class RunDir:
         for ``board``'s family (AMD 7-series without one)."""
         from msq.backends.rtl.generate import generate_rtl
 
+        atomic.check_replaceable(out or self.rtl_dir)  # before the work, not after
         return generate_rtl(self.ir, out or self.rtl_dir, self.test_inputs(), plan=plan, source=str(self.ir_dir),
                             **({"family": board.family} if board else {}))

@@ -13,7 +13,7 @@ PACKAGE = ROOT / "msq"
 
 # What each floor may not import (module prefixes).
 BACKENDS_MAY_NOT = ("msq.frontend", "msq.design", "msq.cli", "msq.flow", "msq.rundir", "msq.report")
-IR_MAY_IMPORT = ("msq.ir", "msq.numerics", "msq.errors", "msq.atomic")
+IR_MAY_IMPORT = ("msq.ir", "msq.numerics", "msq.errors", "msq.atomic", "msq.names", "msq.limits")
 
 
 def _module_name(path: Path) -> str:

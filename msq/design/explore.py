@@ -113,10 +113,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def write_explore(ir: IRModel, board: Board, out: str | Path, headroom: float = planner.HEADROOM) -> dict:
-    """Run :func:`explore`, write ``out/explore.json`` and ``out/pareto.png``; returns the result."""
+    """Run :func:`explore`, write ``out/explore.json`` and ``out/pareto.png`` (swapped in together);
+    returns the result."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    atomic.check_replaceable(out)  # before the sweep, not after
     result = explore(ir, board, headroom=headroom)
-    atomic.write_json(out / EXPLORE_JSON, result)
-    plot(result, out / PARETO_PNG)
+    with atomic.atomic_dir(out) as tmp:
+        atomic.write_json(tmp / EXPLORE_JSON, result)
+        plot(result, tmp / PARETO_PNG)
     return result

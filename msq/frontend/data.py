@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from msq.errors import MSQError
+from msq.limits import MAX_CLASSES, NpzArrays, check_tensor_shape
 
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0  # the train/test split is fixed, independent of the training seed
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MAX_INPUT = 1e6  # input magnitude: beyond it float32 training and the input quantizer lose meaning
 
 
 @dataclass(frozen=True)
@@ -56,33 +58,37 @@ def load_digits() -> Dataset:
 
 
 def load_npz(path: str | Path) -> Dataset:
-    """Load and validate a user dataset in the documented ``.npz`` layout."""
+    """Load and validate a user dataset in the documented ``.npz`` layout; every shape, dtype and
+    size is checked on the array headers before any data is read (msq.limits)."""
     path = Path(path)
     if not path.is_file():
         raise MSQError(f"dataset file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in NPZ_KEYS if k not in f]
-            if missing:
-                raise MSQError(f"dataset {path}: missing array(s) {', '.join(missing)}; expected {', '.join(NPZ_KEYS)}")
-            arrays = {k: f[k] for k in NPZ_KEYS}
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, MSQError):
-            raise
-        raise MSQError(f"dataset {path} is not a readable .npz file: {exc}") from exc
+    with NpzArrays(path, "dataset") as f:
+        missing = [k for k in NPZ_KEYS if k not in f]
+        if missing:
+            raise MSQError(f"dataset {path}: missing array(s) {', '.join(missing)}; expected {', '.join(NPZ_KEYS)}")
+        for split in ("train", "test"):
+            (xs, xt), (ys, yt) = f.headers[f"x_{split}"], f.headers[f"y_{split}"]
+            if len(xs) not in (2, 4) or xt.kind not in "iuf":
+                raise MSQError(f"dataset {path}: x_{split} must be numeric, shaped (N, F) or (N, C, H, W); "
+                               f"got {xt} {xs}")
+            if len(ys) != 1 or ys[0] != xs[0] or yt.kind not in "iu":
+                raise MSQError(f"dataset {path}: y_{split} must be integer labels shaped ({xs[0]},); got {yt} {ys}")
+            if xs[0] < 1:
+                raise MSQError(f"dataset {path}: x_{split} is empty; expected at least one sample")
+            check_tensor_shape(xs[1:], f"dataset {path}: x_{split} sample")
+        if f.headers["x_train"][0][1:] != f.headers["x_test"][0][1:]:
+            raise MSQError(f"dataset {path}: x_train and x_test sample shapes differ "
+                           f"({f.headers['x_train'][0][1:]} vs {f.headers['x_test'][0][1:]})")
+        arrays = {k: f.read(k) for k in NPZ_KEYS}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim not in (2, 4) or not np.issubdtype(x.dtype, np.number):
-            raise MSQError(f"dataset {path}: x_{split} must be numeric, shaped (N, F) or (N, C, H, W); got {x.dtype} {x.shape}")
-        if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
-            raise MSQError(f"dataset {path}: y_{split} must be integer labels shaped ({len(x)},); got {y.dtype} {y.shape}")
-        if len(y) and y.min() < 0:
-            raise MSQError(f"dataset {path}: y_{split} has negative labels; expected classes 0..K-1")
-        if not np.isfinite(x).all():
-            raise MSQError(f"dataset {path}: x_{split} contains NaN or infinite values")
-    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
-        raise MSQError(f"dataset {path}: x_train and x_test sample shapes differ "
-                       f"({arrays['x_train'].shape[1:]} vs {arrays['x_test'].shape[1:]})")
+        if y.min() < 0 or y.max() >= MAX_CLASSES:
+            raise MSQError(f"dataset {path}: y_{split} has labels in [{y.min()}, {y.max()}]; expected classes "
+                           f"0..K-1 with K at most {MAX_CLASSES}")
+        if not np.isfinite(x).all() or np.abs(x).max() > MAX_INPUT:
+            raise MSQError(f"dataset {path}: x_{split} contains NaN, infinite or huge values "
+                           f"(expected magnitudes up to {MAX_INPUT:g}; scale inputs to about [-1, 1])")
     return Dataset(path.stem, arrays["x_train"].astype(np.float32), arrays["y_train"].astype(np.int64),
                    arrays["x_test"].astype(np.float32), arrays["y_test"].astype(np.int64))
 

@@ -16,8 +16,9 @@ import torch
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from torch import nn
 
-from msq import numerics
+from msq import limits, numerics
 from msq.errors import MSQError
+from msq.names import check_label
 from msq.numerics import RowScheme
 from msq.frontend.models import check_supported
 from msq.frontend.quantizer import MSQTensorQuant
@@ -162,6 +163,7 @@ class Stream:
         """Open a conv layer from torch-layout (rows, C, kh, kw) integer weights."""
         self.open_compute(name)
         shape = self.shape
+        limits.check_geometry(kernel, stride, padding, f"layer '{name}'")
         if len(shape) != 3 or w_int.shape[1:] != (shape[2],) + tuple(kernel):
             raise MSQError(f"layer '{name}': weights {w_int.shape} do not fit a {kernel} kernel on the stream {shape}")
         ho = (shape[0] + 2 * padding[0] - kernel[0]) // stride[0] + 1
@@ -293,16 +295,18 @@ def pool_layer(module: nn.Module, name: str, shape: tuple[int, ...], fmt: ActFor
     return layer
 
 
-def export_run(run: str | Path, out: str | Path | None = None) -> tuple[IRModel, Path]:
-    """Export ``run/model.pt`` to ``out`` (default ``run/ir``); returns the IR and its path."""
+def export_run(run: str | Path, out: str | Path | None = None, model: str | None = None) -> tuple[IRModel, Path]:
+    """Export ``run/model.pt`` to ``out`` (default ``run/ir``); returns the IR and its path.
+    ``model`` is the user's model spec from the command line, needed for a run of a user model."""
     from msq.frontend.train import load_run
 
-    model, ckpt = load_run(run)
+    name = check_label(Path(run).resolve().name, f"run directory {run}: its name")
+    net, ckpt = load_run(run, model)
     settings = ckpt["train_config"]
     source = {"run": str(run), "model": settings["model"], "dataset": settings["dataset"],
               "scheme": settings["scheme"], "wbits": settings["wbits"], "abits": settings["abits"],
               "board": settings["board"], "seed": settings["seed"]}
-    ir = export_model(model, tuple(ckpt["data"]["in_shape"]), model_name=Path(run).name, source=source)
+    ir = export_model(net, tuple(ckpt["data"]["in_shape"]), model_name=name, source=source)
     path = Path(out) if out else Path(run) / "ir"
     save_ir(ir, path)
     return ir, path

@@ -12,6 +12,7 @@ A run directory holds ``model.pt`` (a ``weights_only``-loadable dict: config + s
 """
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from msq import atomic
+from msq import atomic, limits
 from msq.boards import Board, load_board
 from msq.design.cost_model import board_sp2_ratio
 from msq.errors import MSQError
@@ -40,6 +41,8 @@ CHECKPOINT_FORMAT = "msq-checkpoint"
 CHECKPOINT_VERSION = 1
 REASSIGN_EVERY = 5
 REASSIGN_UNTIL = 0.5
+MAX_EPOCHS = 100_000
+BUILTIN_MODELS = ("mlp", "cnn")
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,15 @@ class TrainConfig:
         QuantConfig(self.wbits, self.abits, self.scheme)  # validates bits and scheme
         if self.sp2_ratio is not None:
             check_ratio(self.sp2_ratio)
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise MSQError(f"epochs must be a positive integer, got {self.epochs!r}")
+        for field, value, top in (("epochs", self.epochs, MAX_EPOCHS), ("seed", self.seed, 2**32 - 1),
+                                  ("batch_size", self.batch_size, 2**16)):
+            if not isinstance(value, int) or isinstance(value, bool) or not int(field != "seed") <= value <= top:
+                raise MSQError(f"{field} must be an integer in [{int(field != 'seed')}, {top}], got {value!r}")
+        for field in ("model", "dataset", "board"):
+            if not isinstance(getattr(self, field), str):
+                raise MSQError(f"{field} must be a string, got {getattr(self, field)!r}")
+        if not isinstance(self.lr, float) or not 0 < self.lr < 1:
+            raise MSQError(f"lr must be a number in (0, 1), got {self.lr!r}")
 
 
 def resolve_ratio(cfg: TrainConfig, board: Board | None = None) -> tuple[float, str]:
@@ -155,6 +165,7 @@ def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, ratio: float,
 
 def train_run(cfg: TrainConfig, out: str | Path, progress: bool = True, board: Board | None = None) -> dict[str, Any]:
     """Train per ``cfg`` and write the run directory ``out``; returns the metrics."""
+    atomic.check_run_dir(Path(out))
     ratio, ratio_source = resolve_ratio(cfg, board)
     data = load_dataset(cfg.dataset)
     seed_everything(cfg.seed)
@@ -179,35 +190,80 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: bool = True, board: B
 
 def save_run(out: str | Path, model: nn.Module, cfg: TrainConfig, qcfg: QuantConfig, data: Dataset,
              metrics: dict[str, Any]) -> None:
-    """Write model.pt, assignment.json and metrics.json, each atomically."""
-    out = Path(out)
+    """Write model.pt, assignment.json and metrics.json as one commit (a kill leaves the previous
+    three files or the new three, never a mix)."""
     ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
             "train_config": asdict(cfg), "quant_config": qcfg.as_dict(),
             "data": {"name": data.name, "in_shape": list(data.in_shape), "classes": data.classes,
                      "signed": data.signed},
             "state_dict": model.state_dict()}
-    atomic.write_with(out / MODEL_PT, lambda tmp: torch.save(ckpt, tmp))
-    atomic.write_json(out / ASSIGNMENT_JSON, assignment_strings(model))
-    atomic.write_json(out / METRICS_JSON, metrics)
+    with atomic.atomic_group(out) as tmp:
+        torch.save(ckpt, tmp / MODEL_PT)
+        (tmp / ASSIGNMENT_JSON).write_text(json.dumps(assignment_strings(model), indent=2) + "\n")
+        (tmp / METRICS_JSON).write_text(json.dumps(metrics, indent=2) + "\n")
 
 
-def load_run(run: str | Path) -> tuple[nn.Sequential, dict[str, Any]]:
-    """Rebuild a trained model from ``run/model.pt`` (loaded with ``weights_only=True``)."""
+def load_run(run: str | Path, model: str | None = None) -> tuple[nn.Sequential, dict[str, Any]]:
+    """Rebuild a trained model from ``run/model.pt`` (loaded with ``weights_only=True``).
+
+    Nothing the checkpoint names is imported: a run of a user model (``file.py:function``) needs
+    ``model``, the spec the user passes on the command line, to rebuild it."""
     path = Path(run) / MODEL_PT
     if not path.is_file():
         raise MSQError(f"{path} does not exist: expected a run directory written by 'msq train'")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    atomic.recover(path.parent)
+    limits.check_size(path, limits.max_memory(), "checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt or hostile file fails in many ways inside torch
+        raise MSQError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise MSQError(f"{path} is not an MSQ checkpoint")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
+    if type(ckpt.get("version")) is not int or ckpt["version"] != CHECKPOINT_VERSION:
         raise MSQError(f"{path}: checkpoint version {ckpt.get('version')!r} is not supported "
                        f"(expected {CHECKPOINT_VERSION})")
-    d = ckpt["data"]
-    model = build_model(ckpt["train_config"]["model"], tuple(d["in_shape"]), d["classes"],
-                        QuantConfig(**ckpt["quant_config"]), d["signed"])
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return model, ckpt
+    settings, d, q = ckpt.get("train_config"), ckpt.get("data"), ckpt.get("quant_config")
+    if not isinstance(settings, dict) or not isinstance(d, dict) or not isinstance(q, dict) \
+            or not isinstance(ckpt.get("state_dict"), dict):
+        raise MSQError(f"{path}: fields 'train_config', 'data', 'quant_config' and 'state_dict' must be objects")
+    for field in ("model", "dataset", "scheme", "board"):
+        if not isinstance(settings.get(field), str):
+            raise MSQError(f"{path}: field 'train_config.{field}' must be a string, got {settings.get(field)!r}")
+    for field in ("wbits", "abits", "seed"):
+        if type(settings.get(field)) is not int:
+            raise MSQError(f"{path}: field 'train_config.{field}' must be an integer, got {settings.get(field)!r}")
+    kind = _model_to_rebuild(path, settings["model"], model)
+    in_shape, classes, signed = d.get("in_shape"), d.get("classes"), d.get("signed")
+    if (not isinstance(in_shape, list) or len(in_shape) not in (1, 3)
+            or not all(type(v) is int for v in in_shape)):
+        raise MSQError(f"{path}: field 'data.in_shape' must be a list of 1 or 3 integers, got {in_shape!r}")
+    limits.check_tensor_shape(tuple(in_shape), f"{path}: field 'data.in_shape'")
+    if type(classes) is not int or not 1 <= classes <= limits.MAX_CLASSES:
+        raise MSQError(f"{path}: field 'data.classes' must be an integer in [1, {limits.MAX_CLASSES}], got {classes!r}")
+    if not isinstance(signed, bool):
+        raise MSQError(f"{path}: field 'data.signed' must be true or false, got {signed!r}")
+    if set(q) != {"wbits", "abits", "scheme", "out_bits"}:
+        raise MSQError(f"{path}: field 'quant_config' must hold wbits, abits, scheme and out_bits, got {sorted(q)}")
+    try:
+        qcfg = QuantConfig(**q)
+    except MSQError as exc:
+        raise MSQError(f"{path}: field 'quant_config': {exc}") from exc
+    net = build_model(kind, tuple(in_shape), classes, qcfg, signed)
+    try:
+        net.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        raise MSQError(f"{path}: field 'state_dict' does not fit the model {kind!r} ({str(exc)[:300]})") from exc
+    net.eval()
+    return net, ckpt
 
 
-
+def _model_to_rebuild(path: Path, stored: str, given: str | None) -> str:
+    """The model to rebuild: a built-in one the checkpoint names, or the user's from the command line."""
+    if stored in BUILTIN_MODELS:
+        if given is not None and given != stored:
+            raise MSQError(f"{path}: the run was trained with model {stored!r}, not {given!r}")
+        return stored
+    if given is None:
+        raise MSQError(f"{path}: the run was trained with the user model {stored!r}; MSQ never imports a file a "
+                       "checkpoint names: pass --model path/to/file.py:function to rebuild it")
+    return given

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from msq import atomic, numerics
+from msq import atomic, limits, numerics
 from msq.errors import MSQError
+from msq.names import check_identifier, check_label
 from msq.ir import arith
 from msq.ir.arith import ActFormat
 from msq.ir.model import (COMPUTE_KINDS, IR_SCHEMA, IR_VERSION, POOL_KINDS, SCHEME_SP2, ComputeLayer, IRModel,
@@ -52,6 +53,7 @@ def _layer_arrays(layer: ComputeLayer) -> dict[str, np.ndarray]:
 def save_ir(ir: IRModel, path: str | Path) -> None:
     """Write ``path/manifest.json`` and ``path/arrays.npz`` atomically (as one directory)."""
     path = Path(path)
+    ir.check_names()
     manifest = {"schema": IR_SCHEMA, "version": IR_VERSION, "name": ir.name, "source": ir.source,
                 "input": {"shape": list(ir.input_shape), "fmt": ir.input_fmt.as_dict()},
                 "output": {"shape": list(ir.output_shape), "fmt": ir.output_fmt.as_dict()},
@@ -111,14 +113,18 @@ class _Reader:
             raise self.fail(where, f"field 'signed' must be true or false, got {signed!r}")
         return ActFormat(bits, frac, signed)
 
-    def array(self, npz, key: str, where: str, shape: tuple[int, ...]) -> np.ndarray:
+    def array(self, npz: limits.NpzArrays, key: str, where: str, shape: tuple[int, ...]) -> np.ndarray:
+        """An integer array of the expected shape, checked on its header before its data is read."""
         if key not in npz:
             raise self.fail(where, f"missing array '{key}' in {ARRAYS}")
-        a = npz[key]
-        if not np.issubdtype(a.dtype, np.integer):
-            raise self.fail(where, f"array '{key}' must be integer, got {a.dtype}")
-        if a.shape != shape:
-            raise self.fail(where, f"array '{key}' has shape {a.shape}, expected {shape}")
+        got, dtype = npz.headers[key]
+        if dtype.kind not in "iu":
+            raise self.fail(where, f"array '{key}' must be integer, got {dtype}")
+        if got != shape:
+            raise self.fail(where, f"array '{key}' has shape {got}, expected {shape}")
+        a = npz.read(key)
+        if dtype.kind == "u" and a.max(initial=0) > np.iinfo(np.int64).max:
+            raise self.fail(where, f"array '{key}' has a value above the int64 range")
         return a.astype(np.int64)
 
 
@@ -140,18 +146,25 @@ def _read_compute(r: _Reader, entry: dict, npz, where: str) -> ComputeLayer:
         out_shape = r.shape(entry, "out_shape", where, (1,))
         rows, w_shape = out_shape[0], (out_shape[0], in_shape[0])
         kernel, stride, padding = (1, 1), (1, 1), (0, 0)
+        limits.check_tensor_shape(in_shape, f"IR {r.path}: {where} field 'in_shape'")
+        limits.check_tensor_shape(out_shape, f"IR {r.path}: {where} field 'out_shape'")
     else:
         in_shape = r.shape(entry, "in_shape", where, (3,))
         out_shape = r.shape(entry, "out_shape", where, (3,))
         kernel = r.pair(entry, "kernel", where, 1)
         stride = r.pair(entry, "stride", where, 1)
         padding = r.pair(entry, "padding", where, 0)
+        limits.check_geometry(kernel, stride, padding, f"IR {r.path}: {where}")
+        limits.check_tensor_shape(in_shape, f"IR {r.path}: {where} field 'in_shape'")
         expect = (_conv_out(in_shape[0], kernel[0], stride[0], padding[0]),
                   _conv_out(in_shape[1], kernel[1], stride[1], padding[1]), out_shape[2])
         if out_shape != expect:
             raise r.fail(where, f"field 'out_shape' {list(out_shape)} does not follow from the input and "
                                 f"kernel/stride/padding (expected {list(expect)})")
         rows, w_shape = out_shape[2], (out_shape[2], kernel[0], kernel[1], in_shape[2])
+        limits.check_tensor_shape(out_shape, f"IR {r.path}: {where} field 'out_shape'")
+    if int(np.prod(w_shape)) > limits.MAX_LAYER_WEIGHTS:
+        raise r.fail(where, f"{int(np.prod(w_shape)):,} weights, at most {limits.MAX_LAYER_WEIGHTS:,} per layer")
     arrays = {k: r.array(npz, f"{name}/{k}", where, (rows,)) for k in _ROW_ARRAYS}
     codes = {k: r.array(npz, f"{name}/{k}", where, w_shape) for k in _CODE_ARRAYS}
     scheme = arrays["scheme"]
@@ -195,6 +208,8 @@ def _read_pool(r: _Reader, entry: dict, where: str) -> PoolLayer:
     out_shape = r.shape(entry, "out_shape", where, (3,))
     kernel = r.pair(entry, "kernel", where, 1)
     stride = r.pair(entry, "stride", where, 1)
+    limits.check_geometry(kernel, stride, (0, 0), f"IR {r.path}: {where}")
+    limits.check_tensor_shape(in_shape, f"IR {r.path}: {where} field 'in_shape'")
     expect = (_conv_out(in_shape[0], kernel[0], stride[0], 0), _conv_out(in_shape[1], kernel[1], stride[1], 0),
               in_shape[2])
     if out_shape != expect:
@@ -225,28 +240,38 @@ def load_ir(path: str | Path) -> IRModel:
     r = _Reader(path)
     if not (path / MANIFEST).is_file():
         raise MSQError(f"IR {path}: no {MANIFEST} (expected a directory written by 'msq export')")
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except json.JSONDecodeError as exc:
-        raise r.fail(MANIFEST, f"not valid JSON ({exc})") from exc
+    manifest = atomic.read_json(path / MANIFEST, "expected an IR manifest written by 'msq export'")
+    if not isinstance(manifest, dict):
+        raise r.fail(MANIFEST, "expected a JSON object")
     if r.get(manifest, "schema", MANIFEST) != IR_SCHEMA:
         raise r.fail(MANIFEST, f"field 'schema' is {manifest['schema']!r}, expected {IR_SCHEMA!r}")
-    if r.get(manifest, "version", MANIFEST) != IR_VERSION:
-        raise r.fail(MANIFEST, f"unknown version {manifest['version']!r}: this MSQ reads version {IR_VERSION}")
+    version = r.get(manifest, "version", MANIFEST)
+    if type(version) is not int or version != IR_VERSION:
+        raise r.fail(MANIFEST, f"unknown version {version!r}: this MSQ reads version {IR_VERSION}")
+    name = check_label(manifest.get("name", path.name), f"IR {path}: {MANIFEST} field 'name'")
+    source = manifest.get("source", {})
+    if not isinstance(source, dict) or not all(isinstance(v, (str, int, float, bool, type(None)))
+                                               for v in source.values()):
+        raise r.fail(MANIFEST, "field 'source' must be an object of plain values")
     inp = r.get(manifest, "input", MANIFEST)
     input_shape = r.shape(inp, "shape", "input", (1, 3))
+    limits.check_tensor_shape(input_shape, f"IR {path}: input field 'shape'")
     input_fmt = r.fmt(inp, "fmt", "input")
     entries = r.get(manifest, "layers", MANIFEST)
-    if not isinstance(entries, list) or not entries:
-        raise r.fail(MANIFEST, "field 'layers' must be a non-empty list")
+    if not isinstance(entries, list) or not entries or len(entries) > limits.MAX_LAYERS:
+        raise r.fail(MANIFEST, f"field 'layers' must be a non-empty list of at most {limits.MAX_LAYERS} layers")
     if not (path / ARRAYS).is_file():
         raise r.fail(ARRAYS, "file is missing")
     layers: list[Layer] = []
     shape, fmt = input_shape, input_fmt
-    with np.load(path / ARRAYS, allow_pickle=False) as npz:
+    seen: set[str] = set()
+    with limits.NpzArrays(path / ARRAYS, "IR") as npz:
         for i, entry in enumerate(entries):
-            name = r.get(entry, "name", f"layer {i}")
-            where = f"layer {i} '{name}'"
+            name_i = check_identifier(r.get(entry, "name", f"layer {i}"), f"IR {path}: layer {i} field 'name'")
+            if name_i in seen:
+                raise r.fail(f"layer {i}", f"duplicate layer name {name_i!r}")
+            seen.add(name_i)
+            where = f"layer {i} '{name_i}'"
             kind = r.get(entry, "kind", where)
             if kind in COMPUTE_KINDS:
                 layer: Layer = _read_compute(r, entry, npz, where)
@@ -263,5 +288,4 @@ def load_ir(path: str | Path) -> IRModel:
                                     f"output format {fmt.as_dict()}")
             shape, fmt = layer.out_shape, layer.out_fmt
             layers.append(layer)
-    return IRModel(name=str(manifest.get("name", path.name)), input_shape=input_shape, input_fmt=input_fmt,
-                   layers=layers, source=manifest.get("source", {}))
+    return IRModel(name=name, input_shape=input_shape, input_fmt=input_fmt, layers=layers, source=source)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msq import numerics
+from msq.names import check_identifier, check_label
+from msq.errors import MSQError
 from msq.ir.arith import ActFormat
 
 IR_SCHEMA = "msq-ir"
@@ -115,6 +117,17 @@ class IRModel:
     @property
     def output_fmt(self) -> ActFormat:
         return self.layers[-1].out_fmt
+
+    def check_names(self) -> None:
+        """The model and layer names follow the name rule (msq.names) and layer names are unique:
+        generators call this on any IR, loaded or built in memory, before a name reaches a path."""
+        check_label(self.name, "IR field 'name'")
+        seen: set[str] = set()
+        for i, layer in enumerate(self.layers):
+            check_identifier(layer.name, f"IR '{self.name}': layer {i} field 'name'")
+            if layer.name in seen:
+                raise MSQError(f"IR '{self.name}': layer {i}: duplicate layer name {layer.name!r}")
+            seen.add(layer.name)
 
     def compute_layers(self) -> list[ComputeLayer]:
         return [layer for layer in self.layers if isinstance(layer, ComputeLayer)]

@@ -11,7 +11,6 @@ streams. Backends read the plan like the IR; the planner (msq.design.planner) wr
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -155,10 +154,7 @@ def load_plan(ir: IRModel, path: str | Path | None) -> Plan:
     """Read a plan JSON and check it against the IR; ``None`` gives :func:`default_plan`."""
     if path is None:
         return default_plan(ir)
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MSQError(f"plan {path}: cannot read it ({exc})") from exc
+    data = atomic.read_json(path, "expected a plan written by 'msq plan'")
     if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
         raise MSQError(f"plan {path}: expected a plan of version {PLAN_VERSION} "
                        f"(got version {data.get('version') if isinstance(data, dict) else None!r}); "

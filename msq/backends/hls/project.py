@@ -25,6 +25,7 @@ import numpy as np
 
 import msq
 from msq import atomic
+from msq.names import check_label, comment_text
 from msq.assets import HLS_DIR
 from msq import ref
 from msq.ir import vectors
@@ -64,6 +65,9 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
     the stream widths and every layer's SIMD and PE lanes. ``steps`` go into ``options.tcl``.
     """
     out = Path(out)
+    ir.check_names()
+    check_label(board.name, "board field 'name'")
+    check_label(board.part, f"board {board.name}: field 'part'")
     plan = check_plan(ir, plan if plan is not None else default_plan(ir))
     inputs = np.asarray(inputs, dtype=np.int64).reshape((-1,) + tuple(ir.input_shape))
     extreme = vectors.extreme_inputs(ir)
@@ -72,7 +76,7 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
     with atomic.atomic_dir(out) as tmp:
         ir_io.save_ir(ir, tmp / IR_DIR)
         provenance = {"msq_version": msq.__version__, "model": ir.name, "ir_sha256": ir_digest(tmp / IR_DIR),
-                      "source": source}
+                      "source": comment_text(source)}
         layers_h, weights = sources.layers_header(ir, plan, provenance)
         files = {sources.TOP_H: sources.top_header(ir, plan, provenance),
                  sources.TOP_CPP: sources.top_source(ir, plan, provenance),
@@ -81,8 +85,9 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
                  "vivado_ooc.tcl": tcl.vivado_ooc(provenance),
                  sources.TB_INPUTS: _vector_lines(x), sources.TB_EXPECTED: _vector_lines(expected), **weights}
         for rel, text in files.items():
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_text(text)
+            path = atomic.inside(tmp, rel)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
         shutil.copyfile(KERNEL_LIBRARY, tmp / sources.KERNELS_H)
         meta = {**provenance, "board": board.name, "part": board.part, "clock_mhz": board.clock_mhz,
                 "plan": plan.as_dict(),

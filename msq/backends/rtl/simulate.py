@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from msq import atomic
 from msq.backends.rtl.cycles import steady_interval
 from msq.backends.rtl.generate import read_design
 from msq.backends.rtl.lint import verilator
@@ -104,7 +105,7 @@ def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = Fa
         raise MSQError(f"unknown simulator {simulator!r}: expected one of {', '.join(SIMULATORS)}")
     rtl_dir = Path(rtl_dir).resolve()
     design = read_design(rtl_dir)
-    sources = [Path(s).resolve() for s in sources] if sources else [rtl_dir / s for s in design["sources"]]
+    sources = [Path(s).resolve() for s in sources] if sources else [atomic.inside(rtl_dir, s) for s in design["sources"]]
     progress(f"building {len(sources)} Verilog files with {simulator} ...")
     build_dir = build(rtl_dir, simulator, sources, waves)
     out_dir = rtl_dir / SIM_DIR / simulator

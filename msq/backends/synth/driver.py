@@ -18,6 +18,7 @@ from msq.backends.rtl.generate import HDL_DIR
 from msq.backends.synth import nextpnr, vivado, yosys
 from msq.boards import Board
 from msq.errors import MSQError
+from msq.names import check_file_name, comment_text
 
 TOP = "msq_top"
 TOOLS = ("auto", "vivado", "yosys")
@@ -30,6 +31,8 @@ def rtl_sources(rtl_dir: Path) -> list[Path]:
     sources = sorted((rtl_dir / HDL_DIR).glob("*.v"))
     if not sources:
         raise MSQError(f"{rtl_dir}/{HDL_DIR} has no Verilog files: expected a directory written by 'msq rtl'")
+    for source in sources:  # their names go into the Tcl and Yosys scripts
+        check_file_name(source.name, f"{rtl_dir}/{HDL_DIR}: file name")
     return sources
 
 
@@ -81,7 +84,7 @@ def synthesize(rtl_dir: str | Path, board: Board, tool: str = "auto", model: str
         fields = _ecp5(sources, board, workdir, progress)
     else:
         rel = [str(Path("..") / s.relative_to(rtl_dir)) for s in sources]
-        atomic.write_text(workdir / vivado.TCL_NAME, vivado.vivado_tcl(rel, TOP, board, model or rtl_dir.name))
+        atomic.write_text(workdir / vivado.TCL_NAME, vivado.vivado_tcl(rel, TOP, board, comment_text(model or rtl_dir.name)))
         use_vivado = tool == "vivado" or (tool == "auto" and vivado.vivado_version() is not None)
         wns = None
         if use_vivado:
