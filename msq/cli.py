@@ -274,8 +274,10 @@ def synth(rtl_dir, board, tool) -> None:
 @click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator", show_default=True)
 @click.option("--synth-tool", type=click.Choice(["auto", "vivado", "yosys"]), default="auto", show_default=True)
 @click.option("--out", required=True, help="Run directory (re-running resumes from the first changed stage).")
+@click.option("--until", default=None, help="Last stage to run, e.g. 'rtl' (train, baseline, export, eval, plan, "
+              "hls, csim, rtl, rtlsim, synth) [default: all].")
 @_clear_errors
-def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator, synth_tool, out) -> None:
+def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator, synth_tool, out, until) -> None:
     """Train → export → HLS + C-sim → Verilog + simulation → synthesis → report."""
     from msq.boards import load_board
     from msq.flow import Flow, FlowConfig
@@ -283,7 +285,7 @@ def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator
 
     cfg = FlowConfig(TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme="msq",
                                  board=board, sp2_ratio=sp2_ratio, epochs=epochs, seed=seed),
-                     out=out, simulator=simulator, synth_tool=synth_tool)
+                     out=out, simulator=simulator, synth_tool=synth_tool, until=until)
     s = Flow(cfg, load_board(board), progress=click.echo).execute()
     acc = s["accuracy"]
     click.echo(f"\nsummary ({out}/summary.json):")
@@ -291,11 +293,13 @@ def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator
                f"deployed {acc['deployed']:.2f}%; SP2 rows {100 * s['sp2_fraction']:.1f}%")
     for rung in s["ladder"]:
         click.echo(f"  {rung['check']}: mismatches: {rung['mismatches']} ({rung['samples']} inputs)")
-    syn = s["synth"]
-    click.echo(f"  {syn['tool']}: LUT {syn['lut']}, FF {syn['ff']}, DSP {syn['dsp']}, BRAM {syn['bram36']:g} "
-               f"on {syn['board']}")
-    click.echo(f"  {s['rtlsim']['cycles_per_inference']:g} cycles/inference at {s['clock_mhz']:g} MHz: "
-               f"{s['throughput_inferences_per_s']:,.0f} inferences/s")
+    if "synth" in s:
+        syn = s["synth"]
+        click.echo(f"  {syn['tool']}: LUT {syn['lut']}, FF {syn['ff']}, DSP {syn['dsp']}, BRAM {syn['bram36']:g} "
+                   f"on {syn['board']}")
+    if "rtlsim" in s:
+        click.echo(f"  {s['rtlsim']['cycles_per_inference']:g} cycles/inference at {s['clock_mhz']:g} MHz: "
+                   f"{s['throughput_inferences_per_s']:,.0f} inferences/s")
     click.echo(f"  report: {out}/report/report.html")
 
 

@@ -52,6 +52,7 @@ class FlowConfig:
     simulator: str = "verilator"
     synth_tool: str = "auto"
     baseline: bool = True  # also train a float model of the same topology for the accuracy table
+    until: str | None = None  # the last stage to run (None: all); e.g. 'rtl' skips the long simulation and synthesis
 
 
 @dataclass
@@ -190,6 +191,11 @@ class Flow:
 
     def execute(self) -> dict[str, Any]:
         stages = self.stages()
+        if self.cfg.until is not None:
+            names = [s.name for s in stages]
+            if self.cfg.until not in names:
+                raise MSQError(f"unknown stage {self.cfg.until!r}: expected one of {', '.join(names)}")
+            stages = stages[:names.index(self.cfg.until) + 1]
         for i, stage in enumerate(stages, 1):
             fp = self.fingerprint(stage)
             done = self.state.get(stage.name, {})

