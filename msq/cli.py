@@ -1,6 +1,8 @@
 """The ``msq`` command line: one sub-command per pipeline stage."""
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from functools import wraps
 
@@ -23,6 +25,46 @@ def _clear_errors(fn):
             sys.exit(2)
 
     return wrapper
+
+
+class _Reports:
+    """Where the library's progress reports go: text lines to stdout, steps as tqdm bars with an
+    ETA (where the total is known) on stderr, one bar per task; nothing at all with --quiet."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bars: dict = {}
+
+    def __call__(self, report) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if isinstance(report, str):
+            tqdm.write(report, file=sys.stdout)  # above any open bar
+            return
+        bar = self.bars.get(report.task)
+        if bar is None:
+            bar = self.bars[report.task] = tqdm(desc=report.task, total=report.total, unit=report.unit,
+                                                file=sys.stderr, dynamic_ncols=True)
+        if report.total != bar.total:
+            bar.total = report.total
+        if report.note:
+            bar.set_postfix_str(report.note, refresh=False)
+        bar.update(report.done - bar.n)
+        if report.finished:
+            bar.close()
+            del self.bars[report.task]
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def _progress() -> _Reports:
+    """The current command's progress receiver (set up by the ``msq`` group from --quiet)."""
+    return click.get_current_context().find_object(_Reports)
 
 
 def _stack(*decorators):
@@ -81,8 +123,14 @@ def _plan(run, plan_path):
 
 @click.group()
 @click.version_option(package_name="msq")
-def main() -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors: no progress bars, no results (for scripts).")
+@click.pass_context
+def main(ctx: click.Context, quiet: bool) -> None:
     """MSQ: mixed-scheme (SP2 + fixed-point) quantization from PyTorch to FPGA."""
+    reports = ctx.obj = _Reports(quiet)
+    ctx.call_on_close(reports.close)
+    if quiet:  # results are printed to stdout: send them nowhere; errors go to stderr
+        ctx.with_resource(contextlib.redirect_stdout(ctx.with_resource(open(os.devnull, "w"))))
 
 
 @main.command()
@@ -97,7 +145,7 @@ def train(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, scheme, 
 
     cfg = TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme=scheme,
                       board=board, sp2_ratio=sp2_ratio, epochs=epochs, seed=seed)
-    metrics = train_run(cfg, out)
+    metrics = train_run(cfg, out, _progress())
     acc = metrics["accuracy"]
     click.echo(f"test accuracy ({acc['kind']}): {acc['test']:.2f}%")
     click.echo(f"SP2 rows: {100 * metrics['sp2_fraction']['overall']:.1f}% "
@@ -231,7 +279,7 @@ def sim(project, simulator, waves, seed, sources_dir) -> None:
         sources = sorted(p for p in Path(sources_dir).iterdir() if p.suffix in (".v", ".sv"))
         if not sources:
             raise MSQError(f"{sources_dir}: no .v or .sv files")
-    result = simulate(project, simulator=simulator, waves=waves, seed=seed, sources=sources, progress=click.echo)
+    result = simulate(project, simulator=simulator, waves=waves, seed=seed, sources=sources, progress=_progress())
     click.echo(f"{simulator}: {result['samples']} inferences checked ({result['samples'] * result['outputs_per_sample']} "
                f"outputs) with random bubbles and back-pressure in {result['run_seconds']:.1f} s")
     click.echo(f"latency {result['latency_cycles']} cycles, cycles per inference {result['cycles_per_inference']} "
@@ -255,7 +303,7 @@ def synth(rtl_dir, board, tool) -> None:
     from msq.backends.synth.driver import synthesize
 
     click.echo(f"synthesizing {rtl_dir} for {board.name} ({board.part}) ...")
-    s = synthesize(rtl_dir, board, tool, progress=click.echo)
+    s = synthesize(rtl_dir, board, tool, progress=_progress())
     click.echo(f"{s['tool']} ({s['version'][:60]}), {s['seconds']:.0f} s")
     for key, u in s["utilization"].items():
         click.echo(f"  {key.upper():6s} {u['used']:>9g} / {u['available']:<8g} ({u['percent']:5.2f} %)")
@@ -286,7 +334,7 @@ def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator
     cfg = FlowConfig(TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme="msq",
                                  board=board, sp2_ratio=sp2_ratio, epochs=epochs, seed=seed),
                      out=out, simulator=simulator, synth_tool=synth_tool, until=until)
-    s = Flow(cfg, load_board(board), progress=click.echo).execute()
+    s = Flow(cfg, load_board(board), progress=_progress()).execute()
     acc = s["accuracy"]
     click.echo(f"\nsummary ({out}/summary.json):")
     click.echo(f"  accuracy: float {acc.get('float', float('nan')):.2f}%, fake-quant {acc['fake_quant']:.2f}%, "
@@ -322,7 +370,7 @@ def calibrate(out) -> None:
     from msq.assets import CALIBRATION_JSON
     from msq.design.calibrate import calibrate as run_calibration
 
-    table = run_calibration(out or CALIBRATION_JSON, progress=click.echo)
+    table = run_calibration(out or CALIBRATION_JSON, progress=_progress())
     click.echo(f"wrote {out or CALIBRATION_JSON} ({table['yosys_version'][:40]})")
 
 
