@@ -8,7 +8,6 @@ length is unknown sends ``total=None`` and ends with a step where ``total == don
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,10 +43,11 @@ def indented(progress: Progress, prefix: str = "  ") -> Progress:
 
 @contextmanager
 def follow(path: Path, on_line: Callable[[str], None], interval: float = 0.2) -> Iterator[None]:
-    """Call ``on_line`` with every line appended to the file ``path`` (a tool's log) while the body
-    runs, from a background thread; the lines left at the end are delivered before returning."""
+    """Call ``on_line`` with every line of the file ``path`` (a tool's log, which the caller has
+    removed beforehand) as the body's tool writes it, from a background thread; the lines left at
+    the end are delivered before returning."""
     stop = threading.Event()
-    offset = path.stat().st_size if path.is_file() else 0
+    offset = 0
 
     def read_new() -> None:
         nonlocal offset
@@ -74,19 +74,3 @@ def follow(path: Path, on_line: Callable[[str], None], interval: float = 0.2) ->
         thread.join()
         read_new()
 
-
-class Ticker:
-    """Step reports of one task, at most every ``min_seconds`` (the last one always)."""
-
-    def __init__(self, progress: Progress, task: str, total: int | None, unit: str, min_seconds: float = 0.1):
-        self.progress, self.task, self.total, self.unit = progress, task, total, unit
-        self.min_seconds = min_seconds
-        self._last = 0.0
-
-    def __call__(self, done: int, note: str = "", total: int | None = None) -> None:
-        self.total = total if total is not None else self.total
-        now = time.monotonic()
-        step = Step(self.task, done, self.total, self.unit, note)
-        if step.finished or now - self._last >= self.min_seconds:
-            self._last = now
-            self.progress(step)

@@ -127,6 +127,7 @@ def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = Fa
     out_dir.mkdir(parents=True, exist_ok=True)
     result_path = out_dir / "result.json"
     result_path.unlink(missing_ok=True)
+    (out_dir / "sim.log").unlink(missing_ok=True)
     env = {"MSQ_VECTORS": str(Path(vectors).resolve() if vectors else rtl_dir / "vectors"),
            "MSQ_RESULT": str(result_path), "MSQ_SEED": str(seed), "MSQ_BUBBLE": str(bubble),
            "MSQ_BACKPRESSURE": str(backpressure), "MSQ_RESET": str(int(mid_stream_reset))}
