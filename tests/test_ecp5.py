@@ -131,7 +131,7 @@ def test_ecp5_place_and_route_reports_fmax_and_utilisation(ecp5_synth, tiny_rtl)
     assert s["utilization"]["lut"]["available"] == 24288 and s["utilization"]["bram36"]["available"] == 28
     assert any("routing" in line for line in s["progress"]) and "Fmax" in s["progress"][-1]
     # Yosys' passes, relayed from its log as they start, end in a finished step
-    assert any(step.note == "SYNTH_ECP5 pass" for step in s["steps"]) and s["steps"][-1].finished
+    assert any(step.note.startswith("SYNTH_") for step in s["steps"]) and s["steps"][-1].finished
     assert (tiny_rtl[0] / "synth" / nextpnr.LOG_NAME).read_text().count("Max frequency for clock") >= 1
 
 
