@@ -11,6 +11,7 @@ import click
 from msq.design.cost_model import HEADROOM
 from msq.errors import MSQError
 from msq.frontend.quantizer import TRAINING_SCHEMES
+from msq.progress import Step
 
 
 def _clear_errors(fn):
@@ -33,9 +34,9 @@ class _Reports:
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
-        self.bars: dict = {}
+        self.bars: dict[str, object] = {}
 
-    def __call__(self, report) -> None:
+    def __call__(self, report: str | Step) -> None:
         if self.quiet:
             return
         from tqdm import tqdm
