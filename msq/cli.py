@@ -225,7 +225,7 @@ def csim(project) -> None:
     result = c_simulate(project)
     click.echo(f"compiled in {result.compile_seconds:.1f} s, simulated {result.samples} inputs "
                f"in {result.run_seconds:.2f} s")
-    if result.warnings:
+    if result.warnings and not _progress().quiet:  # warnings, not errors: --quiet drops them
         click.echo(f"compiler warnings:\n{result.warnings}", err=True)
     click.echo(f"mismatches: {result.mismatches}")
     click.echo(f"wrote {result.report}")
