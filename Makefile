@@ -6,7 +6,7 @@ DEMO   := runs/demo
 
 .PHONY: setup test demo bench clean
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml scripts/setup.sh scripts/system-packages.sh
 	bash scripts/setup.sh
 	touch $@
 

@@ -37,7 +37,7 @@ def run(models: list[str], seeds: list[int], epochs: int, schemes: tuple[str, ..
                 for seed in seeds:
                     cfg = TrainConfig(model=model, scheme=scheme, wbits=4, abits=4, epochs=epochs, seed=seed)
                     run_dir = Path(tmp) / f"{model}-{scheme}-{seed}"
-                    m = train_run(cfg, run_dir, progress=False)
+                    m = train_run(cfg, run_dir)
                     accs.append(m["accuracy"]["test"])
                     fracs.append(m["sp2_fraction"]["overall"])
                     if scheme in EXPORTABLE:

@@ -24,7 +24,7 @@ def run(models: list[str], board: str, epochs: int) -> dict:
         for model in models:
             start = time.perf_counter()
             cfg = FlowConfig(TrainConfig(model=model, board=board, epochs=epochs, seed=0), out=Path(tmp) / model)
-            s = Flow(cfg, load_board(board), progress=print).execute()
+            s = Flow(cfg, load_board(board), progress=lambda r: print(r) if isinstance(r, str) else None).execute()
             rows[model] = {"summary": s, "wall_seconds": round(time.perf_counter() - start, 1)}
     return {"board": board, "epochs": epochs, "models": rows}
 

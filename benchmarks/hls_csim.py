@@ -101,7 +101,7 @@ def time_hls4ml(model: nn.Sequential, x: np.ndarray, kind: str, part: str, work:
 
 def bench(kind: str, epochs: int, work: Path) -> dict:
     run = work / kind
-    train_run(TrainConfig(model=kind, epochs=epochs, seed=0), run, progress=False)
+    train_run(TrainConfig(model=kind, epochs=epochs, seed=0), run)
     export_run(run)
     msq_t = time_msq(run, work)
     model, _ = load_run(run)

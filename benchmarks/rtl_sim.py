@@ -37,7 +37,7 @@ def _subset(project: Path, n: int) -> Path:
 def bench(model: str, simulator: str, root: Path, epochs: int, icarus_samples: int) -> dict:
     run = root / model
     if not (run / "ir").is_dir():
-        train_run(TrainConfig(model=model, epochs=epochs, seed=0, sp2_ratio=0.6), run, progress=False)
+        train_run(TrainConfig(model=model, epochs=epochs, seed=0, sp2_ratio=0.6), run)
         export_run(run)
     project = run / "rtl"
     if not project.is_dir():

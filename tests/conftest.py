@@ -13,7 +13,7 @@ from msq.ir.model import IRModel
 
 def _demo_run(root: Path, model: str) -> tuple[Path, IRModel]:
     run = root / model
-    train_run(TrainConfig(model=model, epochs=6, seed=0, sp2_ratio=0.6), run, progress=False)
+    train_run(TrainConfig(model=model, epochs=6, seed=0, sp2_ratio=0.6), run)
     ir, _ = export_run(run)
     return run, ir
 

@@ -22,6 +22,7 @@ from msq.frontend import models
 from msq.frontend.export import export_model
 from msq.frontend.models import QuantConfig
 from msq.ir.model import IRModel
+from msq.progress import Step
 
 ECP5_BOARD = ("name: small-ecp5\npart: LFE5U-25F-6BG256C\nfamily: ecp5\nlut: 24288\nff: 24288\ndsp: 28\n"
               "bram18: 56\nclock_mhz: 50\n")
@@ -72,9 +73,10 @@ def tiny_rtl(tmp_path_factory) -> tuple[Path, Path]:
 def ecp5_synth(tiny_rtl, tmp_path_factory) -> dict:
     board_path = tmp_path_factory.mktemp("board") / "small-ecp5.yaml"
     board_path.write_text(ECP5_BOARD)
-    lines: list[str] = []
-    result = synthesize(tiny_rtl[0], load_board(board_path), "auto", progress=lines.append)
-    result["progress"] = lines
+    reports: list = []
+    result = synthesize(tiny_rtl[0], load_board(board_path), "auto", progress=reports.append)
+    result["progress"] = [r for r in reports if isinstance(r, str)]
+    result["steps"] = [r for r in reports if isinstance(r, Step)]
     return result
 
 
@@ -128,6 +130,8 @@ def test_ecp5_place_and_route_reports_fmax_and_utilisation(ecp5_synth, tiny_rtl)
     assert s["dsp"] == cells.get("MULT18X18D", 0)
     assert s["utilization"]["lut"]["available"] == 24288 and s["utilization"]["bram36"]["available"] == 28
     assert any("routing" in line for line in s["progress"]) and "Fmax" in s["progress"][-1]
+    # Yosys' passes, relayed from its log as they start, end in a finished step
+    assert any(step.note.startswith("SYNTH_") for step in s["steps"]) and s["steps"][-1].finished
     assert (tiny_rtl[0] / "synth" / nextpnr.LOG_NAME).read_text().count("Max frequency for clock") >= 1
 
 

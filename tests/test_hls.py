@@ -107,6 +107,29 @@ def test_hls_project_layout_ports_and_tcl(tmp_path):
     assert not list(project.rglob("ap_int.h"))
 
 
+def test_hls_vitis_unified_config_names_every_source_top_part_and_clock(tmp_path):
+    ir = random_ir(3)
+    board = load_board("kv260")
+    project = generate_project(ir, tmp_path / "hls", board, extreme_inputs(ir), source="test IR")
+    cfg = (project / "hls_config.cfg").read_text()
+    assert cfg.isascii()
+    general, _, section = cfg.partition("\n[hls]\n")
+    settings = [line.split("=", 1) for line in section.splitlines() if line and not line.startswith("#")]
+    keys = [k for k, _ in settings]
+    assert f"part={board.part}" in general.splitlines()  # a v++ option: outside [hls]
+    assert ("clock", f"{1000 / board.clock_mhz:.3f}ns") in [tuple(s) for s in settings]
+    assert dict(settings)["syn.top"] == sources.TOP and dict(settings)["flow_target"] == "vivado"
+    assert dict(settings)["package.output.format"] == "ip_catalog"
+    # every C++ source the Tcl build adds, and the test data directory, each file on its own line
+    build = (project / "build.tcl").read_text()
+    syn = [v for k, v in settings if k == "syn.file"]
+    tb = [v for k, v in settings if k == "tb.file"]
+    assert syn == [sources.TOP_CPP] and f"add_files {sources.TOP_CPP}" in build
+    assert tb == [sources.TESTBENCH, "tb_data"] and all(f"add_files -tb {f}" in build for f in tb)
+    assert all((project / f).exists() for f in syn + tb)
+    assert len(keys) == len(set(keys)) + 1  # only tb.file repeats (once per file)
+
+
 def test_hls_corrupted_expected_reports_mismatch(tmp_path):
     ir = random_ir(1)
     project = generate_project(ir, tmp_path / "hls", load_board("pynq-z2"), extreme_inputs(ir))

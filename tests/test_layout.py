@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "msq"
 
 # What each floor may not import (module prefixes).
-BACKENDS_MAY_NOT = ("msq.frontend", "msq.design", "msq.cli", "msq.flow", "msq.rundir", "msq.report")
+BACKENDS_MAY_NOT = ("msq.frontend", "msq.design", "msq.cli", "msq.flow", "msq.rundir", "msq.report", "msq.api")
+# The floors below the Python API (msq/api.py sits on top, like the flow and the CLI).
+BELOW_THE_API = ("frontend", "ir", "design", "backends")
 IR_MAY_IMPORT = ("msq.ir", "msq.numerics", "msq.errors", "msq.atomic", "msq.names", "msq.limits")
 
 
@@ -52,6 +54,12 @@ def test_ir_imports_only_foundations(path):
     bad = sorted(name for name in _imports(path)
                  if name != "msq" and not any(_is_under(name, p) for p in IR_MAY_IMPORT))
     assert not bad, f"{_module_name(path)} imports {bad}"
+
+
+@pytest.mark.parametrize("floor", BELOW_THE_API)
+def test_nothing_below_the_api_imports_it(floor):
+    bad = [str(p.relative_to(ROOT)) for p in _sources(PACKAGE / floor) if any(_is_under(n, "msq.api") for n in _imports(p))]
+    assert not bad, f"{bad} import msq.api"
 
 
 def test_rooms_exist_and_glue_modules_are_gone():

@@ -23,6 +23,7 @@ from msq.backends.rtl.simulate import simulate
 from msq.cli import main
 from msq.ir import load_ir
 from msq.ir.model import IRModel
+from msq.progress import Step
 
 
 def _subset(project: Path, dest: Path, n: int, corrupt: bool = False) -> Path:
@@ -66,9 +67,15 @@ def cnn_rtl(cnn_demo, tmp_path_factory) -> tuple[Path, IRModel, Plan]:
 def test_rtl_demo_mlp_matches_reference(mlp_rtl):
     """Whole test set + extreme + random, random bubbles and back-pressure, after a mid-stream reset."""
     project, ir, plan = mlp_rtl
-    result = simulate(project, mid_stream_reset=True, seed=1)
+    steps: list = []
+    result = simulate(project, mid_stream_reset=True, seed=1, progress=steps.append)
     assert_rtl_exact(result, ir, plan, read_design(project)["samples"]["total"])
     assert read_design(project)["samples"]["inputs"] == 360
+    # the testbench's vector counts, relayed from the simulation log: rising to the total
+    vectors = [s for s in steps if isinstance(s, Step) and s.task == "simulate (verilator)"]
+    assert len(vectors) > 10 and vectors[-1].finished and vectors[-1].total == result["samples"] + \
+        json.loads((project / "vectors" / "stream.json").read_text())["timing_inferences"]
+    assert [s.done for s in vectors] == sorted(s.done for s in vectors)
 
 
 def test_rtl_demo_cnn_matches_reference(cnn_rtl):

@@ -18,7 +18,7 @@ SHORT = dict(epochs=5, seed=3)
 @pytest.fixture(scope="module")
 def mlp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "mlp"
-    metrics = train_run(TrainConfig(model="mlp", **SHORT), out, progress=False)
+    metrics = train_run(TrainConfig(model="mlp", **SHORT), out)
     return out, metrics
 
 
@@ -45,7 +45,7 @@ def test_run_directory_holds_checkpoint_assignment_and_metrics(mlp_run):
 
 def test_same_seed_same_result(mlp_run, tmp_path):
     out, metrics = mlp_run
-    again = train_run(TrainConfig(model="mlp", **SHORT), tmp_path / "again", progress=False)
+    again = train_run(TrainConfig(model="mlp", **SHORT), tmp_path / "again")
     assert again["history"] == metrics["history"]
     a = torch.load(out / "model.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "again" / "model.pt", weights_only=True)["state_dict"]

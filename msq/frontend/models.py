@@ -135,12 +135,12 @@ def load_factory(spec: str) -> Callable[..., nn.Module]:
     return factory
 
 
-def build_model(kind: str, in_shape: tuple[int, ...], classes: int, cfg: QuantConfig,
+def build_model(kind: str | Callable[..., nn.Module], in_shape: tuple[int, ...], classes: int, cfg: QuantConfig,
                 signed_input: bool = False) -> nn.Sequential:
-    """Build a demo model ('mlp', 'cnn') or a user's (``file.py:function``) for a dataset's input
-    shape and class count, and check that it uses supported layers only."""
+    """Build a demo model ('mlp', 'cnn') or a user's (``file.py:function``, or the function itself)
+    for a dataset's input shape and class count, and check that it uses supported layers only."""
     builders = {"mlp": build_mlp, "cnn": build_cnn}
-    factory = builders.get(kind) or load_factory(kind)
+    factory = kind if callable(kind) else builders.get(kind) or load_factory(kind)
     model = factory(tuple(in_shape), classes, cfg, signed_input)
     check_supported(model)
     return model

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from msq import atomic, limits
 from msq.boards import Board, load_board
@@ -32,6 +32,7 @@ from msq.frontend.assignment import assign_schemes, check_ratio
 from msq.frontend.data import Dataset, load_dataset
 from msq.frontend.models import QuantConfig, build_model, check_supported
 from msq.frontend.quantizer import msq_quantizers
+from msq.progress import Progress, Step
 
 # What msq train writes into a run directory (msq/rundir.py composes the whole layout).
 MODEL_PT = "model.pt"
@@ -127,8 +128,9 @@ def assignment_strings(model: nn.Module) -> dict[str, str]:
 
 
 def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, ratio: float,
-                progress: bool = True) -> list[dict[str, float]]:
-    """Run the warm-up + QAT schedule in place; returns per-epoch loss and test accuracy."""
+                progress: Progress | None = None) -> list[dict[str, float]]:
+    """Run the warm-up + QAT schedule in place; returns per-epoch loss and test accuracy.
+    ``progress`` receives a :class:`Step` per epoch."""
     check_supported(model)
     gen = torch.Generator().manual_seed(cfg.seed)
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
@@ -139,8 +141,8 @@ def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, ratio: float,
     warmup = max(1, cfg.epochs // 5) if quantized else 0
     set_weight_quant(model, False)
     history = []
-    bar = tqdm(range(cfg.epochs), desc=f"train {cfg.model}/{cfg.scheme}", unit="epoch", disable=not progress)
-    for epoch in bar:
+    task = f"train {cfg.model}/{cfg.scheme}"
+    for epoch in range(cfg.epochs):
         if quantized and epoch >= warmup and (epoch == warmup or (
                 (epoch - warmup) % REASSIGN_EVERY == 0 and epoch < REASSIGN_UNTIL * cfg.epochs)):
             if epoch == warmup:
@@ -159,18 +161,29 @@ def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, ratio: float,
         sched.step()
         acc = accuracy(model, data.x_test, data.y_test)
         history.append({"epoch": epoch + 1, "loss": total / batches, "test_accuracy": acc})
-        bar.set_postfix(loss=f"{total / batches:.3f}", acc=f"{acc:.1f}%")
+        if progress:
+            progress(Step(task, epoch + 1, cfg.epochs, "epoch", f"loss {total / batches:.3f}, acc {acc:.1f}%"))
     return history
 
 
-def train_run(cfg: TrainConfig, out: str | Path, progress: bool = True, board: Board | None = None) -> dict[str, Any]:
+def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = None,
+              board: Board | None = None) -> dict[str, Any]:
     """Train per ``cfg`` and write the run directory ``out``; returns the metrics."""
-    atomic.check_run_dir(Path(out))
+    atomic.check_run_dir(Path(out))  # before the work, not after
+    model, data, qcfg, metrics = fit(cfg, progress, board)
+    save_run(out, model, cfg, qcfg, data, metrics)
+    return metrics
+
+
+def fit(cfg: TrainConfig, progress: Progress | None = None, board: Board | None = None,
+        factory: Callable[..., nn.Module] | None = None) -> tuple[nn.Sequential, Dataset, QuantConfig, dict[str, Any]]:
+    """Train per ``cfg`` in memory: the model, its dataset, quantization settings and metrics.
+    ``factory`` builds the model instead of ``cfg.model`` (then only its label)."""
     ratio, ratio_source = resolve_ratio(cfg, board)
     data = load_dataset(cfg.dataset)
     seed_everything(cfg.seed)
     qcfg = QuantConfig(cfg.wbits, cfg.abits, cfg.scheme)
-    model = build_model(cfg.model, data.in_shape, data.classes, qcfg, data.signed)
+    model = build_model(factory or cfg.model, data.in_shape, data.classes, qcfg, data.signed)
     start = time.perf_counter()
     history = train_model(model, data, cfg, ratio, progress)
     seconds = time.perf_counter() - start
@@ -184,8 +197,7 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: bool = True, board: B
         "history": history,
         "train_seconds": round(seconds, 2),
     }
-    save_run(out, model, cfg, qcfg, data, metrics)
-    return metrics
+    return model, data, qcfg, metrics
 
 
 def save_run(out: str | Path, model: nn.Module, cfg: TrainConfig, qcfg: QuantConfig, data: Dataset,

