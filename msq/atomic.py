@@ -206,7 +206,7 @@ def inside(root: Path, rel: str) -> Path:
         raise MSQError(f"expected a relative path inside {root}, got {rel!r}")
     target = (root / rel).resolve()
     if not target.is_relative_to(root.resolve()) or target == root.resolve():
-        raise MSQError(f"refusing to write {rel!r}: it resolves outside the output directory {root}")
+        raise MSQError(f"refusing {rel!r}: it resolves outside the directory {root}")
     return root / rel
 
 

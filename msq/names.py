@@ -9,7 +9,8 @@ module names, C++ identifiers, Tcl ``set`` lines and file names. Two shapes of t
   or ``.``, at most :data:`MAX_NAME` characters (so ``pynq-z2`` and ``run-2.1`` are fine).
 
 Neither can hold a path separator, a space, a quote, a newline or a leading dot, so no name can
-climb out of a directory or end a line of generated code.
+climb out of a directory or end a line of generated code. File names derived from them (a layer's
+Verilog modules) keep a label's characters and may run to :data:`MAX_FILE_NAME` characters.
 """
 from __future__ import annotations
 

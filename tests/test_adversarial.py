@@ -678,6 +678,11 @@ CLI: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("csim-project-garbage", lambda ctx: ((ctx.run / "hls" / "project.json").write_bytes(b"\xff"),
                                           ["csim", str(ctx.run / "hls")])[1], "project.json: not UTF-8"),
     ("sim-not-project", lambda ctx: ["sim", str(ctx.case)], "is not an MSQ RTL project"),
+    ("sim-hostile-sources", lambda ctx: (_edit_json(ctx.run / "rtl" / "design.json",
+                                                    lambda d: d.update(sources=["../../../../etc/passwd"])),
+                                         ["sim", str(ctx.run / "rtl")])[1], "resolves outside the directory"),
+    ("sim-sources-not-list", lambda ctx: (_edit_json(ctx.run / "rtl" / "design.json", lambda d: d.update(sources=5)),
+                                          ["sim", str(ctx.run / "rtl")])[1], "field 'sources' must be a list"),
     ("synth-not-project", lambda ctx: ["synth", str(ctx.case)], "has no Verilog files"),
     ("synth-hostile-file-name", lambda ctx: ((ctx.run / "rtl" / "hdl" / "a}\nexec touch X.v").write_text(""),
                                              ["synth", str(ctx.run / "rtl")])[1], "file name.*not a valid name"),
@@ -811,7 +816,7 @@ def test_outputs_never_leave_the_output_directory(good, tmp_path):
             generate_project(ir, tmp_path / "hls", board.__class__(**{**board.__dict__, **hostile}), x)
     assert diff(before, snapshot(tmp_path)) == []
     for rel in ("../x", "/etc/x", "a/../../x", "."):
-        with pytest.raises(MSQError, match="resolves outside the output directory"):
+        with pytest.raises(MSQError, match="resolves outside the directory"):
             atomic.inside(tmp_path / "rtl", rel)
 
 

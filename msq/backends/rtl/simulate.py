@@ -121,6 +121,8 @@ def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = Fa
         raise MSQError(f"unknown simulator {simulator!r}: expected one of {', '.join(SIMULATORS)}")
     rtl_dir = Path(rtl_dir).resolve()
     design = read_design(rtl_dir)
+    if not isinstance(design, dict) or not isinstance(design.get("sources"), list):
+        raise MSQError(f"{rtl_dir}/design.json: field 'sources' must be a list of Verilog paths")
     sources = [Path(s).resolve() for s in sources] if sources else [atomic.inside(rtl_dir, s) for s in design["sources"]]
     progress(f"building {len(sources)} Verilog files with {simulator} ...")
     build_dir = build(rtl_dir, simulator, sources, waves, progress)
