@@ -19,13 +19,14 @@ estimate; with ``--synth`` each fitting design is generated and synthesized with
 LUT/FF/DSP/BRAM and logic depth; on an ECP5 board placed and routed, with the Fmax).
 
     .venv/bin/python benchmarks/headline.py [--boards pynq-z2,zc706] [--networks mlp-128x3,...]
-                                            [--synth] [--out benchmarks/results]
+                                            [--synth] [--update] [--out benchmarks/results]
 
 Writes OUT/headline.json (a list of design rows under "results") and OUT/headline.md.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -140,6 +141,8 @@ def main() -> None:
     ap.add_argument("--synth", action="store_true", help="generate and synthesize every fitting design with Yosys")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--update", action="store_true",
+                    help="keep the rows of OUT/headline.json for other boards and networks (replace only those run here)")
     args = ap.parse_args()
     start = time.perf_counter()
     rows: list[dict] = []
@@ -156,11 +159,15 @@ def main() -> None:
                                            lut_fixed))
                     if design == "msq":
                         rows[-1].update(explore_best(ir, board, rows[-1].get("interval")))
+    out = Path(args.out)
+    if args.update and (out / "headline.json").is_file():
+        ran = {(r["board"], r["network"]) for r in rows}
+        kept = [r for r in json.loads((out / "headline.json").read_text())["results"] if (r["board"], r["network"]) not in ran]
+        rows = kept + rows
     ratios(rows)
     data = {"calibration": cost_model.calibration()["yosys_version"], "wbits": WBITS, "abits": ABITS,
             "seed": args.seed, "headroom": planner.HEADROOM, "seconds": round(time.perf_counter() - start, 1),
             "results": rows}
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / "headline.json", data)
     atomic.write_text(out / "headline.md", markdown(data))
