@@ -5,6 +5,8 @@ Each design is synthesized once (module fixtures); designs are kept small for ru
 """
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +58,19 @@ def _synth(ir: IRModel, plan: Plan, out: Path, board) -> dict:
 
 @pytest.fixture(scope="module")
 def planned_mlp(mlp_demo, tmp_path_factory):
-    """The demo MLP planned for a tiny board (a non-trivial plan), generated and synthesized."""
+    """The demo MLP planned for a tiny board (a non-trivial plan) with fixed rows on DSPs only, then
+    half the first layer's DSP lanes moved to the LUT engine (all three engines present),
+    generated and synthesized."""
     _, ir = mlp_demo
     board_path = tmp_path_factory.mktemp("board") / "tiny.yaml"
     board_path.write_text(TINY_BOARD)
     board = load_board(board_path)
-    res = planner.plan_search(ir, board, headroom=1.0)
+    plan = planner.plan_search(ir, board, headroom=1.0, lut_fixed=False).plan
+    first = ir.compute_layers()[0].name
+    lp = plan[first]
+    layers = {**plan.layers, first: dataclasses.replace(lp, pe_fixed=lp.pe_fixed - lp.pe_fixed // 2,
+                                                        pe_fixed_lut=lp.pe_fixed // 2)}
+    res = planner.evaluate(ir, dataclasses.replace(plan, layers=layers))
     out = tmp_path_factory.mktemp("synth") / "mlp"
     return ir, res, out, _synth(ir, res.plan, out, board)
 
@@ -80,6 +89,7 @@ def test_synth_fixed_rows_map_to_dsp48(planned_mlp):
     ir, res, _, s = planned_mlp
     fixed_macs = sum(p.pe_fixed * p.simd for p in res.plan.layers.values())
     assert fixed_macs > len(ir.compute_layers())  # non-trivial plan
+    assert any(p.pe_fixed_lut for p in res.plan.layers.values())  # and the LUT engine beside the DSPs
     assert s["cells"].get("DSP48E1", 0) == s["dsp"] == res.resources.dsp
 
 

@@ -87,8 +87,9 @@ module msq_shift_add_engine #(
                     wire [ND*MW-1:0] terms;
                     wire [ND-1:0]    negs;
                     for (j = 0; j < ND; j = j + 1) begin : g_digit
+                        localparam integer   SH  = 2 * j;   // digit j weighs 4^j
                         wire [2:0]           d   = code[3*j +: 3];
-                        wire signed [MW-1:0] mag = !d[1] ? {MW{1'b0}} : d[0] ? (xe <<< (2 * j + 1)) : (xe <<< (2 * j));
+                        wire signed [MW-1:0] mag = !d[1] ? {MW{1'b0}} : d[0] ? (xe <<< (SH + 1)) : (xe <<< SH);
                         assign negs[j] = d[2];
                         assign terms[j*MW +: MW] = mag ^ {MW{d[2]}};
                     end
