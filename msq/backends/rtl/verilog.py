@@ -353,7 +353,7 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
             f"    {wmod} {kind}_w_rom (.clk(clk), .addr(wa), .data({kind}_w));\n"
             f"    wire {kind}_acc_pre, {kind}_acc_v;\n    wire [{pe}*ACCW-1:0] {kind}_accs;\n"
             + inst + f"\n        .clk(clk), .rst_n(rst_n), .v(run), .first(step_first), .last(step_last), "
-            f".x(x1), .w({kind}_w),\n        .acc_pre({kind}_acc_pre), .acc_v({kind}_acc_v), .accs({kind}_accs));\n"
+            f".x(x1m), .w({kind}_w),\n        .acc_pre({kind}_acc_pre), .acc_v({kind}_acc_v), .accs({kind}_accs));\n"
             f"    wire [{qaw}-1:0] {kind}_qaddr;\n    wire [{qwidth}-1:0] {kind}_q;\n"
             f"    {qmod} {kind}_q_rom (.clk(clk), .addr({kind}_qaddr), .data({kind}_q));\n"
             f"    msq_requant_stage #(.PE({pe}), .NRQ({units}), .STEPS({steps}), .NF({nf}), .ACCW(ACCW), "
