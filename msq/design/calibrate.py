@@ -73,10 +73,10 @@ def shift_add_engine(engine: str, wbits: int, abits: int, simd: int) -> Build:
     xw = abits + 1
     if engine == "sp2":
         k1, k2 = verilog.sp2_code_fields(wbits)
-        code, cw = {"CODE": 0, "KW1": k1, "KW2": k2}, 1 + k1 + k2
+        code = {"CODE": 0, "KW1": k1, "KW2": k2}
     else:
-        nd = numerics.booth_digits(wbits)
-        code, cw = {"CODE": 1, "ND": nd}, 3 * nd
+        code = {"CODE": 1, "ND": numerics.booth_digits(wbits)}
+    cw = verilog.code_bits(engine, wbits)
     return _wrap("msq_shift_add_engine", {"PE": PE, "SIMD": simd, "XW": xw, **code, "ACCW": ACC_REF,
                                           "RSTEP": verilog.TREE_REGISTER_LEVELS, "XROWS": verilog.X_COPY_ROWS},
                  {"rst_n": 1, "v": 1, "first": 1, "last": 1, "x": simd * xw, "w": PE * simd * cw},

@@ -30,7 +30,6 @@ from msq.design.calibrate import CAL_BUFFERS
 from msq.ir.arith import MULT_BITS, SHIFT_BITS
 from msq.ir.model import ComputeLayer, IRModel, Layer
 from msq.ir.plan import LayerPlan, Plan, engine_rows, folds
-from msq import numerics
 
 LUT_TOLERANCE = 0.25
 FF_TOLERANCE = 0.25
@@ -73,9 +72,7 @@ def engine(layer: ComputeLayer, kind: str, pe: int, lp: LayerPlan, table: dict[s
     units = verilog.requant_units(pe, sf)
     rq = cost_model.requant_cost(layer.requant_bits, table)
     total += Resources(units * rq[0], units * rq[1], units * rq[2])
-    code_bits = {"sp2": sum(verilog.sp2_code_fields(layer.wbits)) + 1, "fixed": layer.wbits,
-                 "fixed_lut": 3 * numerics.booth_digits(layer.wbits)}[kind]
-    total += rom(pe * simd * code_bits, nf * sf, table)
+    total += rom(pe * simd * verilog.code_bits(kind, layer.wbits), nf * sf, table)
     total += rom(units * (MULT_BITS + layer.requant_bits + SHIFT_BITS), nf * math.ceil(pe / units), table)
     return total
 

@@ -74,16 +74,20 @@ class EngineRows:
     pe: int
 
 
-def engine_rows(layer: ComputeLayer, lp: LayerPlan) -> list[EngineRows]:
-    """The engines a layer builds (those with rows), in :data:`ENGINES` order. The fixed rows go
-    first to the DSP engine, as many as it finishes in the folds both fixed engines need together
+def all_engine_rows(layer: ComputeLayer, lp: LayerPlan) -> list[EngineRows]:
+    """Every engine kind of :data:`ENGINES` with its rows (possibly none). The fixed rows go first
+    to the DSP engine, as many as it finishes in the folds both fixed engines need together
     (``ceil(R / (pe_fixed + pe_fixed_lut))``), the rest to the LUT engine."""
     fixed = layer.fixed_rows
     shared = lp.pe_fixed + lp.pe_fixed_lut
     n_dsp = min(len(fixed), math.ceil(len(fixed) / shared) * lp.pe_fixed) if shared else 0
-    out = [EngineRows("sp2", layer.sp2_rows, lp.pe_sp2), EngineRows("fixed", fixed[:n_dsp], lp.pe_fixed),
-           EngineRows("fixed_lut", fixed[n_dsp:], lp.pe_fixed_lut)]
-    return [e for e in out if len(e.rows)]
+    return [EngineRows("sp2", layer.sp2_rows, lp.pe_sp2), EngineRows("fixed", fixed[:n_dsp], lp.pe_fixed),
+            EngineRows("fixed_lut", fixed[n_dsp:], lp.pe_fixed_lut)]
+
+
+def engine_rows(layer: ComputeLayer, lp: LayerPlan) -> list[EngineRows]:
+    """The engines a layer builds: those of :func:`all_engine_rows` that have rows."""
+    return [e for e in all_engine_rows(layer, lp) if len(e.rows)]
 
 
 def folds(layer: ComputeLayer, lp: LayerPlan) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 from msq import numerics
 from msq.ir.arith import ActFormat, requant_datapath_bits
 from msq.ir.model import ComputeLayer, Layer, PoolLayer
-from msq.ir.plan import ENGINES, LayerPlan, engine_rows, folds
+from msq.ir.plan import LayerPlan, all_engine_rows, folds
 
 
 
@@ -125,9 +125,7 @@ class Folding:
     def lanes(self, layer: ComputeLayer, lp: LayerPlan) -> list[tuple[np.ndarray, int, int]]:
         """(IR rows of the lane's engine, rows per fold, lane within the engine) of every lane in
         hardware order: the SP2 lanes, the fixed lanes on DSPs, the fixed lanes in LUTs."""
-        rows = {e.kind: e.rows for e in engine_rows(layer, lp)}
-        return [(rows.get(kind, np.zeros(0, dtype=np.int64)), lp.pe(kind), i)
-                for kind in ENGINES for i in range(lp.pe(kind))]
+        return [(e.rows, e.pe, i) for e in all_engine_rows(layer, lp) for i in range(e.pe)]
 
 
 def engine_fields(codes: np.ndarray, rows: np.ndarray, pe: int, fo: Folding) -> np.ndarray:
@@ -183,10 +181,10 @@ def compute_struct(index: int, layer: ComputeLayer, lp: LayerPlan) -> tuple[str,
              f"    static const int WBITS = {w}, CODE_BITS = {w};"]
     roms, pragmas = [], []
     sign, k1, k2 = (c.reshape(layer.rows, -1) for c in layer.sp2_codes())
-    rows = {e.kind: e.rows for e in engine_rows(layer, lp)}
+    engines_of = {e.kind: e for e in all_engine_rows(layer, lp)}
 
     def fields(kind: str, codes: np.ndarray) -> np.ndarray:
-        return engine_fields(codes, rows.get(kind, np.zeros(0, dtype=np.int64)), lp.pe(kind), fo)
+        return engine_fields(codes, engines_of[kind].rows, engines_of[kind].pe, fo)
 
     fixed_codes = layer.w_int.reshape(layer.rows, -1) & ((1 << w) - 1)
     engines = (("sp2", fo.pe_sp2, fields("sp2", (sign << (m1 + m2)) | (k1 << m2) | k2)),

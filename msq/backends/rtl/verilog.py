@@ -234,6 +234,12 @@ def _rom_module(module: str, doc: str, width: int, words: list[int], header: str
             f"              .INIT({_hex(words, width)})) rom (.clk(clk), .addr(addr), .data(data));\nendmodule\n")
 
 
+def code_bits(kind: str, wbits: int) -> int:
+    """Bits of one weight code in an engine's ROM word: SP2 {sign, k1, k2}, a fixed-point weight,
+    or its radix-4 Booth digits (3 bits each) for the LUT engine."""
+    return {"sp2": 1 + sum(sp2_code_fields(wbits)), "fixed": wbits, "fixed_lut": 3 * numerics.booth_digits(wbits)}[kind]
+
+
 def booth_code(w_int: np.ndarray, wbits: int) -> np.ndarray:
     """The LUT fixed-point engine's weight codes: per Booth digit 3 bits {neg, nz, dbl}, digit j at
     bit 3j (msq_shift_add_engine, CODE 1)."""
@@ -246,17 +252,15 @@ def _weight_words(layer: ComputeLayer, e: EngineRows, lp: LayerPlan) -> tuple[li
     """Weight ROM words of one engine (word = fold * SF + step; PE*SIMD codes, row-major) and width."""
     nf, sf, simd, rows, pe = folds(layer, lp), steps_per_fold(layer, lp), lp.simd, e.rows, e.pe
     flat = layer.w_int.reshape(layer.rows, -1)
+    cw = code_bits(e.kind, layer.wbits)
     if e.kind == "sp2":
         k1w, k2w = sp2_code_fields(layer.wbits)
         sign, k1, k2 = (a.reshape(layer.rows, -1) for a in layer.sp2_codes())
-        cw = 1 + k1w + k2w
         code = (sign << (k1w + k2w)) | (k1 << k2w) | k2
     elif e.kind == "fixed_lut":
-        cw = 3 * numerics.booth_digits(layer.wbits)
         code = np.zeros_like(flat)
         code[rows] = booth_code(flat[rows], layer.wbits)
     else:
-        cw = layer.wbits
         code = flat & ((1 << cw) - 1)
     words = []
     for f in range(nf):
