@@ -3,7 +3,8 @@
 # only when not root. Needed: g++ and make (C simulation, Verilator's C++ builds), chromium (the
 # report's test in a real browser). Optional: Icarus Verilog (`msq sim --simulator icarus`) and the
 # LZ4 header Verilator's FST waveform writer compiles against (`msq sim --waves`). Where apt cannot
-# run, it names the packages to install; it exits non-zero only when a needed one is still missing. Called by scripts/setup.sh.
+# run, it names the packages to install; it exits non-zero only when a needed one is still missing.
+# Called by scripts/setup.sh.
 set -uo pipefail
 
 purpose() {

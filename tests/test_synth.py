@@ -138,6 +138,8 @@ def test_synth_vivado_report_parsers_7series_and_ultrascale():
     assert timing == {"wns_ns": -0.421, "tns_ns": -3.877, "failing_endpoints": 12, "total_endpoints": 4321,
                       "whs_ns": 0.102, "clock": "ap_clk", "period_ns": 10.0, "fmax_mhz": 95.96}
     assert vivado.parse_timing("no summary here") is None
+    unconstrained = (VIVADO_DATA / "timing_summary.rpt").read_text().replace("-0.421       -3.877", "NA           NA", 1)
+    assert vivado.parse_timing(unconstrained)["wns_ns"] is None and vivado.parse_timing(unconstrained)["fmax_mhz"] is None
     with pytest.raises(MSQError, match="utilization report"):
         vivado.parse_utilization("no tables here", "v")
 
