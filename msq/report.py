@@ -47,6 +47,11 @@ def _fmt(value: Any) -> str:
     return "—" if value is None else str(value)
 
 
+def _ns(value: float | None) -> str:
+    """A slack in ns to the picosecond, as Vivado prints it."""
+    return "—" if value is None else f"{value:.3f}"
+
+
 def ir_table(ir: IRModel) -> Table:
     """The IR per layer (as ``msq export`` prints it) with each layer's range of requantization factors."""
     rows = []
@@ -90,10 +95,10 @@ def timing_table(synth: dict[str, Any], vivado_timing: dict[str, Any] | None) ->
         t = vivado_timing
         target = 1000.0 / t["period_ns"] if t.get("period_ns") else target
         rows.append([f"Vivado report_timing_summary, clock {t.get('clock') or '?'} (post-synthesis)", _fmt(target),
-                     _fmt(t.get("wns_ns")), _fmt(t.get("tns_ns")), _fmt(t.get("failing_endpoints")),
+                     _ns(t.get("wns_ns")), _ns(t.get("tns_ns")), _fmt(t.get("failing_endpoints")),
                      _fmt(t.get("fmax_mhz")), ""])
     if synth.get("fmax_mhz") is not None:
-        rows.append([f"{synth.get('tool')} (post-route)", _fmt(synth.get("clock_mhz")), _fmt(synth.get("wns_ns")),
+        rows.append([f"{synth.get('tool')} (post-route)", _fmt(synth.get("clock_mhz")), _ns(synth.get("wns_ns")),
                      "", "", _fmt(synth.get("fmax_mhz")), ""])
     if synth.get("lut_levels") is not None:
         rows.append(["Yosys logic depth (register to register)", "", "", "", "", "", _fmt(synth["lut_levels"])])
@@ -178,7 +183,7 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
 
 STYLE = ("*{box-sizing:border-box}body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
          "color:#222}.scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:.5em 0}"
-         "td,th{border:1px solid #bbb;padding:.3em .7em;text-align:right}td:first-child{text-align:left}"
+         "td,th{border:1px solid #bbb;padding:.3em .7em;text-align:right}td:first-child,th:first-child{text-align:left}"
          "th{background:#eee}img{display:block;max-width:100%;height:auto}")
 
 

@@ -110,7 +110,9 @@ def instance_bars(instances: dict[str, dict[str, Any]]) -> bytes:
     keys = ("lut", "ff", "dsp", "bram36")
     fig, axes = plt.subplots(1, len(keys), figsize=(10, 0.8 + 0.32 * len(names)), sharey=True)
     for ax, key, color in zip(axes, keys, ("#7570b3", "#66a61e", FIXED_COLOR, "#e6ab02")):
-        ax.barh(names, [instances[n][key] for n in names], color=color)
+        values = [instances[n][key] for n in names]
+        ax.barh(names, values, color=color)
+        ax.set_xlim(0, max(1, max(values) * 1.05))  # a resource no layer uses: an empty axis from 0
         ax.set_xlabel(key.upper())
     axes[0].invert_yaxis()
     fig.suptitle("synthesized resources per layer module", fontsize=10)
