@@ -133,7 +133,8 @@ def _sections(run: RunDir, s: dict[str, Any]) -> list[Table | Figure]:
     the IR, per layer, the whole design."""
     ir, s = run.ir, with_stage_files(run, s)
     acc, synth, estimate, rt = s.get("accuracy", {}), s.get("synth", {}), s.get("estimate", {}), s.get("rtlsim", {})
-    out: list[Table | Figure] = [("Accuracy (test set, %)", ["float baseline", "fake-quant (PyTorch)", "deployed (integer)"],
+    out: list[Table | Figure] = [("Accuracy (test set, %)",
+                                  ["float baseline", "fake-quant (PyTorch)", "deployed (integer)"],
                                   [[_fmt(acc.get("float")), _fmt(acc.get("fake_quant")), _fmt(acc.get("deployed"))]])]
     histories = {label: h for label, h in (("MSQ (fake-quant)", training_history(run.metrics_json)),
                                            ("float baseline", training_history(RunDir(run.float_dir).metrics_json)))
@@ -154,7 +155,8 @@ def _sections(run: RunDir, s: dict[str, Any]) -> list[Table | Figure]:
     if synth:
         util = synth.get("utilization", {})
         version = synth.get("version", "").split("(")[0].strip()
-        out.append((f"Resources ({synth.get('tool')}: {version})", ["resource", "used", "planner estimate", "available", "%"],
+        out.append((f"Resources ({synth.get('tool')}: {version})",
+                    ["resource", "used", "planner estimate", "available", "%"],
                     [[k.upper(), _fmt(v["used"]), _fmt(estimate.get(k)), _fmt(v["available"]), f"{v['percent']:.2f}"]
                      for k, v in util.items()] + [["CARRY", _fmt(synth.get("carry")), "", "", ""]]))
         out.append(Figure("resources.png", "Resources against the board", figs.resource_bars(synth)))

@@ -15,7 +15,7 @@ from random_models import _randomize
 from msq.backends.rtl.generate import generate_rtl
 from msq.backends.synth import nextpnr
 from msq.backends.synth.driver import synthesize
-from msq.backends.synth.yosys import ecp5_counts_from_cells, lut_levels
+from msq.backends.synth.yosys import ecp5_counts_from_cells, lut_depths
 from msq.boards import load_board
 from msq.errors import MSQError
 from msq.frontend import models
@@ -151,6 +151,10 @@ def test_xilinx_yosys_reports_logic_depth_per_layer_module(tiny_rtl):
         assert sum(v[key] for v in inst.values()) == s[key], key
     assert inst["dense1"]["dsp"] > 0 and inst["dense2"]["lut"] > 0
     assert max(v["lut_levels"] for v in inst.values()) == s["lut_levels"]
+
+
+def lut_levels(netlist: dict, top: str) -> int:
+    return max(lut_depths(netlist, top).values())
 
 
 def _cell(kind: str, inputs: list[int], outputs: list[int], **params) -> dict:

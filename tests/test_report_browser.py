@@ -69,8 +69,8 @@ def report_run(tmp_path_factory) -> Path:
     board.write_text(BOARD)
     (root / "tiny.py").write_text(TINY_MLP)  # two layers: a Yosys run of about a minute
     run = root / "tiny"
-    _invoke("flow", "--model", f"{root / 'tiny.py'}:tiny", "--epochs", "2", "--sp2-ratio", "0.6", "--seed", "1", "--board", str(board),
-            "--out", str(run), "--until", "plan")
+    _invoke("flow", "--model", f"{root / 'tiny.py'}:tiny", "--epochs", "2", "--sp2-ratio", "0.6", "--seed", "1",
+            "--board", str(board), "--out", str(run), "--until", "plan")
     _invoke("rtl", str(run), "--plan", str(run / "plan.json"), "--board", str(board))
     _invoke("synth", str(run / "rtl"), "--board", str(board), "--tool", "yosys")
     shutil.copy(TIMING_SAMPLE, run / "rtl" / "synth" / vivado.TIMING_REPORT)

@@ -7,8 +7,9 @@ DSP48E2/CARRY8/RAMB36E2, ECP5 has LUT4/CCU2C/TRELLIS_FF/MULT18X18D/DP16KD.
 
 The mapped netlist is written as ``netlist.json``. For AMD families it gives the logic depth
 (``lut_levels``): no open place and route exists for them, so the number of LUTs on the longest
-register-to-register path is the timing figure Yosys can give. For ECP5 the netlist is the input
-of nextpnr-ecp5 (``nextpnr.py``), which measures real post-route timing.
+register-to-register path is the timing figure Yosys can give), and the counts and depth of each
+layer's module (``instances``: the flattened cells keep their instance's name). For ECP5 the
+netlist is the input of nextpnr-ecp5 (``nextpnr.py``), which measures real post-route timing.
 """
 from __future__ import annotations
 
@@ -131,11 +132,6 @@ def lut_depths(netlist: dict, top: str) -> dict[str, int]:
     return depth
 
 
-def lut_levels(netlist: dict, top: str) -> int:
-    """Most LUTs on any register-to-register path of the flattened AMD netlist ``top`` (:func:`lut_depths`)."""
-    return max(lut_depths(netlist, top).values(), default=0)
-
-
 def per_instance(netlist: dict, top: str, tool: str, version: str, family: str) -> dict[str, dict]:
     """Counts and logic depth of each instance of ``top`` (its layers, its output buffer) and of
     ``top``'s own logic, from the flattened AMD netlist: they add up to the design's totals.
@@ -239,7 +235,6 @@ def synthesize(sources: Sequence[Path], top: str, family: str, workdir: Path, ti
                 cells[name] = cells.get(name, 0) + n
     counts = counts_from_cells(cells, "yosys", version, family)
     if family != "ecp5":
-        flat = json.loads(netlist.read_text())
-        counts.lut_levels = lut_levels(flat, top)
-        counts.instances = per_instance(flat, top, "yosys", version, family)
+        counts.instances = per_instance(json.loads(netlist.read_text()), top, "yosys", version, family)
+        counts.lut_levels = max(inst["lut_levels"] for inst in counts.instances.values())  # every cell has an owner
     return counts
