@@ -19,6 +19,8 @@ from click.testing import CliRunner
 
 from msq.backends.synth import vivado
 from msq.cli import main
+from msq.errors import MSQError
+from msq.report import training_history
 
 TINY_MLP = ("from msq.frontend.models import build_mlp\n\n\n"
             "def tiny(in_shape, classes, cfg, signed_input=False):\n"
@@ -146,3 +148,11 @@ def test_the_probe_sees_a_broken_image_and_a_wide_element(tmp_path):
     result = _probe(page, 800, tmp_path)
     assert [(i["alt"], i["natural"]) for i in result["images"]] == [("gone", 0)]
     assert result["page_width"] > 800 and result["outside"] == ["DIV wide"]
+
+
+def test_a_malformed_training_history_names_the_file(tmp_path):
+    assert training_history(tmp_path / "absent.json") == []  # an imported run has no training
+    bad = tmp_path / "metrics.json"
+    bad.write_text(json.dumps({"history": [{"epoch": 1, "loss": "high"}]}))
+    with pytest.raises(MSQError, match=r"metrics.json: field 'history' must be a list of \{epoch, loss, test_accuracy\}"):
+        training_history(bad)
