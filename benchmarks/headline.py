@@ -20,7 +20,7 @@ estimate; with ``--synth`` each fitting design is generated and synthesized with
 LUT/FF/DSP/BRAM and logic depth; on an ECP5 board placed and routed, with the Fmax).
 
     .venv/bin/python benchmarks/headline.py [--boards pynq-z2,zc706] [--networks mlp-128x3,...]
-                                            [--synth] [--update] [--out benchmarks/results]
+                                            [--designs msq,...] [--synth] [--update] [--out benchmarks/results]
 
 Writes OUT/headline.json (a list of design rows under "results") and OUT/headline.md.
 """
@@ -139,11 +139,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--boards", default=",".join(BOARDS))
     ap.add_argument("--networks", default=",".join(NETWORKS))
+    ap.add_argument("--designs", default=",".join(DESIGNS), help="designs to run (msq always plans its ratio)")
     ap.add_argument("--synth", action="store_true", help="generate and synthesize every fitting design with Yosys")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--update", action="store_true",
-                    help="keep the rows of OUT/headline.json for other boards and networks (replace only those run here)")
+                    help="keep the rows of OUT/headline.json for other boards, networks and designs (replace only those run here)")
     args = ap.parse_args()
     start = time.perf_counter()
     rows: list[dict] = []
@@ -153,7 +154,8 @@ def main() -> None:
             balance = cost_model.board_sp2_ratio(board, WBITS, ABITS)
             for network in args.networks.split(","):
                 planned = explore.planned_ratio(build_ir(network, "msq", balance, args.seed), board, balance)
-                for design, (scheme, lut_fixed) in DESIGNS.items():
+                for design in args.designs.split(","):
+                    scheme, lut_fixed = DESIGNS[design]
                     r = {"msq": balance if planned is None else planned, "fixed": 0.0, "sp2": 1.0}[scheme]
                     print(f"{board_name} {network} {design} ...", flush=True)
                     ir = build_ir(network, scheme, r, args.seed)
@@ -163,9 +165,11 @@ def main() -> None:
                         rows[-1].update(explore_best(ir, board, rows[-1].get("interval")))
     out = Path(args.out)
     if args.update and (out / "headline.json").is_file():
-        ran = {(r["board"], r["network"]) for r in rows}
-        kept = [r for r in json.loads((out / "headline.json").read_text())["results"] if (r["board"], r["network"]) not in ran]
-        rows = kept + rows
+        ran = {(r["board"], r["network"], r["design"]) for r in rows}
+        kept = [r for r in json.loads((out / "headline.json").read_text())["results"]
+                if (r["board"], r["network"], r["design"]) not in ran]
+        order = {(b, n, d): i for i, (b, n, d) in enumerate((b, n, d) for b in BOARDS for n in NETWORKS for d in DESIGNS)}
+        rows = sorted(kept + rows, key=lambda r: order.get((r["board"], r["network"], r["design"]), len(order)))
     ratios(rows)
     data = {"calibration": cost_model.calibration()["yosys_version"], "wbits": WBITS, "abits": ABITS,
             "seed": args.seed, "headroom": planner.HEADROOM, "seconds": round(time.perf_counter() - start, 1),
