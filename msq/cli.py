@@ -387,7 +387,7 @@ def deploy(run, board, source, out) -> None:
     from msq.backends.deploy.project import DRIVER, TCL, read_deploy, write_deploy
 
     project = run.require(run.rtl_dir if source == "rtl" else run.hls_dir, source)
-    path = write_deploy(project, board, Path(out) if out else run.path / "deploy", source)
+    path = write_deploy(project, board, Path(out) if out else run.deploy_dir, source)
     fmt = read_deploy(path)["stream"]
     click.echo(f"wrote {path}: {TCL} (part {board.part}, {board.board_part}), {DRIVER}")
     click.echo(f"DMA streams: x_in {fmt['in_tdata_bits']} bits x {fmt['in_beats']} beats, "

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The system tools MSQ calls, installed from the distribution (apt) only when missing, with sudo
 # only when not root. Needed: g++ and make (C simulation, Verilator's C++ builds). Optional: Icarus
-# Verilog (`msq sim --simulator icarus`) and the LZ4 header Verilator's FST waveform writer compiles
-# against (`msq sim --waves`). Where apt cannot run, it names the packages to install; it exits
+# Verilog (`msq sim --simulator icarus`), the LZ4 header Verilator's FST waveform writer compiles
+# against (`msq sim --waves`) and tclsh (the tests run the Tcl of `msq deploy` with Vivado stubs). Where apt cannot run, it names the packages to install; it exits
 # non-zero only when a needed one is still missing. Called by scripts/setup.sh.
 set -uo pipefail
 
@@ -12,6 +12,7 @@ purpose() {
     make) echo "Verilator builds (msq sim)" ;;
     iverilog) echo "the second RTL simulator (msq sim --simulator icarus)" ;;
     liblz4-dev) echo "waveforms from Verilator (msq sim --waves)" ;;
+    tcl) echo "checking the Vivado Tcl of msq deploy under tclsh (tests/test_deploy.py)" ;;
   esac
 }
 
@@ -22,6 +23,7 @@ check() {
   command -v make >/dev/null 2>&1 || REQUIRED+=(make)
   command -v iverilog >/dev/null 2>&1 || OPTIONAL+=(iverilog)
   [ -f /usr/include/lz4.h ] || OPTIONAL+=(liblz4-dev)
+  command -v tclsh >/dev/null 2>&1 || OPTIONAL+=(tcl)
 }
 
 check

@@ -31,7 +31,7 @@ from msq.ir.plan import Plan, check_plan, default_plan, divisors
 from random_models import extreme_inputs, random_ir
 
 PYNQ_Z2 = load_board("pynq-z2")
-TCLSH = "/usr/bin/tclsh"
+TCLSH = shutil.which("tclsh")  # Debian package tcl (scripts/system-packages.sh)
 # Every Vivado command the script may call; anything else is an "invalid command name" under tclsh.
 VIVADO_COMMANDS = (
     "create_project", "add_files", "set_property", "get_property", "current_fileset", "current_project",
@@ -79,6 +79,7 @@ def _run_tcl(dep: Path, tmp: Path) -> list[list[str]]:
     setup = (f"set ::commands {{{' '.join(VIVADO_COMMANDS)}}}; set ::script {{{dep / deploy.TCL}}}; "
              f"set ::impl_dir {{{impl}}}; set ::hwh {{{tmp / 'msq.hwh'}}}; set ::calls_file {{{tmp / 'calls.txt'}}}; "
              f"source {{{harness}}}")
+    assert TCLSH, "tclsh is not on PATH: install the tcl package (scripts/system-packages.sh)"
     proc = subprocess.run([TCLSH], input=setup, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and not proc.stderr, proc.stderr or proc.stdout
     return [line.split("\x1f") for line in (tmp / "calls.txt").read_text().splitlines()]
@@ -261,3 +262,15 @@ def test_deploy_cli(mlp_demo, tmp_path):
     assert driver.FORMAT["model"] == deploy.read_deploy(tmp_path / "d")["model"]
     res = CliRunner().invoke(main, ["deploy", str(run), "--board", "zcu104", "--out", str(tmp_path / "e")])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "Zynq-7000" in res.output
+
+
+def test_deploy_api(tmp_path):
+    import msq
+    from msq.api import IR
+
+    ir = IR(random_ir(1))
+    d = msq.deploy(msq.rtl(ir), tmp_path / "d")  # written to a temporary directory first
+    assert d.tcl.is_file() and d.driver.is_file() and (d.path / "hdl" / "msq_top.v").is_file()
+    assert d.stream["out_beats"] == 5 and d.stream["in_tdata_bits"] == 8
+    h = msq.deploy(msq.hls(ir).write(tmp_path / "hls"), tmp_path / "h")
+    assert blockdesign.HLS_CORE_VLNV in h.tcl.read_text() and not (h.path / "hdl").exists()

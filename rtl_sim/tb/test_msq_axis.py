@@ -4,7 +4,8 @@ cocotbext-axi's AXI-Stream source and sink standing in for the AXI DMA (MM2S and
 Configuration from the environment (set by the test that runs it):
 
 - ``MSQ_DRIVER``: the generated ``msq_driver.py`` (its pure-numpy ``pack_inputs`` / ``unpack_outputs``);
-- ``MSQ_VECTORS``: directory with ``inputs.npy`` (N, *input_shape) and ``expected.npy`` (the reference);
+- ``MSQ_VECTORS``: directory with ``inputs.npy`` (N, *input_shape), ``expected.npy`` (the reference)
+  and ``stream.json`` (its ``max_cycles_per_inference`` bounds the wait for each output frame);
 - ``MSQ_RESULT``: JSON file this testbench writes (mismatches, frames received, their lengths);
 - ``MSQ_SEED``: seed of the random pauses on both streams (bubbles on MM2S, back-pressure on S2MM).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import random
 from pathlib import Path
@@ -54,10 +56,13 @@ async def driver_packing_test(dut):
     fmt = driver.FORMAT
     words = driver.pack_inputs(x)
     frame_bytes = fmt["out_beats"] * fmt["out_tdata_bits"] // 8
+    max_cycles = int(json.loads((vectors / "stream.json").read_text())["max_cycles_per_inference"])
 
     cocotb.start_soon(Clock(dut.ap_clk, PERIOD_NS, unit="ns").start())
     source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "x_in"), dut.ap_clk, dut.ap_rst_n, reset_active_level=False)
     sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "y_out"), dut.ap_clk, dut.ap_rst_n, reset_active_level=False)
+    for end in (source, sink):  # not every frame in the log
+        end.log.setLevel(logging.WARNING)
     source.set_pause_generator(pauses(rng, 0.2))
     sink.set_pause_generator(pauses(rng, 0.3))
     dut.ap_rst_n.value = 0
@@ -68,7 +73,7 @@ async def driver_packing_test(dut):
     await source.send(AxiStreamFrame(words.tobytes()))
     frames = []
     for _ in range(len(x)):
-        frame = await with_timeout(sink.recv(), 200 * (words[0].size + frame_bytes) + 10000, "ns")
+        frame = await with_timeout(sink.recv(), 2 * max_cycles * PERIOD_NS, "ns")  # pauses: up to 2x slower
         frames.append(bytes(frame.tdata))
     await ClockCycles(dut.ap_clk, 4 * fmt["out_beats"] + 20)  # nothing more may arrive
     extra = not sink.empty()
