@@ -274,3 +274,18 @@ def test_deploy_api(tmp_path):
     assert d.stream["out_beats"] == 5 and d.stream["in_tdata_bits"] == 8
     h = msq.deploy(msq.hls(ir).write(tmp_path / "hls"), tmp_path / "h")
     assert blockdesign.HLS_CORE_VLNV in h.tcl.read_text() and not (h.path / "hdl").exists()
+
+
+def test_deploy_hostile_project_path_stays_in_a_comment(tmp_path):
+    """A project path with a newline and Tcl in it: escaped in the header comments, refused where
+    the HLS route would write it into Tcl."""
+    ir = random_ir(1)
+    hostile = tmp_path / "p\nexec touch F\n[exit]"
+    rtl = generate_rtl(ir, hostile / "rtl", extreme_inputs(ir), n_extreme_random=1)
+    dep = deploy.write_deploy(rtl, PYNQ_Z2, tmp_path / "d")
+    for name in (deploy.TCL, deploy.DRIVER):
+        lines = (dep / name).read_text().splitlines()
+        assert not any(line.startswith(("exec", "[exit]")) for line in lines), name
+    hls = generate_project(ir, hostile / "hls", PYNQ_Z2, extreme_inputs(ir))
+    with pytest.raises(MSQError, match="must be plain"):
+        deploy.write_deploy(hls, PYNQ_Z2, tmp_path / "h", source="hls")
