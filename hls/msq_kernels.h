@@ -40,6 +40,21 @@
 #include <ap_int.h>
 #include <hls_stream.h>
 
+// The top-level ports are AXI-Stream beats with side channels, ap_axiu<W,0,0,0> (data, keep, strb,
+// last), as an AXI DMA expects. Vitis HLS has the header; a plain g++ C simulation (the ap_types
+// of hls4ml have no ap_axi_sdata.h) uses the same four members declared here.
+#if __has_include(<ap_axi_sdata.h>)
+#include <ap_axi_sdata.h>
+#else
+template <int D, int U, int TI, int TD> struct ap_axiu;
+template <int D> struct ap_axiu<D, 0, 0, 0> {
+    ap_uint<D> data;
+    ap_uint<(D + 7) / 8> keep;
+    ap_uint<(D + 7) / 8> strb;
+    ap_uint<1> last;
+};
+#endif
+
 #if defined(MSQ_TRACE) && !defined(__SYNTHESIS__)
 #include <cstdio>
 #endif
@@ -481,6 +496,35 @@ void regroup(hls::stream<TI>& in, hls::stream<TO>& out) {
             buf >>= OUT_N * B;
             count -= OUT_N;
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Top-level side channels. axis_in: the data of BEATS input beats (TKEEP, TSTRB, TLAST ignored:
+// frames are counted in beats, and a DMA transfer of many frames marks only its last beat).
+// axis_out: BEATS output words as beats with every byte kept and TLAST on the frame's last one.
+template <class A, class T, int BEATS>
+void axis_in(hls::stream<A>& in, hls::stream<T>& out) {
+#pragma HLS INLINE off
+    axis_in_beats:
+    for (int i = 0; i < BEATS; i++) {
+#pragma HLS PIPELINE II=1
+        out.write(T(in.read().data));
+    }
+}
+
+template <class T, class A, int BEATS>
+void axis_out(hls::stream<T>& in, hls::stream<A>& out) {
+#pragma HLS INLINE off
+    axis_out_beats:
+    for (int i = 0; i < BEATS; i++) {
+#pragma HLS PIPELINE II=1
+        A beat;
+        beat.data = in.read();
+        beat.keep = -1;
+        beat.strb = -1;
+        beat.last = (i == BEATS - 1);
+        out.write(beat);
     }
 }
 

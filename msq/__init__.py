@@ -6,7 +6,7 @@ The Python API (msq/api.py: ``msq.train``, ``msq.export``, ``msq.hls``, ``msq.rt
 
 __version__ = "0.1.0"
 
-_API = ("train", "load_dataset", "export", "predict", "plan", "hls", "rtl", "synth", "IR")
+_API = ("train", "load_dataset", "export", "predict", "plan", "hls", "rtl", "synth", "deploy", "IR")
 __all__ = ["__version__", *_API]
 
 

@@ -289,3 +289,31 @@ def synth(design: RTLProject | str | Path, board: Board | str = "pynq-z2", tool:
     return Synthesis(tool=s["tool"], lut=s["lut"], ff=s["ff"], dsp=s["dsp"], bram36=s["bram36"],
                      fmax_mhz=s.get("fmax_mhz"), lut_levels=s.get("lut_levels"), utilization=s["utilization"],
                      report=s)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A board deployment (docs/deploy.md): ``vivado -mode batch -source`` the ``tcl`` in ``path``
+    for msq.bit/.hwh; ``driver`` is the PYNQ driver; ``stream`` the DMA streams' format."""
+
+    path: Path
+    tcl: Path
+    driver: Path
+    stream: dict[str, Any]
+
+
+def deploy(design: RTLProject | str | Path, out: str | Path, board: Board | str = "pynq-z2") -> Deployment:
+    """Block-design Tcl (PS7 + AXI DMA + the core) and PYNQ driver for a Zynq-7000 board. ``design``:
+    an :class:`RTLProject` (written to a temporary directory unless it has been written), or the
+    directory of ``msq rtl`` or of ``msq hls`` (then the core is the IP Vitis HLS exports)."""
+    from msq.backends.deploy.project import DRIVER, TCL, read_deploy, write_deploy
+    from msq.backends.rtl.generate import DESIGN_JSON
+
+    b = _board(board)
+    if isinstance(design, RTLProject) and design.path is None:
+        with _directory(None) as path:
+            written = write_deploy(design._generate(path, None), b, out, "rtl")
+    else:
+        project = Path(design.path if isinstance(design, RTLProject) else design)
+        written = write_deploy(project, b, out, "rtl" if (project / DESIGN_JSON).is_file() else "hls")
+    return Deployment(path=written, tcl=written / TCL, driver=written / DRIVER, stream=read_deploy(written)["stream"])

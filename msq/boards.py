@@ -9,6 +9,7 @@ or Vivado) and ``ecp5`` (Lattice ECP5: Yosys ``synth_ecp5`` then nextpnr-ecp5 pl
 (DSP48, or ECP5 MULT18X18D). Block RAM is given in the family's native block: ``bram36`` (AMD
 RAMB36 tiles) or ``bram18`` (ECP5 DP16KD, 18 Kbit), exactly one of the two. The other is derived
 (a RAMB36 holds two RAMB18; two DP16KD make one 36-Kbit equivalent), so every board has both.
+Optional ``board_part``: the Vivado board files' name, for the PS preset of ``msq deploy``.
 An ECP5 ``part`` is a Lattice ordering code such as ``LFE5U-85F-6BG381C``: device, speed grade and
 package are read from it for nextpnr.
 """
@@ -37,6 +38,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: fast, and 
 # Lattice ordering code: LFE5U / LFE5UM / LFE5UM5G, size in k-LUT, speed grade, package, grade.
 ECP5_PART = re.compile(r"^(?P<device>LFE5U(?:M5G|M)?)-(?P<size>12|25|45|85)F-(?P<speed>[678])"
                        r"(?P<package>BG256|BG381|BG554|BG756|MG285|SG72|TG144)[CI]$")
+BOARD_PART = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+:part0:[0-9]+(\.[0-9]+)*$")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Board:
     bram36: float  # in 36-Kbit blocks: what MSQ's estimates and planner budget
     bram18: int  # in 18-Kbit blocks (RAMB18 or DP16KD)
     clock_mhz: float
+    board_part: str | None = None  # Vivado board files (vendor:board:part0:version): msq deploy's PS preset
 
 
 def available_boards() -> list[str]:
@@ -102,6 +105,10 @@ def load_board(name_or_path: str | Path) -> Board:
             or not 0 < clock <= MAX_CLOCK_MHZ):
         raise MSQError(f"board file {path}: field 'clock_mhz' must be a finite number in (0, {MAX_CLOCK_MHZ:g}], "
                        f"got {clock!r}")
+    board_part = data.get("board_part")
+    if board_part is not None and (not isinstance(board_part, str) or not BOARD_PART.match(board_part)):
+        raise MSQError(f"board file {path}: field 'board_part' must be a Vivado board part "
+                       f"vendor:board:part0:version such as tul.com.tw:pynq-z2:part0:1.0, got {board_part!r}")
     if "bram36" in data:
         bram36, bram18 = data["bram36"], 2 * data["bram36"]
     else:
@@ -109,4 +116,4 @@ def load_board(name_or_path: str | Path) -> Board:
         bram36 = bram18 // 2 if bram18 % 2 == 0 else bram18 / 2
     return Board(name=data["name"], part=data["part"], family=data["family"],
                  lut=data["lut"], ff=data["ff"], dsp=data["dsp"], bram36=bram36,
-                 bram18=bram18, clock_mhz=float(clock))
+                 bram18=bram18, clock_mhz=float(clock), board_part=board_part)

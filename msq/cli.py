@@ -381,6 +381,28 @@ def synth(rtl_dir, board, tool) -> None:
 
 
 @main.command()
+@run_argument
+@board_option("Zynq-7000 board from boards/ with a 'board_part' (Vivado board files), or a path to one.")
+@click.option("--from", "source", type=click.Choice(["rtl", "hls"]), default="rtl", show_default=True,
+              help="rtl: RUN/rtl's Verilog packaged as an IP; hls: the IP Vitis HLS exports from RUN/hls.")
+@click.option("--out", default=None, help="Deployment directory to write [default: RUN/deploy].")
+@_clear_errors
+def deploy(run, board, source, out) -> None:
+    """Write a Vivado block design (PS7 + AXI DMA + the core) that builds msq.bit/.hwh, and a PYNQ driver."""
+    from pathlib import Path
+
+    from msq.backends.deploy.project import DRIVER, TCL, read_deploy, write_deploy
+
+    project = run.require(run.rtl_dir if source == "rtl" else run.hls_dir, source)
+    path = write_deploy(project, board, Path(out) if out else run.deploy_dir, source)
+    fmt = read_deploy(path)["stream"]
+    click.echo(f"wrote {path}: {TCL} (part {board.part}, {board.board_part}), {DRIVER}")
+    click.echo(f"DMA streams: x_in {fmt['in_tdata_bits']} bits x {fmt['in_beats']} beats, "
+               f"y_out {fmt['out_tdata_bits']} bits x {fmt['out_beats']} beats per inference (TLAST on the last)")
+    click.echo(f"next: cd {path} && vivado -mode batch -source {TCL}; copy msq.bit, msq.hwh and {DRIVER} to the board")
+
+
+@main.command()
 @training_options
 @click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator", show_default=True)
 @click.option("--synth-tool", type=click.Choice(["auto", "vivado", "yosys"]), default="auto", show_default=True)

@@ -11,6 +11,7 @@
       plan.json  explore/BOARD/                  the engine plan (msq plan), the sweep (msq explore)
       hls/                                       Vitis HLS project and its C-sim (msq hls, msq csim)
       rtl/   rtl/synth/                          Verilog, its simulation and synthesis (msq rtl/sim/synth)
+      deploy/                                    block-design Tcl and PYNQ driver (msq deploy)
       summary.json  flow_state.json  report/     the flow's summary, resume state and report
 
 A :class:`RunDir` loads what it needs once (the IR, the metrics) and hands objects on; a missing
@@ -74,6 +75,7 @@ class RunDir:
     rtl_dir = property(lambda self: self.path / "rtl")
     rtl_sim_dir = property(lambda self: self.path / "rtl" / SIM_DIR)
     synth_dir = property(lambda self: self.path / "rtl" / SYNTH_DIR)
+    deploy_dir = property(lambda self: self.path / "deploy")
     summary_json = property(lambda self: self.path / "summary.json")
     flow_state_json = property(lambda self: self.path / "flow_state.json")
     report_dir = property(lambda self: self.path / "report")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The system tools MSQ calls, installed from the distribution (apt) only when missing, with sudo
 # only when not root. Needed: g++ and make (C simulation, Verilator's C++ builds), chromium (the
-# report's test in a real browser). Optional: Icarus Verilog (`msq sim --simulator icarus`) and the
-# LZ4 header Verilator's FST waveform writer compiles against (`msq sim --waves`). Where apt cannot
-# run, it names the packages to install; it exits non-zero only when a needed one is still missing.
+# report's test in a real browser) and tclsh (the tests run the Tcl of `msq deploy` with Vivado
+# stubs). Optional: Icarus Verilog (`msq sim --simulator icarus`) and the LZ4 header Verilator's
+# FST waveform writer compiles against (`msq sim --waves`). Where apt cannot run, it names the
+# packages to install; it exits non-zero only when a needed one is still missing.
 # Called by scripts/setup.sh.
 set -uo pipefail
 
@@ -14,6 +15,7 @@ purpose() {
     chromium) echo "the HTML report's test in a headless browser (tests/test_report_browser.py)" ;;
     iverilog) echo "the second RTL simulator (msq sim --simulator icarus)" ;;
     liblz4-dev) echo "waveforms from Verilator (msq sim --waves)" ;;
+    tcl) echo "checking the Vivado Tcl of msq deploy under tclsh (tests/test_deploy.py)" ;;
   esac
 }
 
@@ -23,6 +25,7 @@ check() {
   command -v g++ >/dev/null 2>&1 || REQUIRED+=(g++)
   command -v make >/dev/null 2>&1 || REQUIRED+=(make)
   command -v chromium >/dev/null 2>&1 || REQUIRED+=(chromium)
+  command -v tclsh >/dev/null 2>&1 || REQUIRED+=(tcl)
   command -v iverilog >/dev/null 2>&1 || OPTIONAL+=(iverilog)
   [ -f /usr/include/lz4.h ] || OPTIONAL+=(liblz4-dev)
 }

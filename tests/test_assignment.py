@@ -56,6 +56,10 @@ def test_bad_board_files_name_the_field(tmp_path):
     bad.write_text("name: x\npart: p\nfamily: xc7\nlut: many\nff: 1\ndsp: 1\nbram36: 1\nclock_mhz: 100\n")
     with pytest.raises(MSQError, match="field 'lut' must be a non-negative integer"):
         load_board(bad)
+    bad.write_text("name: x\npart: p\nfamily: xc7\nlut: 1\nff: 1\ndsp: 1\nbram36: 1\nclock_mhz: 100\n"
+                   "board_part: 'pynq-z2; exec'\n")
+    with pytest.raises(MSQError, match="field 'board_part' must be a Vivado board part"):
+        load_board(bad)
     bad.write_text("name: x\npart: p\n")
     with pytest.raises(MSQError, match="missing field"):
         load_board(bad)

@@ -74,7 +74,7 @@ def test_rooms_exist_and_glue_modules_are_gone():
     for module in ("planner", "cost_model", "estimate", "calibrate", "explore"):
         assert (PACKAGE / "design" / f"{module}.py").is_file()
     backends = {p.name for p in (PACKAGE / "backends").iterdir() if not p.name.startswith("__")}
-    assert backends == {"hls", "rtl", "synth", "torch_int.py", "qonnx_export.py"}
+    assert backends == {"hls", "rtl", "synth", "deploy", "torch_int.py", "qonnx_export.py"}
 
 
 def test_only_the_cli_prints():

@@ -158,20 +158,24 @@ def load_plan(ir: IRModel, path: str | Path | None) -> Plan:
     """Read a plan JSON and check it against the IR; ``None`` gives :func:`default_plan`."""
     if path is None:
         return default_plan(ir)
-    data = atomic.read_json(path, "expected a plan written by 'msq plan'")
+    return plan_from_dict(ir, atomic.read_json(path, "expected a plan written by 'msq plan'"), f"plan {path}")
+
+
+def plan_from_dict(ir: IRModel, data: Any, where: str) -> Plan:
+    """A plan's JSON form (:meth:`Plan.as_dict`, e.g. from a project's metadata) checked against the IR."""
     if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
-        raise MSQError(f"plan {path}: expected a plan of version {PLAN_VERSION} "
+        raise MSQError(f"{where}: expected a plan of version {PLAN_VERSION} "
                        f"(got version {data.get('version') if isinstance(data, dict) else None!r}); "
                        "write it with 'msq plan'")
     io, layers = data.get("io"), data.get("layers")
     if not isinstance(io, dict) or set(io) != {"in_width", "out_width"}:
-        raise MSQError(f"plan {path}: field 'io' needs in_width and out_width")
+        raise MSQError(f"{where}: field 'io' needs in_width and out_width")
     if not isinstance(layers, dict):
-        raise MSQError(f"plan {path}: field 'layers' must map layer names to their plans")
+        raise MSQError(f"{where}: field 'layers' must map layer names to their plans")
     parsed = {}
     for name, entry in layers.items():
         if not isinstance(entry, dict) or not {"simd"} <= set(entry) <= {"simd", "pe_sp2", "pe_fixed", "pe_fixed_lut"}:
-            raise MSQError(f"plan {path}: layer '{name}' needs simd (and pe_sp2, pe_fixed, pe_fixed_lut "
+            raise MSQError(f"{where}: layer '{name}' needs simd (and pe_sp2, pe_fixed, pe_fixed_lut "
                            "for dense/conv)")
         parsed[name] = LayerPlan(**entry)
-    return check_plan(ir, Plan(parsed, io["in_width"], io["out_width"]), f"plan {path}")
+    return check_plan(ir, Plan(parsed, io["in_width"], io["out_width"]), where)

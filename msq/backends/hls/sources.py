@@ -100,8 +100,12 @@ def top_header(ir: IRModel, plan: Plan, provenance: dict) -> str:
             f"static const int MSQ_IN_ELEMS = {n_in};    // input shape {list(ir.input_shape)}, channels-last\n"
             f"static const int MSQ_OUT_ELEMS = {n_out};  // output shape {list(ir.output_shape)}\n"
             f"static const int MSQ_IN_WIDTH = {plan.in_width}, MSQ_IN_BITS = {fi.bits};    // elements per input beat\n"
-            f"static const int MSQ_OUT_WIDTH = {plan.out_width}, MSQ_OUT_BITS = {fo.bits};  // elements per output beat\n\n"
-            f"void {TOP}(hls::stream<in_t>& x_in, hls::stream<out_t>& y_out);\n\n#endif  // MSQ_TOP_H\n")
+            f"static const int MSQ_OUT_WIDTH = {plan.out_width}, MSQ_OUT_BITS = {fo.bits};  // elements per output beat\n"
+            f"static const int MSQ_IN_BEATS = {n_in // plan.in_width}, MSQ_OUT_BEATS = {n_out // plan.out_width};  // beats per frame\n"
+            "// The ports' beats with AXI-Stream side channels: TKEEP, TSTRB, TLAST (last beat of a frame).\n"
+            "typedef ap_axiu<in_t::width, 0, 0, 0> in_axis_t;\n"
+            "typedef ap_axiu<out_t::width, 0, 0, 0> out_axis_t;\n\n"
+            f"void {TOP}(hls::stream<in_axis_t>& x_in, hls::stream<out_axis_t>& y_out);\n\n#endif  // MSQ_TOP_H\n")
 
 
 def layers_header(ir: IRModel, plan: Plan, provenance: dict) -> tuple[str, dict[str, str]]:
@@ -135,7 +139,8 @@ def top_source(ir: IRModel, plan: Plan, provenance: dict) -> str:
         lines.append(f"    msq::regroup<{t_in}, {t_out}, {bits}, {n_in}, {n_out}, {total}>({src}, {dst});")
 
     converters = {i: rest for i, *rest in regroups(ir, plan)}
-    prev = "x_in"
+    prev = stream("s_x", "in_t")
+    lines.append("    msq::axis_in<in_axis_t, in_t, MSQ_IN_BEATS>(x_in, s_x);")
     for i, layer in enumerate(ir.layers):
         name = names[i]
         if i in converters:
@@ -148,10 +153,11 @@ def top_source(ir: IRModel, plan: Plan, provenance: dict) -> str:
         src, prev = prev, stream(f"s_{name}_out", f"{name}::out_word_t")
         call = process_name(i, layer) if isinstance(layer, ComputeLayer) else f"msq::{layer.kind}<{name}>"
         lines.append(f"    {call}({src}, {prev});")
-    regroup(prev, "y_out", f"{names[-1]}::out_word_t", "out_t", *converters[len(ir.layers)])
+    regroup(prev, stream("s_y", "out_t"), f"{names[-1]}::out_word_t", "out_t", *converters[len(ir.layers)])
+    lines.append("    msq::axis_out<out_t, out_axis_t, MSQ_OUT_BEATS>(s_y, y_out);")
     return (banner("The network as a dataflow of streaming processes (kernels: msq_kernels.h).", provenance)
             + f"#include \"{TOP_H}\"\n#include \"{LAYERS_H}\"\n\n"
-            f"void {TOP}(hls::stream<in_t>& x_in, hls::stream<out_t>& y_out) {{\n"
+            f"void {TOP}(hls::stream<in_axis_t>& x_in, hls::stream<out_axis_t>& y_out) {{\n"
             "#pragma HLS INTERFACE mode=axis port=x_in\n"
             "#pragma HLS INTERFACE mode=axis port=y_out\n"
             "#pragma HLS INTERFACE mode=ap_ctrl_none port=return\n"
@@ -162,7 +168,8 @@ def top_source(ir: IRModel, plan: Plan, provenance: dict) -> str:
 def testbench(provenance: dict) -> str:
     """Self-checking testbench: one inference per line of the input file, packed into beats of the
     plan's widths; outputs unpacked and compared with the expected file; writes what it got, prints
-    ``mismatches: N`` and returns non-zero on any."""
+    ``mismatches: N`` and returns non-zero on any; stops with exit code 2 when TLAST is not high on
+    exactly the last beat of an output frame."""
     return banner("C testbench: streams every input vector through msq_top and checks every output.",
                   provenance) + f'''
 #include <cstdio>
@@ -210,18 +217,30 @@ int main(int argc, char** argv) {{
                       << " expected outputs\\n";
             return 2;
         }}
-        hls::stream<in_t> x_in("x_in");
-        hls::stream<out_t> y_out("y_out");
-        for (int b = 0; b < MSQ_IN_ELEMS / MSQ_IN_WIDTH; b++) {{  // pack MSQ_IN_WIDTH elements a beat
-            in_t beat = 0;
+        hls::stream<in_axis_t> x_in("x_in");
+        hls::stream<out_axis_t> y_out("y_out");
+        for (int b = 0; b < MSQ_IN_BEATS; b++) {{  // pack MSQ_IN_WIDTH elements a beat
+            in_axis_t beat;
+            beat.data = 0;
             for (int j = 0; j < MSQ_IN_WIDTH; j++)
-                msq::set_field<MSQ_IN_BITS>(beat, j, in_elem_t(x[b * MSQ_IN_WIDTH + j]));
+                msq::set_field<MSQ_IN_BITS>(beat.data, j, in_elem_t(x[b * MSQ_IN_WIDTH + j]));
+            beat.keep = -1;
+            beat.strb = -1;
+            beat.last = (b == MSQ_IN_BEATS - 1);
             x_in.write(beat);
         }}
         {TOP}(x_in, y_out);
         out_t beat = 0;
         for (int i = 0; i < MSQ_OUT_ELEMS; i++) {{
-            if (i % MSQ_OUT_WIDTH == 0) beat = y_out.read();
+            if (i % MSQ_OUT_WIDTH == 0) {{
+                const out_axis_t side = y_out.read();
+                beat = side.data;
+                if (side.last != (i / MSQ_OUT_WIDTH == MSQ_OUT_BEATS - 1)) {{
+                    std::cerr << "sample " << samples << ": TLAST is " << side.last << " on output beat "
+                              << i / MSQ_OUT_WIDTH << " of " << MSQ_OUT_BEATS << " (framing broken)\\n";
+                    return 2;
+                }}
+            }}
             const long long got = out_elem_t(msq::field<MSQ_OUT_BITS>(beat, i % MSQ_OUT_WIDTH)).to_int64();
             outputs << (i ? " " : "") << got;
             if (got != want[i]) {{

@@ -103,6 +103,20 @@ def build(rtl_dir: Path, simulator: str, sources: list[Path], waves: bool = Fals
     return build_dir
 
 
+def run_testbench(simulator: str, build_dir: Path, test_dir: Path, module: str, env: dict[str, str],
+                  out_dir: Path, waves: bool = False) -> None:
+    """Run cocotb test ``module`` (in ``test_dir``) on a build; its log is ``out_dir/sim.log``. The
+    testbench reports through the files ``env`` names: a failed test is not an exception here."""
+    from cocotb_tools.runner import get_runner
+
+    try:
+        get_runner(simulator).test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=module,
+                                   test_dir=str(test_dir), build_dir=str(build_dir), extra_env=env, waves=waves,
+                                   results_xml=str(out_dir / "results.xml"), log_file=str(out_dir / "sim.log"))
+    except SystemExit:  # the runner exits on a failed cocotb test under pytest; the result file tells why
+        pass
+
+
 def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = False, seed: int = 0,
              bubble: float = 0.2, backpressure: float = 0.3, mid_stream_reset: bool = False,
              vectors: str | Path | None = None, sources: list[Path] | None = None,
@@ -115,8 +129,6 @@ def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = Fa
     (e.g. a Vitis-exported RTL of the same ``msq_top``). ``progress`` receives a line as each phase
     (build, simulation) starts, the build's log lines and the vectors checked as steps.
     """
-    from cocotb_tools.runner import get_runner
-
     if simulator not in SIMULATORS:
         raise MSQError(f"unknown simulator {simulator!r}: expected one of {', '.join(SIMULATORS)}")
     rtl_dir = Path(rtl_dir).resolve()
@@ -141,14 +153,8 @@ def simulate(rtl_dir: str | Path, simulator: str = "verilator", waves: bool = Fa
         if m := _VECTORS.search(line):
             progress(Step(f"simulate ({simulator})", int(m.group(1)), int(m.group(2)), "vector"))
 
-    try:
-        with follow(out_dir / "sim.log", on_line):
-            get_runner(simulator).test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=TEST_MODULE,
-                                       test_dir=str(rtl_dir / "tb"), build_dir=str(build_dir), extra_env=env,
-                                       waves=waves, results_xml=str(out_dir / "results.xml"),
-                                       log_file=str(out_dir / "sim.log"))
-    except SystemExit:  # the runner exits on a failed cocotb test under pytest; the result file tells why
-        pass
+    with follow(out_dir / "sim.log", on_line):
+        run_testbench(simulator, build_dir, rtl_dir / "tb", TEST_MODULE, env, out_dir, waves)
     wall = time.perf_counter() - start
     if not result_path.is_file():
         raise MSQError(f"the testbench wrote no result: see {out_dir / 'sim.log'}")

@@ -507,7 +507,10 @@ def top(ir: IRModel, plan: Plan, last_ports: list[Port], header: str) -> str:
              f"            filling <= (in_beat != {_ulit(in_beats - 1, ib)});",
              f"            in_beat <= (in_beat == {_ulit(in_beats - 1, ib)}) ? {{{ib}{{1'b0}}}} : in_beat + 1'b1;",
              "        end",
-             "    end"]
+             "    end",
+             "    /* verilator lint_off UNUSEDSIGNAL */ // frames are counted in beats: side channels ignored",
+             f"    wire [{2 * (in_tw // 8)}:0] unused_in_side = {{x_in_TKEEP, x_in_TSTRB, x_in_TLAST}};",
+             "    /* verilator lint_on UNUSEDSIGNAL */"]
     if in_tw > plan.in_width * in_bits:
         lines += ["    /* verilator lint_off UNUSEDSIGNAL */ // TDATA is whole bytes: the elements are its low bits",
                   f"    wire [{in_tw}-1:0] x_in_data = x_in_TDATA;", "    /* verilator lint_on UNUSEDSIGNAL */"]
@@ -542,7 +545,10 @@ def top(ir: IRModel, plan: Plan, last_ports: list[Port], header: str) -> str:
               "    /* verilator lint_on UNUSEDSIGNAL */",
               "    assign y_out_TVALID = out_full;",
               f"    assign y_out_TDATA  = {tdata};",
-              f"    assign out_release  = y_out_TVALID && y_out_TREADY && (out_beat == {_ulit(out_beats - 1, ob)});",
+              f"    assign y_out_TKEEP  = {{{out_tw // 8}{{1'b1}}}};",
+              f"    assign y_out_TSTRB  = {{{out_tw // 8}{{1'b1}}}};",
+              f"    assign y_out_TLAST  = (out_beat == {_ulit(out_beats - 1, ob)});  // the frame's last beat",
+              "    assign out_release  = y_out_TVALID && y_out_TREADY && y_out_TLAST;",
               "    always @(posedge ap_clk) begin",
               f"        if (!ap_rst_n) out_beat <= {{{ob}{{1'b0}}}};",
               "        else if (y_out_TVALID && y_out_TREADY)",
@@ -553,4 +559,4 @@ def top(ir: IRModel, plan: Plan, last_ports: list[Port], header: str) -> str:
         in_shape=list(ir.input_shape), in_fmt=_fmt(ir.input_fmt), out_shape=list(ir.output_shape),
         out_fmt=_fmt(ir.output_fmt), in_beats=in_beats, out_beats=out_beats,
         interval=cycles.inference_interval(ir, plan), latency=cycles.latency(ir, plan),
-        in_tw=in_tw, out_tw=out_tw, body="\n".join(lines))
+        in_tw=in_tw, out_tw=out_tw, in_kw=in_tw // 8, out_kw=out_tw // 8, body="\n".join(lines))
