@@ -73,6 +73,8 @@ def _quantized_weight(module: nn.Module, name: str) -> tuple[np.ndarray, np.ndar
     if not isinstance(tq, MSQTensorQuant):
         raise MSQError(f"layer '{name}' has no MSQ weight quantizer: export needs a model trained with "
                        "--scheme msq, fixed or sp2 (float models have no integer form)")
+    if tq.high_rows().any():
+        raise MSQError(f"layer '{name}' has high-precision rows: the IR does not hold per-row bit widths yet")
     if tq.alt_scheme == RowScheme.P2:
         raise MSQError(f"layer '{name}' uses the P2 baseline: export supports msq, fixed and sp2 rows")
     with torch.no_grad():
