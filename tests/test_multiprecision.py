@@ -8,12 +8,18 @@ import torch
 from click.testing import CliRunner
 
 from msq import numerics
+from msq import ref as reference
+from msq.backends.torch_int import IntegerModel
 from msq.cli import main
 from msq.errors import MSQError
 from msq.frontend.assignment import assign_schemes, quantization_error, row_sensitivity
 from msq.frontend.models import QuantConfig, build_model
 from msq.frontend.quantizer import msq_quantizers
-from msq.frontend.train import TrainConfig, load_run
+from msq.frontend.export import export_model
+from msq.frontend.train import TrainConfig, fit, load_run
+from msq.ir import load_ir, save_ir
+from msq.ir.model import ComputeLayer
+from random_models import extreme_inputs, random_ir
 
 
 def _int_weights(tq, weight):
@@ -90,3 +96,96 @@ def test_cli_trains_high_rows_and_the_run_reloads(tmp_path):
     model, _ = load_run(out)
     for name, tq in msq_quantizers(model).items():
         assert "".join("H" if h else "F" for h in tq.hi_mask.tolist()) == assignment[name]
+
+
+# --- the IR -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_mixed_width_irs_reference_equals_torch_integer_path(seed, tmp_path):
+    ir = random_ir(seed, high=True)
+    assert all(layer.high_bits > layer.wbits for layer in ir.compute_layers())
+    save_ir(ir, tmp_path / "ir")
+    back = load_ir(tmp_path / "ir")
+    x = extreme_inputs(back, n_random=16, seed=seed)
+    ref = reference.infer(back, x)
+    assert np.array_equal(IntegerModel(back)(x), ref)
+    assert np.array_equal(reference.infer(ir, x), ref)
+    for layer, inp in zip(back.layers, [x] + reference.infer(back, x, keep=True)[:-1]):
+        if isinstance(layer, ComputeLayer):
+            assert np.array_equal(layer.row_bits, ir.layers[back.layers.index(layer)].row_bits)
+            acc = reference.accumulate(layer, inp).reshape(-1, layer.rows)
+            for rows in (layer.high_rows, np.flatnonzero(~layer.high_mask)):
+                if len(rows):  # each row group fits the accumulator derived for it alone
+                    bits = layer.acc_bits_of(rows)
+                    assert bits <= layer.acc_bits
+                    assert np.abs(acc[:, rows]).max(initial=0) <= 2 ** (bits - 1)
+
+
+def test_trained_multiprecision_model_deploys_as_trained(tmp_path):
+    model, data, _, metrics = fit(TrainConfig(model="mlp", epochs=2, seed=1, high_fraction=0.2))
+    ir = export_model(model, data.in_shape)
+    for layer in ir.compute_layers():
+        assert layer.high_bits == 8 and len(layer.high_rows) == math.ceil(0.2 * layer.rows - 1e-9)
+        assert np.abs(layer.w_int[layer.high_rows]).max() > numerics.fixed_max(4)
+        assert np.abs(layer.w_int[layer.fixed_rows]).max() <= numerics.fixed_max(4)
+    x = ir.quantize_input(data.x_test)
+    deployed = 100 * float((reference.predict(ir, x) == data.y_test).mean())
+    assert abs(deployed - metrics["accuracy"]["test"]) <= 0.3
+    assert np.array_equal(IntegerModel(ir)(x), reference.infer(ir, x))
+
+
+@pytest.fixture()
+def mixed_ir(tmp_path):
+    path = tmp_path / "ir"
+    save_ir(random_ir(3, kind="mlp", high=True), path)
+    return path
+
+
+def _edit(path, manifest_edit=None, arrays_edit=None):
+    if manifest_edit:
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest_edit(manifest["layers"][0])
+        (path / "manifest.json").write_text(json.dumps(manifest))
+    if arrays_edit:
+        with np.load(path / "arrays.npz") as f:
+            arrays = dict(f)
+        name = json.loads((path / "manifest.json").read_text())["layers"][0]["name"]
+        arrays_edit(name, arrays)
+        np.savez(path / "arrays.npz", **arrays)
+
+
+def _high_row_to_sp2(name, arrays):
+    arrays[f"{name}/scheme"][arrays[f"{name}/row_bits"].argmax()] = 1
+
+
+def _low_row_too_wide(name, arrays):
+    low = int(arrays[f"{name}/row_bits"].argmin())
+    arrays[f"{name}/scheme"][low] = 0
+    for key in ("sp2_sign", "sp2_k1", "sp2_k2"):
+        arrays[f"{name}/{key}"][low] = 0
+    arrays[f"{name}/fixed"][low] = 0
+    arrays[f"{name}/fixed"][low, 0] = 127
+
+
+@pytest.mark.parametrize("manifest_edit, arrays_edit, message", [
+    (lambda e: e.pop("high_bits"), None, "array 'row_bits' needs field 'high_bits'"),
+    (lambda e: e.update(high_bits=e["wbits"]), None, r"field 'high_bits'=\d is out of range"),
+    (None, lambda n, a: a.pop(f"{n}/row_bits"), r"missing array '\w+/row_bits'"),
+    (None, lambda n, a: a[f"{n}/row_bits"].__setitem__(0, 1), r"array 'row_bits' must hold \d \(wbits\) or \d"),
+    (None, _high_row_to_sp2, "high-precision row as SP2"),
+    (None, _low_row_too_wide, r"array 'fixed' has a weight outside the \d-bit range .* on a \d-bit row"),
+])
+def test_corrupted_row_bits_give_a_clear_error(mixed_ir, manifest_edit, arrays_edit, message):
+    _edit(mixed_ir, manifest_edit, arrays_edit)
+    with pytest.raises(MSQError, match=message):
+        load_ir(mixed_ir)
+
+
+def test_uniform_layers_write_no_row_bits(tmp_path):
+    save_ir(random_ir(3, kind="mlp"), tmp_path / "ir")
+    manifest = json.loads((tmp_path / "ir" / "manifest.json").read_text())
+    assert not any("high_bits" in layer for layer in manifest["layers"])
+    with np.load(tmp_path / "ir" / "arrays.npz") as f:
+        assert not any(k.endswith("/row_bits") for k in f)
+    assert all(layer.row_bits is None and layer.high_bits == 0 for layer in load_ir(tmp_path / "ir").compute_layers())
