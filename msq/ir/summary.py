@@ -9,7 +9,8 @@ def _fmt(fmt) -> str:
 
 
 def summary_table(ir: IRModel) -> str:
-    """One line per layer: kind, shapes, SP2/fixed rows, bit widths and accumulator width.
+    """One line per layer: kind, shapes, SP2/fixed rows, bit widths and accumulator width; a layer
+    with high-precision rows shows them as ``+H`` rows and ``wbits/high_bits``.
 
     Formats read ``u4.2``: unsigned, 4 bits, 2 fraction bits (real = int * 2^-2).
     """
@@ -20,6 +21,8 @@ def summary_table(ir: IRModel) -> str:
         if isinstance(layer, ComputeLayer):
             rows = f"{len(layer.sp2_rows)}/{len(layer.fixed_rows)}"
             wbits, acc = str(layer.wbits), str(layer.acc_bits)
+            if layer.high_bits:
+                rows, wbits = f"{rows}+{len(layer.high_rows)}H", f"{wbits}/{layer.high_bits}"
         else:
             rows, wbits, acc = "-", "-", str(layer.acc_bits or "-")
         lines.append(f"{layer.name:10s} {layer.kind:8s} {str(list(layer.in_shape)):>12s} "
