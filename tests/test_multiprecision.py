@@ -1,6 +1,8 @@
 """Intra-layer multi-precision in training: high-precision rows, their choice and the CLI."""
+import importlib.util
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +25,8 @@ from msq.ir.model import ComputeLayer
 from msq.ir.plan import default_plan
 from msq.ir.summary import summary_table
 from random_models import extreme_inputs, random_ir
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _int_weights(tq, weight):
@@ -214,3 +218,17 @@ def test_flow_deploys_high_rows_exactly_until_the_hardware_stages(tmp_path):
     assert abs(summary["accuracy"]["deployed"] - summary["accuracy"]["fake_quant"]) <= 0.3
     assert "float" in summary["accuracy"]  # the float baseline trains without high rows
     assert load_ir(out / "ir").compute_layers()[0].high_bits == 8
+
+
+def test_accuracy_benchmark_compares_precisions_at_equal_average_bits():
+    spec = importlib.util.spec_from_file_location("accuracy_bench", ROOT / "benchmarks" / "accuracy.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    variants = bench.precision_variants("mlp")
+    layerwise = variants[1][2]((64,), 10, QuantConfig(scheme="fixed"), False)
+    bits = [tq.bits for tq in msq_quantizers(layerwise).values()]
+    assert bits == [8, 4, 8]  # first and last layer wide
+    equal = next(over["high_fraction"] for label, over, _ in variants if "equal bits" in label)
+    intra = build_model("mlp", (64,), 10, QuantConfig(scheme="fixed", high_bits=8))
+    assign_schemes(intra, 0.0, equal, torch.rand(8, 64))
+    assert bench.average_bits(intra) == pytest.approx(bench.average_bits(layerwise), abs=0.05)

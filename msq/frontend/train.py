@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from msq import atomic, limits
+from msq import atomic, limits, numerics
 from msq.boards import Board, load_board
 from msq.design.cost_model import board_sp2_ratio
 from msq.errors import MSQError
@@ -68,6 +68,7 @@ class TrainConfig:
 
     def __post_init__(self):
         check_fraction(self.high_fraction)
+        numerics.check_bits(self.high_bits, "high_bits")
         self.quant_config()  # validates bits and scheme
         if self.sp2_ratio is not None:
             check_ratio(self.sp2_ratio)
