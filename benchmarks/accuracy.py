@@ -1,9 +1,15 @@
 """Accuracy benchmark: digits test accuracy per model and scheme at W4A4, mean of 3 seeds, and
 the deployed (integer reference) accuracy of every exportable run beside its fake-quant accuracy.
 
+Precision rows (issue 16, intra-layer multi-precision): the same models at uniform 4-bit, with
+layer-wise mixed precision (first and last layer 8-bit, the others 4-bit), and with intra-layer
+mixed precision (``--high-bits 8 --high-fraction F`` in every layer) at the same average weight
+bits, and at F = 0.1; fixed-point rows throughout (so only the precision differs), plus msq at
+F = 0.1 (what ``msq flow --high-fraction 0.1`` trains). Average bits are weighted by weights.
+
 Writes benchmarks/results/accuracy.json and accuracy.md (the README quotes the tables).
 Targets: msq within 1.0 point of float and not more than 0.5 point below fixed-only; deployed
-accuracy within 0.3 point of fake-quant.
+accuracy within 0.3 point of fake-quant; intra-layer within 0.3 point of layer-wise at equal bits.
 """
 from __future__ import annotations
 
@@ -13,13 +19,22 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from msq import atomic
+import dataclasses
+
+import numpy as np
+from brevitas.nn import QuantLinear
+from torch import nn
+
+from msq import atomic, ref
+from msq.frontend import models
+from msq.frontend.export import export_model
+from msq.frontend.quantizer import msq_quantizers
 from msq.boards import load_board
 from msq.design.cost_model import board_sp2_ratio
 from msq.rundir import RunDir
 from msq.frontend.export import export_run
 from msq.frontend.quantizer import TRAINING_SCHEMES
-from msq.frontend.train import TrainConfig, train_run
+from msq.frontend.train import TrainConfig, fit, train_run
 
 SCHEMES = TRAINING_SCHEMES  # the table's columns
 EXPORTABLE = ("fixed", "sp2", "msq")
@@ -55,6 +70,89 @@ def run(models: list[str], seeds: list[int], epochs: int, schemes: tuple[str, ..
             "msq_ratio": round(ratio, 3), "models": table}
 
 
+WIDE_BITS = 8
+
+
+def layerwise_factory(kind: str):
+    """A model builder like 'mlp'/'cnn' whose first and last weight layers use WIDE_BITS."""
+    def build(in_shape, classes, cfg, signed_input):
+        net = models.build_model(kind, in_shape, classes, cfg, signed_input)
+        wide = dataclasses.replace(cfg, wbits=WIDE_BITS)
+        weighted = [i for i, m in enumerate(net) if hasattr(m, "weight_quant")]
+        for i in (weighted[0], weighted[-1]):
+            old = net[i]
+            if isinstance(old, QuantLinear):
+                net[i] = models.linear(wide, old.in_features, old.out_features)
+            else:
+                net[i] = models.conv(wide, old.in_channels, old.out_channels, old.kernel_size[0], old.padding[0])
+        return net
+    build.__name__ = f"{kind}_first_last_{WIDE_BITS}bit"
+    return build
+
+
+def average_bits(net: nn.Module) -> float:
+    """Weight bits per weight over the whole model (rows weighted by their fan-in)."""
+    total = bits = 0
+    for name, tq in msq_quantizers(net).items():
+        fan_in = int(np.prod(net.get_submodule(name).weight.shape[1:]))
+        total += fan_in * len(tq.row_bits())
+        bits += fan_in * int(tq.row_bits().sum())
+    return bits / total
+
+
+def precision_variants(model: str) -> list[tuple[str, dict, object]]:
+    """(label, TrainConfig overrides, model factory or None) of the precision rows; the intra-layer
+    fraction at equal bits comes from the layer-wise model's average bits."""
+    from msq.frontend.data import load_dataset
+
+    data = load_dataset("digits")
+    cfg = TrainConfig(model=model, scheme="fixed").quant_config()
+    avg = average_bits(layerwise_factory(model)(data.in_shape, data.classes, cfg, data.signed))
+    equal = round((avg - 4) / (WIDE_BITS - 4), 3)
+    return [("uniform 4-bit", {}, None),
+            (f"layer-wise (first, last {WIDE_BITS}-bit)", {}, layerwise_factory(model)),
+            (f"intra-layer F={equal} (equal bits)", {"high_fraction": equal}, None),
+            ("intra-layer F=0.1", {"high_fraction": 0.1}, None),
+            ("msq + intra-layer F=0.1", {"high_fraction": 0.1, "scheme": "msq"}, None)]
+
+
+def precision_run(models_: list[str], seeds: list[int], epochs: int) -> dict:
+    """Train every precision row x seed; fake-quant and deployed (integer reference) accuracy."""
+    from msq.frontend.data import load_dataset
+
+    data = load_dataset("digits")
+    table: dict = {}
+    for model in models_:
+        for label, overrides, factory in precision_variants(model):
+            accs, deployed, bits = [], [], []
+            for seed in seeds:
+                settings = {"scheme": "fixed", **overrides}
+                cfg = TrainConfig(model=model, wbits=4, abits=4, high_bits=WIDE_BITS, epochs=epochs, seed=seed,
+                                  **settings)
+                net, _, _, m = fit(cfg, factory=factory)
+                ir = export_model(net, data.in_shape)
+                accs.append(m["accuracy"]["test"])
+                deployed.append(100.0 * float(np.mean(ref.predict(ir, ir.quantize_input(data.x_test)) == data.y_test)))
+                bits.append(average_bits(net))
+            table.setdefault(model, {})[label] = {
+                "accuracy_mean": statistics.mean(accs), "accuracy_per_seed": accs,
+                "deployed_mean": statistics.mean(deployed), "average_bits": statistics.mean(bits)}
+            print(f"{model:4s} {label:34s} {statistics.mean(accs):6.2f} {accs} deployed {deployed} "
+                  f"bits {statistics.mean(bits):.2f}", flush=True)
+    return {"epochs": epochs, "seeds": seeds, "models": table}
+
+
+def precision_markdown(res: dict) -> list[str]:
+    lines = ["", f"Precision (issue 16): W4A4 fixed-point rows unless named, digits, mean of seeds {res['seeds']}, "
+             f"{res['epochs']} epochs; bits = weight bits per weight.", "",
+             "| model | precision | bits | fake-quant | deployed |", "|---|---|---|---|---|"]
+    for model, rows in res["models"].items():
+        for label, e in rows.items():
+            lines.append(f"| {model} | {label} | {e['average_bits']:.2f} | {e['accuracy_mean']:.2f} | "
+                         f"{e['deployed_mean']:.2f} |")
+    return lines
+
+
 def markdown(res: dict) -> str:
     lines = [f"W{res['wbits']}A{res['abits']}, digits test set, mean of seeds {res['seeds']}, "
              f"{res['epochs']} epochs, msq ratio from board {res['board']}.", "",
@@ -72,6 +170,8 @@ def markdown(res: dict) -> str:
             e = row[scheme]
             lines.append(f"| {model} | {scheme} | {e['accuracy_mean']:.2f} | {e['deployed_mean']:.2f} | "
                          f"{e['max_abs_gap']:.2f} |")
+    if "precision" in res:
+        lines += precision_markdown(res["precision"])
     return "\n".join(lines) + "\n"
 
 
@@ -82,7 +182,16 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--schemes", nargs="+", default=list(SCHEMES),
                     help="re-measure only these (e.g. msq after a recalibration); the others are kept")
+    ap.add_argument("--precision-only", action="store_true",
+                    help="re-measure only the precision rows (uniform / layer-wise / intra-layer); the rest is kept")
     args = ap.parse_args()
+    if args.precision_only:
+        res = json.loads((RESULTS / "accuracy.json").read_text())
+        res["precision"] = precision_run(args.models, args.seeds, args.epochs)
+        atomic.write_json(RESULTS / "accuracy.json", res)
+        atomic.write_text(RESULTS / "accuracy.md", markdown(res))
+        print(markdown(res))
+        return
     kept = None
     if set(args.schemes) != set(SCHEMES):
         old = json.loads((RESULTS / "accuracy.json").read_text())
@@ -90,6 +199,7 @@ def main() -> None:
             raise SystemExit("accuracy.json was measured with other epochs or seeds: re-measure every scheme")
         kept = old["models"]
     res = run(args.models, args.seeds, args.epochs, tuple(args.schemes), kept)
+    res["precision"] = precision_run(args.models, args.seeds, args.epochs)
     atomic.write_json(RESULTS / "accuracy.json", res)
     atomic.write_text(RESULTS / "accuracy.md", markdown(res))
     print(markdown(res))

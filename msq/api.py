@@ -59,11 +59,13 @@ def _integer(ir: IR, inputs: np.ndarray | None) -> np.ndarray:
 
 def train(model: str | Callable[..., Any] = "mlp", dataset: str = "digits", *, epochs: int = 30, wbits: int = 4,
           abits: int = 4, scheme: str = "msq", board: str = "pynq-z2", sp2_ratio: float | None = None,
-          seed: int = 0, out: str | Path | None = None, progress: Progress = silent) -> Any:
+          seed: int = 0, high_bits: int = 8, high_fraction: float = 0.0, out: str | Path | None = None,
+          progress: Progress = silent) -> Any:
     """Quantization-aware training (the schedule of ``msq train``); returns the trained
     ``nn.Sequential``. ``model``: 'mlp', 'cnn', 'path/to/file.py:function' or such a function,
     ``f(in_shape, classes, cfg, signed_input)`` (docs/user-guide.md); ``out``: also write a run
-    directory (model.pt, assignment.json, metrics.json) that the CLI can continue from."""
+    directory (model.pt, assignment.json, metrics.json) that the CLI can continue from;
+    ``high_fraction`` > 0: that fraction of each layer's rows at ``high_bits`` fixed point."""
     from msq.errors import MSQError
     from msq.frontend.train import TrainConfig, fit, save_run
 
@@ -73,7 +75,7 @@ def train(model: str | Callable[..., Any] = "mlp", dataset: str = "digits", *, e
                        "'mlp', 'cnn' or 'path/to/file.py:function'")
     cfg = TrainConfig(model=getattr(factory, "__name__", "custom") if factory else model, dataset=dataset,
                       wbits=wbits, abits=abits, scheme=scheme, board=board, sp2_ratio=sp2_ratio, epochs=epochs,
-                      seed=seed)
+                      seed=seed, high_bits=high_bits, high_fraction=high_fraction)
     net, data, qcfg, metrics = fit(cfg, progress, factory=factory)
     if out is not None:
         save_run(out, net, cfg, qcfg, data, metrics)

@@ -137,7 +137,11 @@ training_options = _stack(
     click.option("--sp2-ratio", type=float, default=None,
                  help="Fraction of SP2 rows per layer, in [0, 1]; default: balanced for the board."),
     click.option("--epochs", type=int, default=40, show_default=True),
-    click.option("--seed", type=int, default=0, show_default=True))
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--high-bits", type=int, default=8, show_default=True,
+                 help="Bit width of the high-precision fixed-point rows (used when --high-fraction > 0)."),
+    click.option("--high-fraction", type=float, default=0.0, show_default=True,
+                 help="Fraction of rows per layer at --high-bits (intra-layer multi-precision), in [0, 1]."))
 
 
 def _plan(run, plan_path):
@@ -166,19 +170,21 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
               help="float (no quantization), every row fixed / p2 / sp2, or msq (SP2 and fixed rows mixed).")
 @click.option("--out", required=True, help="Run directory to write (e.g. runs/NAME).")
 @_clear_errors
-def train(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, scheme, out) -> None:
+def train(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, high_bits, high_fraction, scheme,
+          out) -> None:
     """Quantization-aware training; writes model.pt, assignment.json and metrics.json."""
     from msq.frontend.train import TrainConfig, train_run
 
-    cfg = TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme=scheme,
-                      board=board, sp2_ratio=sp2_ratio, epochs=epochs, seed=seed)
+    cfg = TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme=scheme, board=board,
+                      sp2_ratio=sp2_ratio, epochs=epochs, seed=seed, high_bits=high_bits, high_fraction=high_fraction)
     metrics = train_run(cfg, out, _progress())
     acc = metrics["accuracy"]
     click.echo(f"test accuracy ({acc['kind']}): {acc['test']:.2f}%")
     click.echo(f"SP2 rows: {100 * metrics['sp2_fraction']['overall']:.1f}% "
                f"(ratio {metrics['sp2_ratio']['requested']:.3f} from {metrics['sp2_ratio']['source']})")
     for name, layer in metrics["sp2_fraction"]["per_layer"].items():
-        click.echo(f"  layer {name}: {layer['sp2_rows']}/{layer['rows']} SP2 rows")
+        high = f", {layer['high_rows']} at {high_bits} bits" if layer["high_rows"] else ""
+        click.echo(f"  layer {name}: {layer['sp2_rows']}/{layer['rows']} SP2 rows{high}")
     click.echo(f"wrote {out}/model.pt, assignment.json, metrics.json")
 
 
@@ -410,14 +416,16 @@ def deploy(run, board, source, out) -> None:
 @click.option("--until", default=None, help="Last stage to run, e.g. 'rtl' (train, baseline, export, eval, plan, "
               "hls, csim, rtl, rtlsim, synth) [default: all].")
 @_clear_errors
-def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, simulator, synth_tool, out, until) -> None:
+def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, high_bits, high_fraction, simulator,
+         synth_tool, out, until) -> None:
     """Train → export → HLS + C-sim → Verilog + simulation → synthesis → report."""
     from msq.boards import load_board
     from msq.flow import Flow, FlowConfig
     from msq.frontend.train import TrainConfig
 
     cfg = FlowConfig(TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme="msq",
-                                 board=board, sp2_ratio=sp2_ratio, epochs=epochs, seed=seed),
+                                 board=board, sp2_ratio=sp2_ratio, epochs=epochs, seed=seed,
+                                 high_bits=high_bits, high_fraction=high_fraction),
                      out=out, simulator=simulator, synth_tool=synth_tool, until=until)
     s = Flow(cfg, load_board(board), progress=_progress()).execute()
     acc = s["accuracy"]

@@ -116,7 +116,7 @@ class Flow:
     def _baseline(self) -> dict[str, Any]:
         from msq.frontend.train import train_run
 
-        base = TrainConfig(**{**asdict(self.cfg.train), "scheme": "float", "sp2_ratio": None})
+        base = TrainConfig(**{**asdict(self.cfg.train), "scheme": "float", "sp2_ratio": None, "high_fraction": 0.0})
         m = train_run(base, self.rd.float_dir, self.progress, board=self.board)
         return {"accuracy": {"float": m["accuracy"]["test"]}}
 

@@ -19,13 +19,20 @@ from msq.ir.model import IRModel
 from msq.ir.plan import LayerPlan, Plan, divisors, simd_unit
 
 
-def random_model(seed: int, kind: str | None = None) -> tuple[nn.Sequential, tuple[int, ...]]:
-    """A random Brevitas model and its torch input shape."""
+def random_model(seed: int, kind: str | None = None, high: bool = False) -> tuple[nn.Sequential, tuple[int, ...]]:
+    """A random Brevitas model and its torch input shape; ``high``: with high-precision rows in
+    every layer (intra-layer multi-precision: 2-7-bit rows, and some rows wider, up to 8 bits)."""
     rng = np.random.default_rng(seed)
+    high_rng = np.random.default_rng(seed + 7919) if high else None  # its own stream: the other draws stay
     torch.manual_seed(seed)
     kind = kind or str(rng.choice(["mlp", "cnn"]))
-    cfg = QuantConfig(wbits=int(rng.integers(2, 9)), abits=int(rng.integers(2, 9)), scheme="msq",
-                      out_bits=int(rng.integers(2, 9)))
+    wbits = int(rng.integers(2, 9))
+    high_bits = 0
+    if high_rng is not None:
+        wbits = min(wbits, 7)
+        high_bits = int(high_rng.integers(wbits + 1, 9))
+    cfg = QuantConfig(wbits=wbits, abits=int(rng.integers(2, 9)), scheme="msq",
+                      out_bits=int(rng.integers(2, 9)), high_bits=high_bits)
     signed = bool(rng.integers(2))
     if kind == "mlp":
         in_shape: tuple[int, ...] = (int(rng.integers(1, 20)),)
@@ -58,12 +65,13 @@ def random_model(seed: int, kind: str | None = None) -> tuple[nn.Sequential, tup
                 h, w = h // 2, w // 2
         layers += [nn.Flatten(), models.linear(cfg, cin * h * w, int(rng.integers(1, 12))), models.logits_quant(cfg)]
     model = nn.Sequential(*layers)
-    _randomize(model, rng, in_shape, signed)
+    _randomize(model, rng, in_shape, signed, high_rng)
     return model, in_shape
 
 
 @torch.no_grad()
-def _randomize(model: nn.Sequential, rng: np.random.Generator, in_shape, signed: bool) -> None:
+def _randomize(model: nn.Sequential, rng: np.random.Generator, in_shape, signed: bool,
+               high_rng: np.random.Generator | None = None) -> None:
     for name, tq in msq_quantizers(model).items():
         layer = model.get_submodule(name)
         rows = layer.weight.shape[0]
@@ -74,6 +82,11 @@ def _randomize(model: nn.Sequential, rng: np.random.Generator, in_shape, signed:
         if layer.bias is not None:
             layer.bias.copy_(torch.as_tensor(rng.normal(0, 0.3, rows), dtype=torch.float32))
         tq.sp2_mask.copy_(torch.as_tensor(rng.random(rows) < rng.random()))
+        if high_rng is not None:
+            hi = high_rng.random(rows) < high_rng.uniform(0.1, 0.6)
+            hi[high_rng.integers(rows)] = True
+            tq.hi_mask.copy_(torch.as_tensor(hi))
+            tq.sp2_mask &= ~tq.hi_mask
         tq.reset_scales(layer.weight)
         tq.scale.mul_(torch.as_tensor(rng.uniform(0.7, 1.3, rows), dtype=torch.float32))
     for module in model.modules():
@@ -97,11 +110,11 @@ def _randomize(model: nn.Sequential, rng: np.random.Generator, in_shape, signed:
     model.eval()
 
 
-def random_ir(seed: int, kind: str | None = None) -> IRModel:
-    """The IR of :func:`random_model`; a model with a dead layer (every ReLU output zero during
+def random_ir(seed: int, kind: str | None = None, high: bool = False) -> IRModel:
+    """The IR of :func:`random_model` (``high``: with high-precision rows); a model with a dead layer (every ReLU output zero during
     calibration, so no power-of-two scale) is redrawn from the next seed."""
     for attempt in range(seed, seed + 20):
-        model, in_shape = random_model(attempt, kind)
+        model, in_shape = random_model(attempt, kind, high)
         if all(_live(m) for m in model if hasattr(m, "act_quant") and m.act_quant.is_quant_enabled):
             return export_model(model, in_shape, model_name=f"random{attempt}", source={"random_seed": attempt})
     raise AssertionError(f"no live random model from seed {seed}")

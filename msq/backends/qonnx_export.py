@@ -165,7 +165,7 @@ def to_qonnx(ir: IRModel, batch: int = 1) -> onnx.ModelProto:
             _check_exact(layer)
         if isinstance(layer, ComputeLayer):
             x = _compute(g, layer, x, shape if layer.kind == "dense" and len(shape) == 3 else ())
-            scheme = "".join("S" if s == SCHEME_SP2 else "F" for s in layer.scheme)
+            scheme = "".join("H" if h else "S" if s == SCHEME_SP2 else "F" for s, h in zip(layer.scheme, layer.high_mask))
             meta.append({"layer": layer.name, "kind": layer.kind, "weight": f"{layer.name}_weight",
                          "wbits": layer.wbits, "scheme": scheme})
         else:

@@ -63,12 +63,14 @@ class PendingLayer:
     w_scale: np.ndarray
     bias: np.ndarray
     geometry: dict = field(default_factory=dict)
+    row_bits: np.ndarray | None = None
     bn_a: np.ndarray | None = None
     bn_c: np.ndarray | None = None
 
 
-def _quantized_weight(module: nn.Module, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(w_int, per-row weight scale, scheme per row, bits) from the layer's frozen MSQ quantizer."""
+def _quantized_weight(module: nn.Module, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray | None]:
+    """(w_int, per-row weight scale, scheme per row, bits, per-row bits or None when uniform) from
+    the layer's frozen MSQ quantizer."""
     tq = getattr(getattr(module, "weight_quant", None), "tensor_quant", None)
     if not isinstance(tq, MSQTensorQuant):
         raise MSQError(f"layer '{name}' has no MSQ weight quantizer: export needs a model trained with "
@@ -83,12 +85,14 @@ def _quantized_weight(module: nn.Module, name: str) -> tuple[np.ndarray, np.ndar
     w_int = np.rint(ratio).astype(np.int64)
     if np.abs(ratio - w_int).max(initial=0) > 1e-3:
         raise MSQError(f"layer '{name}': quantized weights are not integer multiples of their scale")
-    sp2 = tq.sp2_mask.numpy()
-    for scheme, rows in ((RowScheme.SP2, sp2), (RowScheme.FIXED, ~sp2)):
-        if rows.any() and not np.isin(w_int[rows], numerics.integer_levels(scheme, tq.bits)).all():
-            raise MSQError(f"layer '{name}': a {scheme} row has a weight off the {tq.bits}-bit {scheme} levels")
-    scheme = np.where(sp2, SCHEME_SP2, SCHEME_FIXED).astype(np.int64)
-    return w_int, scale, scheme, tq.bits
+    sp2, bits = tq.sp2_mask.numpy(), tq.row_bits()
+    high = bits > tq.bits
+    for scheme, rows, b in ((RowScheme.SP2, sp2 & ~high, tq.bits), (RowScheme.FIXED, ~sp2 & ~high, tq.bits),
+                            (RowScheme.FIXED, high, tq.high_bits)):
+        if rows.any() and not np.isin(w_int[rows], numerics.integer_levels(scheme, b)).all():
+            raise MSQError(f"layer '{name}': a {scheme} row has a weight off the {b}-bit {scheme} levels")
+    scheme = np.where(sp2 & ~high, SCHEME_SP2, SCHEME_FIXED).astype(np.int64)
+    return w_int, scale, scheme, tq.bits, (bits if high.any() else None)
 
 
 def _bias(module: nn.Module, rows: int) -> np.ndarray:
@@ -119,7 +123,8 @@ def close_layer(p: PendingLayer, out_fmt: ActFormat, relu: bool, rounding: str =
                        "shift is out of proportion to its weights")
     return ComputeLayer(name=p.name, kind=p.kind, in_shape=p.in_shape, out_shape=p.out_shape, wbits=p.wbits,
                         in_fmt=p.in_fmt, out_fmt=out_fmt, relu=relu, acc_bits=acc_bits, requant_bits=rq_bits,
-                        scheme=p.scheme, w_int=p.w_int, bias=bias, mult=mult, shift=shift, **p.geometry)
+                        scheme=p.scheme, w_int=p.w_int, bias=bias, mult=mult, shift=shift, row_bits=p.row_bits,
+                        **p.geometry)
 
 
 @dataclass
@@ -144,7 +149,7 @@ class Stream:
             raise MSQError(f"layer '{name}' follows layer '{self.pending.name}' without an activation quantizer")
 
     def add_dense(self, name: str, w_int: np.ndarray, w_scale: np.ndarray, scheme: np.ndarray, bits: int,
-                  bias: np.ndarray) -> None:
+                  bias: np.ndarray, row_bits: np.ndarray | None = None) -> None:
         """Open a dense layer from torch-layout (rows, in_features) integer weights."""
         self.open_compute(name)
         if int(np.prod(self.shape)) != w_int.shape[1]:
@@ -154,12 +159,12 @@ class Stream:
             w_int = w_int.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(w_int), -1)
             self.torch_chw = None
         self.pending = PendingLayer(self.ir_name("dense"), "dense", (int(np.prod(self.shape)),), (len(w_int),),
-                                    self.fmt, bits, scheme, w_int, w_scale, bias)
+                                    self.fmt, bits, scheme, w_int, w_scale, bias, row_bits=row_bits)
         self.shape = self.pending.out_shape
 
     def add_conv(self, name: str, w_int: np.ndarray, w_scale: np.ndarray, scheme: np.ndarray, bits: int,
                  bias: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                 padding: tuple[int, int]) -> None:
+                 padding: tuple[int, int], row_bits: np.ndarray | None = None) -> None:
         """Open a conv layer from torch-layout (rows, C, kh, kw) integer weights."""
         self.open_compute(name)
         shape = self.shape
@@ -170,7 +175,8 @@ class Stream:
         wo = (shape[1] + 2 * padding[1] - kernel[1]) // stride[1] + 1
         self.pending = PendingLayer(self.ir_name("conv"), "conv", shape, (ho, wo, len(w_int)), self.fmt, bits,
                                     scheme, w_int.transpose(0, 2, 3, 1).copy(), w_scale, bias,
-                                    geometry={"kernel": kernel, "stride": stride, "padding": padding})
+                                    geometry={"kernel": kernel, "stride": stride, "padding": padding},
+                                    row_bits=row_bits)
         self.shape = self.pending.out_shape
 
     def close(self, name: str, out_fmt: ActFormat, relu: bool, rounding: str = "half_up") -> None:
@@ -195,19 +201,19 @@ class Stream:
 
 
 def _linear(st: Stream, name: str, module: QuantLinear) -> None:
-    w_int, w_scale, scheme, bits = _quantized_weight(module, name)
-    st.add_dense(name, w_int, w_scale, scheme, bits, _bias(module, len(w_int)))
+    w_int, w_scale, scheme, bits, row_bits = _quantized_weight(module, name)
+    st.add_dense(name, w_int, w_scale, scheme, bits, _bias(module, len(w_int)), row_bits)
 
 
 def _conv(st: Stream, name: str, module: QuantConv2d) -> None:
-    w_int, w_scale, scheme, bits = _quantized_weight(module, name)
+    w_int, w_scale, scheme, bits, row_bits = _quantized_weight(module, name)
     if module.groups != 1 or _pair(module.dilation, "dilation", name) != (1, 1):
         raise MSQError(f"layer '{name}': only ungrouped, undilated Conv2d on images is supported")
     if isinstance(module.padding, str):
         raise MSQError(f"layer '{name}': padding must be integers, got {module.padding!r}")
     st.add_conv(name, w_int, w_scale, scheme, bits, _bias(module, len(w_int)),
                 _pair(module.kernel_size, "kernel_size", name), _pair(module.stride, "stride", name),
-                _pair(module.padding, "padding", name))
+                _pair(module.padding, "padding", name), row_bits)
 
 
 def _batchnorm(st: Stream, name: str, module: nn.BatchNorm1d | nn.BatchNorm2d) -> None:

@@ -19,21 +19,24 @@ from torch import nn
 
 from msq import numerics
 from msq.errors import MSQError
-from msq.frontend.quantizer import TRAINING_SCHEMES, MSQWeightQuant
+from msq.frontend.quantizer import TRAINING_SCHEMES, MSQWeightQuant, check_high_bits
 
 OUT_BITS = 8  # the logits leave the network as signed 8-bit fixed point
+HIGH_PRECISION_SCHEMES = ("msq", "fixed")  # the schemes whose layers may hold high-precision fixed rows
 SUPPORTED_LAYERS = (QuantLinear, QuantConv2d, QuantReLU, QuantIdentity, nn.BatchNorm1d, nn.BatchNorm2d,
                     nn.MaxPool2d, nn.AvgPool2d, nn.Flatten)
 
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """Bit widths and weight scheme of a model ('float' = no quantization at all)."""
+    """Bit widths and weight scheme of a model ('float' = no quantization at all); ``high_bits``
+    > 0 gives every layer rows at that fixed-point width (intra-layer multi-precision)."""
 
     wbits: int = 4
     abits: int = 4
     scheme: str = "msq"
     out_bits: int = OUT_BITS
+    high_bits: int = 0
 
     def __post_init__(self):
         if self.scheme not in TRAINING_SCHEMES:
@@ -41,6 +44,10 @@ class QuantConfig:
         numerics.check_bits(self.wbits, "wbits")
         numerics.check_bits(self.abits, "abits")
         numerics.check_bits(self.out_bits, "out_bits")
+        check_high_bits(self.high_bits, self.wbits)
+        if self.high_bits and self.scheme not in HIGH_PRECISION_SCHEMES:
+            raise MSQError(f"high-precision rows need --scheme {' or '.join(HIGH_PRECISION_SCHEMES)}, "
+                           f"not {self.scheme!r}")
 
     @property
     def quantized(self) -> bool:
@@ -53,7 +60,8 @@ class QuantConfig:
 def _weight_kwargs(cfg: QuantConfig) -> dict:
     if not cfg.quantized:
         return {"weight_quant": None}
-    return {"weight_quant": MSQWeightQuant, "weight_bit_width": cfg.wbits, "weight_msq_scheme": cfg.scheme}
+    return {"weight_quant": MSQWeightQuant, "weight_bit_width": cfg.wbits, "weight_msq_scheme": cfg.scheme,
+            "weight_high_bits": cfg.high_bits}
 
 
 def _act_kwargs(cfg: QuantConfig, quant, bits: int) -> dict:

@@ -11,6 +11,10 @@ for the P2 baseline; False = fixed point) and its own learnable scale ``alpha_r`
 the MSE-optimal value for that row's scheme. The forward pass is
 ``w_q = alpha_r * project(clamp(w / alpha_r, -1, 1))`` with a straight-through projection, so
 gradients reach both the weights (inside the clip range) and the scales (LSQ-style).
+
+Intra-layer multi-precision (``high_bits`` > 0): a second mask ``hi_mask`` marks the rows that run
+at ``high_bits`` fixed point instead of the layer's low precision (msq/frontend/assignment.py
+chooses them); a high row is never SP2.
 """
 from __future__ import annotations
 
@@ -38,7 +42,8 @@ class MSQTensorQuant(nn.Module):
     weight ``w_int`` of docs/ir.md (per-row ``scale = alpha_r / D_r``).
     """
 
-    def __init__(self, tracked_parameter_list: list[torch.Tensor], bit_width: int, msq_scheme: str):
+    def __init__(self, tracked_parameter_list: list[torch.Tensor], bit_width: int, msq_scheme: str,
+                 high_bits: int = 0):
         super().__init__()
         if msq_scheme not in QUANTIZED_SCHEMES:
             raise MSQError(f"unknown weight scheme {msq_scheme!r}: expected one of {', '.join(QUANTIZED_SCHEMES)}")
@@ -54,19 +59,35 @@ class MSQTensorQuant(nn.Module):
         self.d_fixed = float(numerics.denominator(RowScheme.FIXED, self.bits))
         self.d_alt = float(numerics.denominator(self.alt_scheme, self.bits))
         self.int_bits = max(self.bits, int(self.d_alt).bit_length() + 1)
+        self.high_bits = check_high_bits(int(high_bits), self.bits)
+        if self.high_bits:  # only then: a model without high rows keeps its state dict unchanged
+            self.register_buffer("hi_mask", torch.zeros(rows, dtype=torch.bool))
+            self.register_buffer("lv_hi", numerics.level_tensor(RowScheme.FIXED, self.high_bits), persistent=False)
+            self.d_hi = float(numerics.denominator(RowScheme.FIXED, self.high_bits))
+            self.int_bits = max(self.int_bits, self.high_bits)
         self.reset_scales(weight.detach())
+
+    def high_rows(self) -> torch.Tensor:
+        """Per row, True if it runs at ``high_bits`` (all False without intra-layer multi-precision)."""
+        return self.hi_mask if self.high_bits else torch.zeros_like(self.sp2_mask)
+
+    def row_bits(self) -> np.ndarray:
+        """Per row, its weight bit width."""
+        return np.where(self.high_rows().cpu().numpy(), self.high_bits, self.bits).astype(np.int64)
 
     @torch.no_grad()
     def reset_scales(self, weight: torch.Tensor, rows: torch.Tensor | None = None) -> None:
         """Set ``alpha_r`` to the MSE-optimal value for each row's scheme (all rows, or ``rows``)."""
         w = weight.detach().reshape(weight.shape[0], -1).cpu().numpy()
         mask = self.sp2_mask.cpu().numpy()
+        high = self.high_rows().cpu().numpy()
         todo = np.ones_like(mask) if rows is None else rows.cpu().numpy().astype(bool)
         alpha = self.scale.detach().cpu().numpy().copy()
-        for scheme, sel in ((self.alt_scheme, mask), (RowScheme.FIXED, ~mask)):
+        for scheme, sel, bits in ((self.alt_scheme, mask & ~high, self.bits), (RowScheme.FIXED, ~mask & ~high, self.bits),
+                                  (RowScheme.FIXED, high, self.high_bits)):
             pick = sel & todo
             if pick.any():
-                alpha[pick] = numerics.mse_optimal_scale(w[pick], scheme, self.bits)[0]
+                alpha[pick] = numerics.mse_optimal_scale(w[pick], scheme, bits)[0]
         self.scale.copy_(torch.as_tensor(alpha, dtype=self.scale.dtype))
 
     def row_alpha(self) -> torch.Tensor:
@@ -75,15 +96,17 @@ class MSQTensorQuant(nn.Module):
 
     def row_denominator(self) -> torch.Tensor:
         """Per-row D_r: integer weights are ``q * D_r``."""
-        return torch.where(self.sp2_mask, torch.tensor(self.d_alt), torch.tensor(self.d_fixed))
+        d = torch.where(self.sp2_mask, torch.tensor(self.d_alt), torch.tensor(self.d_fixed))
+        return torch.where(self.hi_mask, torch.tensor(self.d_hi), d) if self.high_bits else d
 
     def normalized_levels(self, w: torch.Tensor) -> torch.Tensor:
         """Per weight, its level ``q`` in [-1, 1] (straight-through), row by row in its scheme."""
         view = (-1,) + (1,) * (w.dim() - 1)
         v = (w / self.row_alpha().view(view)).clamp(-1.0, 1.0)
-        return torch.where(self.sp2_mask.view(view),
-                           numerics.ste_project(v, self.lv_alt),
-                           numerics.ste_project(v, self.lv_fixed))
+        q = torch.where(self.sp2_mask.view(view),
+                        numerics.ste_project(v, self.lv_alt),
+                        numerics.ste_project(v, self.lv_fixed))
+        return torch.where(self.hi_mask.view(view), numerics.ste_project(v, self.lv_hi), q) if self.high_bits else q
 
     def forward(self, w: torch.Tensor):
         view = (-1,) + (1,) * (w.dim() - 1)
@@ -99,15 +122,27 @@ class MSQWeightQuant(ExtendedInjector):
     """Brevitas weight quantizer with per-row SP2/fixed schemes (see :class:`MSQTensorQuant`).
 
     Override ``msq_scheme`` ('msq', 'fixed', 'sp2', 'p2') and ``bit_width`` with
-    ``weight_msq_scheme=…`` / ``weight_bit_width=…`` on the Brevitas layer.
+    ``weight_msq_scheme=…`` / ``weight_bit_width=…`` on the Brevitas layer; ``weight_high_bits=8``
+    gives the layer high-precision fixed rows (0: none).
     """
 
     proxy_class = WeightQuantProxyFromInjector
     tensor_quant = MSQTensorQuant
     bit_width = 4
     msq_scheme = "msq"
+    high_bits = 0
     signed = True
     narrow_range = True
+
+
+def check_high_bits(high_bits: int, bits: int) -> int:
+    """Validate the high-precision row width: 0 (none) or a bit width above the layer's ``bits``."""
+    if high_bits == 0:
+        return 0
+    numerics.check_bits(high_bits, "high_bits")
+    if high_bits <= bits:
+        raise MSQError(f"high_bits={high_bits} must exceed the low weight precision wbits={bits}")
+    return high_bits
 
 
 def msq_quantizers(model: nn.Module) -> dict[str, MSQTensorQuant]:

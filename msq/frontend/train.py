@@ -4,11 +4,12 @@ Schedule: a float warm-up (weights unquantized, activations quantized) lets rows
 distributions the fit statistic ranks; then every quantized row's scale is set MSE-optimally,
 'msq' layers get their per-row schemes, and QAT runs. Rows are re-ranked every
 ``REASSIGN_EVERY`` epochs during the first ``REASSIGN_UNTIL`` of training; after that the
-assignment is frozen. Same seed, same result: every random source is seeded and torch runs in
+assignment is frozen (high-precision rows, with ``high_fraction`` > 0, are chosen at the same
+times, from a fixed calibration batch of training inputs). Same seed, same result: every random source is seeded and torch runs in
 deterministic mode.
 
 A run directory holds ``model.pt`` (a ``weights_only``-loadable dict: config + state dict),
-``assignment.json`` (per layer, one 'S'/'F' character per row) and ``metrics.json``.
+``assignment.json`` (per layer, one character per row: 'S' SP2, 'F' fixed, 'H' high-precision fixed) and ``metrics.json``.
 """
 from __future__ import annotations
 
@@ -25,12 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from msq import atomic, limits
+from msq import atomic, limits, numerics
 from msq.boards import Board, load_board
 from msq.design import explore
 from msq.design.cost_model import board_sp2_ratio
 from msq.errors import MSQError
-from msq.frontend.assignment import assign_schemes, check_ratio
+from msq.frontend.assignment import assign_schemes, check_fraction, check_ratio
 from msq.frontend.data import Dataset, load_dataset
 from msq.frontend.export import export_model
 from msq.frontend.models import QuantConfig, build_model, check_supported
@@ -48,6 +49,7 @@ REASSIGN_EVERY = 5
 PROBE_IMAGES, PROBE_BATCH = 256, 64  # images that set the activation scales of the untrained IR
 REASSIGN_UNTIL = 0.5
 MAX_EPOCHS = 100_000
+CALIBRATION_SAMPLES = 256  # training inputs whose activations weigh the high-precision row choice
 BUILTIN_MODELS = ("mlp", "cnn")
 
 
@@ -66,9 +68,13 @@ class TrainConfig:
     seed: int = 0
     batch_size: int = 64
     lr: float = 3e-3
+    high_bits: int = 8
+    high_fraction: float = 0.0
 
     def __post_init__(self):
-        QuantConfig(self.wbits, self.abits, self.scheme)  # validates bits and scheme
+        check_fraction(self.high_fraction)
+        numerics.check_bits(self.high_bits, "high_bits")
+        self.quant_config()  # validates bits and scheme
         if self.sp2_ratio is not None:
             check_ratio(self.sp2_ratio)
         for field, value, top in (("epochs", self.epochs, MAX_EPOCHS), ("seed", self.seed, 2**32 - 1),
@@ -80,6 +86,10 @@ class TrainConfig:
                 raise MSQError(f"{field} must be a string, got {getattr(self, field)!r}")
         if not isinstance(self.lr, float) or not 0 < self.lr < 1:
             raise MSQError(f"lr must be a number in (0, 1), got {self.lr!r}")
+
+    def quant_config(self) -> QuantConfig:
+        """The model's quantization settings (high-precision rows only with a fraction above 0)."""
+        return QuantConfig(self.wbits, self.abits, self.scheme, high_bits=self.high_bits if self.high_fraction else 0)
 
 
 def resolve_ratio(cfg: TrainConfig, board: Board | None = None, model: nn.Module | None = None,
@@ -141,14 +151,16 @@ def sp2_fractions(model: nn.Module) -> dict[str, Any]:
     per_layer, sp2, rows = {}, 0, 0
     for name, tq in msq_quantizers(model).items():
         n, total = int(tq.sp2_mask.sum()), int(tq.sp2_mask.numel())
-        per_layer[name] = {"sp2_rows": n, "rows": total, "fraction": n / total}
+        per_layer[name] = {"sp2_rows": n, "rows": total, "fraction": n / total,
+                           "high_rows": int(tq.high_rows().sum())}
         sp2, rows = sp2 + n, rows + total
     return {"per_layer": per_layer, "overall": sp2 / rows if rows else 0.0}
 
 
 def assignment_strings(model: nn.Module) -> dict[str, str]:
-    """Per layer, one character per row: 'S' for SP2 (or P2 in the P2 baseline), 'F' for fixed."""
-    return {name: "".join("S" if s else "F" for s in tq.sp2_mask.tolist())
+    """Per layer, one character per row: 'S' for SP2 (or P2 in the P2 baseline), 'F' for fixed,
+    'H' for high-precision fixed."""
+    return {name: "".join("H" if h else "S" if s else "F" for s, h in zip(tq.sp2_mask.tolist(), tq.high_rows().tolist()))
             for name, tq in msq_quantizers(model).items()}
 
 
@@ -164,6 +176,7 @@ def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, ratio: float,
     loss_fn = nn.CrossEntropyLoss()
     quantized = cfg.scheme != "float"
     warmup = max(1, cfg.epochs // 5) if quantized else 0
+    calibration = x[:CALIBRATION_SAMPLES]
     set_weight_quant(model, False)
     history = []
     task = f"train {cfg.model}/{cfg.scheme}"
@@ -174,7 +187,7 @@ def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, ratio: float,
                 set_weight_quant(model, True)
                 for name, tq in msq_quantizers(model).items():
                     tq.reset_scales(model.get_submodule(name).weight)
-            assign_schemes(model, ratio)
+            assign_schemes(model, ratio, cfg.high_fraction, calibration)
         model.train()
         total, batches = 0.0, 0
         for idx in torch.randperm(len(x), generator=gen).split(cfg.batch_size):
@@ -206,7 +219,7 @@ def fit(cfg: TrainConfig, progress: Progress | None = None, board: Board | None 
     ``factory`` builds the model instead of ``cfg.model`` (then only its label)."""
     data = load_dataset(cfg.dataset)
     seed_everything(cfg.seed)
-    qcfg = QuantConfig(cfg.wbits, cfg.abits, cfg.scheme)
+    qcfg = cfg.quant_config()
     model = build_model(factory or cfg.model, data.in_shape, data.classes, qcfg, data.signed)
     ratio, ratio_source = resolve_ratio(cfg, board, model, data)
     start = time.perf_counter()
@@ -279,8 +292,9 @@ def load_run(run: str | Path, model: str | None = None) -> tuple[nn.Sequential, 
         raise MSQError(f"{path}: field 'data.classes' must be an integer in [1, {limits.MAX_CLASSES}], got {classes!r}")
     if not isinstance(signed, bool):
         raise MSQError(f"{path}: field 'data.signed' must be true or false, got {signed!r}")
-    if set(q) != {"wbits", "abits", "scheme", "out_bits"}:
-        raise MSQError(f"{path}: field 'quant_config' must hold wbits, abits, scheme and out_bits, got {sorted(q)}")
+    if set(q) - {"high_bits"} != {"wbits", "abits", "scheme", "out_bits"}:
+        raise MSQError(f"{path}: field 'quant_config' must hold wbits, abits, scheme, out_bits and optionally "
+                       f"high_bits, got {sorted(q)}")
     try:
         qcfg = QuantConfig(**q)
     except MSQError as exc:

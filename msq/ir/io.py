@@ -16,8 +16,8 @@ from msq.errors import MSQError
 from msq.names import check_identifier, check_label
 from msq.ir import arith
 from msq.ir.arith import ActFormat
-from msq.ir.model import (COMPUTE_KINDS, IR_SCHEMA, IR_VERSION, POOL_KINDS, SCHEME_SP2, ComputeLayer, IRModel,
-                          Layer, PoolLayer)
+from msq.ir.model import (COMPUTE_KINDS, IR_SCHEMA, IR_VERSION, POOL_KINDS, SCHEME_FIXED, SCHEME_SP2, ComputeLayer,
+                          IRModel, Layer, PoolLayer)
 
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
@@ -32,6 +32,8 @@ def _layer_manifest(layer: Layer) -> dict[str, Any]:
     if isinstance(layer, ComputeLayer):
         entry.update(wbits=layer.wbits, relu=layer.relu, acc_bits=layer.acc_bits, requant_bits=layer.requant_bits,
                      sp2_rows=int(len(layer.sp2_rows)), fixed_rows=int(len(layer.fixed_rows)))
+        if layer.high_bits:
+            entry.update(high_bits=layer.high_bits, high_rows=int(len(layer.high_rows)))
         if layer.kind == "conv":
             entry.update(kernel=list(layer.kernel), stride=list(layer.stride), padding=list(layer.padding))
     else:
@@ -47,6 +49,8 @@ def _layer_arrays(layer: ComputeLayer) -> dict[str, np.ndarray]:
     sign, k1, k2 = layer.sp2_codes()
     arrays = {"scheme": layer.scheme, "bias": layer.bias, "mult": layer.mult, "shift": layer.shift,
               "fixed": np.where(sp2, 0, layer.w_int), "sp2_sign": sign, "sp2_k1": k1, "sp2_k2": k2}
+    if layer.high_bits:
+        arrays["row_bits"] = layer.row_bits
     return {f"{layer.name}/{key}": np.asarray(value, dtype=np.int64) for key, value in arrays.items()}
 
 
@@ -171,9 +175,13 @@ def _read_compute(r: _Reader, entry: dict, npz, where: str) -> ComputeLayer:
     if not np.isin(scheme, (0, 1)).all():
         raise r.fail(where, "array 'scheme' must hold 0 (fixed) or 1 (SP2) per row")
     sp2 = (scheme == SCHEME_SP2).reshape((-1,) + (1,) * (len(w_shape) - 1))
-    kmax = numerics.fixed_max(wbits)
-    if np.abs(codes["fixed"]).max(initial=0) > kmax:
-        raise r.fail(where, f"array 'fixed' has a weight outside the {wbits}-bit range [-{kmax}, {kmax}]")
+    row_bits = _read_row_bits(r, entry, npz, where, wbits, scheme)
+    bits = np.full(rows, wbits) if row_bits is None else row_bits
+    for b in np.unique(bits):
+        kmax = numerics.fixed_max(int(b))
+        if np.abs(codes["fixed"][bits == b]).max(initial=0) > kmax:
+            raise r.fail(where, f"array 'fixed' has a weight outside the {b}-bit range [-{kmax}, {kmax}] "
+                                f"on a {b}-bit row")
     m1, m2 = numerics.sp2_split(wbits)
     for key, top in (("sp2_sign", 1), ("sp2_k1", 2**m1 - 1), ("sp2_k2", 2**m2 - 1)):
         if codes[key].min(initial=0) < 0 or codes[key].max(initial=0) > top:
@@ -200,7 +208,26 @@ def _read_compute(r: _Reader, entry: dict, npz, where: str) -> ComputeLayer:
     return ComputeLayer(name=name, kind=kind, in_shape=in_shape, out_shape=out_shape, wbits=wbits, in_fmt=in_fmt,
                         out_fmt=out_fmt, relu=relu, acc_bits=acc_bits, requant_bits=rq_bits, scheme=scheme,
                         w_int=w_int, bias=arrays["bias"], mult=arrays["mult"], shift=arrays["shift"],
-                        kernel=kernel, stride=stride, padding=padding)
+                        kernel=kernel, stride=stride, padding=padding, row_bits=row_bits)
+
+
+def _read_row_bits(r: _Reader, entry: dict, npz: limits.NpzArrays, where: str, wbits: int,
+                   scheme: np.ndarray) -> np.ndarray | None:
+    """Per-row weight widths of a layer with high-precision rows (field 'high_bits' and array
+    'row_bits' together), or None for a uniform layer."""
+    key = f"{entry['name']}/row_bits"
+    if "high_bits" not in entry:
+        if key in npz:
+            raise r.fail(where, "array 'row_bits' needs field 'high_bits' (the high rows' width)")
+        return None
+    high = r.int_(entry, "high_bits", where, wbits + 1, numerics.MAX_BITS)
+    row_bits = r.array(npz, key, where, (len(scheme),))
+    if not np.isin(row_bits, (wbits, high)).all() or not (row_bits == high).any():
+        raise r.fail(where, f"array 'row_bits' must hold {wbits} (wbits) or {high} (high_bits) per row, "
+                            f"with at least one {high}")
+    if (scheme[row_bits == high] != SCHEME_FIXED).any():
+        raise r.fail(where, f"array 'scheme' marks a {high}-bit high-precision row as SP2: high rows are fixed point")
+    return row_bits
 
 
 def _read_pool(r: _Reader, entry: dict, where: str) -> PoolLayer:

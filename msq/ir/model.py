@@ -14,6 +14,7 @@ import numpy as np
 from msq import numerics
 from msq.names import check_identifier, check_label
 from msq.errors import MSQError
+from msq.ir import arith
 from msq.ir.arith import ActFormat
 
 IR_SCHEMA = "msq-ir"
@@ -32,6 +33,8 @@ class ComputeLayer:
     the input stream delivers them. Output row r: ``clamp(round_half_up((Σ x·w_int[r] * mult[r]
     + bias[r]) * 2^-shift[r]), out_fmt.lo, out_fmt.hi)``; ``relu`` layers have an unsigned output.
     ``acc_bits`` holds every partial sum; ``requant_bits`` holds ``acc * mult + bias + rounding``.
+    ``row_bits`` (intra-layer multi-precision) gives each row's weight width: ``wbits``, or one
+    higher width for fixed-point *high* rows; ``None`` means every row has ``wbits``.
     """
 
     name: str
@@ -52,6 +55,7 @@ class ComputeLayer:
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
+    row_bits: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -67,7 +71,28 @@ class ComputeLayer:
 
     @property
     def fixed_rows(self) -> np.ndarray:
-        return np.flatnonzero(self.scheme == SCHEME_FIXED)
+        """The fixed-point rows at ``wbits`` (high rows excluded: they have their own engine)."""
+        return np.flatnonzero((self.scheme == SCHEME_FIXED) & ~self.high_mask)
+
+    @property
+    def high_mask(self) -> np.ndarray:
+        """Per row, True if it is a high-precision fixed-point row."""
+        if self.row_bits is None:
+            return np.zeros(self.rows, dtype=bool)
+        return np.asarray(self.row_bits) > self.wbits
+
+    @property
+    def high_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.high_mask)
+
+    @property
+    def high_bits(self) -> int:
+        """Weight width of the high rows (0 when there are none)."""
+        return int(np.max(self.row_bits)) if len(self.high_rows) else 0
+
+    def acc_bits_of(self, rows: np.ndarray) -> int:
+        """Accumulator width a group of rows needs (``acc_bits`` holds every row's)."""
+        return arith.accumulator_bits(self.w_int[rows], self.in_fmt)
 
     def sp2_codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sign, k1, k2) arrays shaped like ``w_int``; zero on fixed rows."""

@@ -78,6 +78,9 @@ def all_engine_rows(layer: ComputeLayer, lp: LayerPlan) -> list[EngineRows]:
     """Every engine kind of :data:`ENGINES` with its rows (possibly none). The fixed rows go first
     to the DSP engine, as many as it finishes in the folds both fixed engines need together
     (``ceil(R / (pe_fixed + pe_fixed_lut))``), the rest to the LUT engine."""
+    if layer.high_bits:
+        raise MSQError(f"layer '{layer.name}' has {layer.high_bits}-bit high-precision rows: the hardware "
+                       "backends do not build their engine yet")
     fixed = layer.fixed_rows
     shared = lp.pe_fixed + lp.pe_fixed_lut
     n_dsp = min(len(fixed), math.ceil(len(fixed) / shared) * lp.pe_fixed) if shared else 0

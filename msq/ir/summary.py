@@ -16,12 +16,15 @@ def fmt_text(fmt) -> str:
 
 def summary_rows(ir: IRModel) -> list[list[str]]:
     """One row per layer under :data:`COLUMNS`: kind, shapes, SP2/fixed rows, bit widths and the
-    accumulator width (``-`` where a pooling layer has none)."""
+    accumulator width (``-`` where a pooling layer has none); a layer with high-precision rows
+    shows them as ``+nH`` rows and ``wbits/high_bits``."""
     rows = []
     for layer in ir.layers:
         if isinstance(layer, ComputeLayer):
             counts = f"{len(layer.sp2_rows)}/{len(layer.fixed_rows)}"
             wbits, acc = str(layer.wbits), str(layer.acc_bits)
+            if layer.high_bits:
+                counts, wbits = f"{counts}+{len(layer.high_rows)}H", f"{wbits}/{layer.high_bits}"
         else:
             counts, wbits, acc = "-", "-", str(layer.acc_bits or "-")
         rows.append([layer.name, layer.kind, str(list(layer.in_shape)), str(list(layer.out_shape)), counts, wbits,
