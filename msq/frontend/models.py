@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+from brevitas.proxy.quant_proxy import QuantProxyFromInjector
 from brevitas.quant import Int8ActPerTensorFixedPoint, Int8ActPerTensorFixedPointMSE, Uint8ActPerTensorFixedPoint
 from torch import nn
 
@@ -143,7 +144,17 @@ def build_model(kind: str | Callable[..., nn.Module], in_shape: tuple[int, ...],
     factory = kind if callable(kind) else builders.get(kind) or load_factory(kind)
     model = factory(tuple(in_shape), classes, cfg, signed_input)
     check_supported(model)
+    if not cfg.quantized:
+        make_float(model)
     return model
+
+
+def make_float(model: nn.Module) -> None:
+    """Switch off every Brevitas quantizer (weights, biases, activations), so the 'float' baseline
+    of a user model that sets its own quantizers is float too; ReLUs still apply."""
+    for module in model.modules():
+        if isinstance(module, QuantProxyFromInjector):
+            module.disable_quant = True
 
 
 def check_supported(model: nn.Module) -> None:
