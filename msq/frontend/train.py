@@ -29,6 +29,7 @@ from msq.boards import Board, load_board
 from msq.design.cost_model import board_sp2_ratio
 from msq.errors import MSQError
 from msq.frontend.assignment import assign_schemes, check_ratio
+from msq.frontend.checks import check_model
 from msq.frontend import distributed
 from msq.frontend.data import LAYOUTS, Dataset, load_dataset
 from msq.frontend.models import QuantConfig, build_model, check_supported
@@ -227,7 +228,9 @@ def fit(cfg: TrainConfig, progress: Progress | None = None, board: Board | None 
     distributed.start(workers, device)
     seed_everything(cfg.seed)
     qcfg = QuantConfig(cfg.wbits, cfg.abits, cfg.scheme)
-    model = build_model(factory or cfg.model, data.in_shape, data.classes, qcfg, data.signed).to(device)
+    model = build_model(factory or cfg.model, data.in_shape, data.classes, qcfg, data.signed)
+    check_model(model, data.in_shape, data.classes, qcfg)  # before the first epoch, not at export
+    model = model.to(device)
     start = time.perf_counter()
     history = train_model(model, data, cfg, ratio, progress, workers)
     seconds = time.perf_counter() - start
