@@ -20,6 +20,7 @@ from torch import nn
 
 from msq import numerics
 from msq.errors import MSQError
+from msq.frontend.avgpool import integer_avgpools
 from msq.frontend.quantizer import TRAINING_SCHEMES, MSQWeightQuant
 
 OUT_BITS = 8  # the logits leave the network as signed 8-bit fixed point
@@ -159,7 +160,9 @@ def build_model(kind: str | Callable[..., nn.Module], in_shape: tuple[int, ...],
     factory = kind if callable(kind) else builders.get(kind) or load_factory(kind)
     model = factory(tuple(in_shape), classes, cfg, signed_input)
     check_supported(model)
-    if not cfg.quantized:
+    if cfg.quantized:
+        integer_avgpools(model)  # train on the pooling the hardware computes
+    else:
         make_float(model)
     return model
 
