@@ -53,3 +53,10 @@ def test_avgpool_passes_the_mean_gradient():
     assert net[1].tap.fmt is not None  # the pool knows its input format: it rounds
     net[1](q).sum().backward()
     assert torch.equal(q.grad, torch.full_like(q, 0.25))
+
+
+def test_one_epoch_run_trains_and_reports_quantized_weights():
+    """A run shorter than the float warm-up still ends on quantized weights, the ones export freezes."""
+    model, data, _, metrics = fit(TrainConfig(model="mlp", epochs=1, scheme="fixed", seed=0))
+    ir = export_model(model, data.in_shape)
+    assert np.array_equal(predict(model, data.x_test), ref.predict(ir, ir.quantize_input(data.x_test)))

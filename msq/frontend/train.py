@@ -172,7 +172,8 @@ def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, ratio: float,
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     loss_fn = nn.CrossEntropyLoss()
     quantized = cfg.scheme != "float"
-    warmup = max(1, cfg.epochs // 5) if quantized else 0
+    # the last epoch always trains quantized weights: the model saved is the one export freezes
+    warmup = min(max(1, cfg.epochs // 5), cfg.epochs - 1) if quantized else 0
     set_weight_quant(model, False)
     history = []
     task = f"train {cfg.model}/{cfg.scheme}"
