@@ -377,8 +377,15 @@ def synth(rtl_dir, board, tool) -> None:
         click.echo(f"  CARRY  {s['carry']:>9d}")
     if s.get("fmax_mhz") is not None:
         click.echo(f"  Fmax {s['fmax_mhz']:.1f} MHz (place and route, target {board.clock_mhz:g} MHz)")
+    timing = s.get("vivado_timing") or {}
+    if timing.get("wns_ns") is not None:
+        fmax = f", Fmax {timing['fmax_mhz']:.1f} MHz" if timing.get("fmax_mhz") else ""
+        click.echo(f"  WNS {timing['wns_ns']:.3f} ns{fmax} (Vivado, post-synthesis)")
     if s.get("lut_levels") is not None:
         click.echo(f"  logic depth {s['lut_levels']} LUTs between registers")
+        for name, inst in s.get("instances", {}).items():
+            click.echo(f"    {name:12s} LUT {inst['lut']:>7d}  FF {inst['ff']:>7d}  DSP {inst['dsp']:>4d}  "
+                       f"BRAM {inst['bram36']:>5g}  {inst['lut_levels']} LUT levels")
     extra = s.get("vivado_tcl") or s.get("replay_script")
     click.echo(f"wrote {rtl_dir}/synth/synth.json" + (f" and {extra}" if extra else ""))
 

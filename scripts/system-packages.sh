@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The system tools MSQ calls, installed from the distribution (apt) only when missing, with sudo
-# only when not root. Needed: g++ and make (C simulation, Verilator's C++ builds). Optional: Icarus
-# Verilog (`msq sim --simulator icarus`) and the LZ4 header Verilator's FST waveform writer compiles
-# against (`msq sim --waves`). Where apt cannot run, it names the packages to install; it exits
-# non-zero only when a needed one is still missing. Called by scripts/setup.sh.
+# only when not root. Needed: g++ and make (C simulation, Verilator's C++ builds), chromium (the
+# report's test in a real browser). Optional: Icarus Verilog (`msq sim --simulator icarus`) and the
+# LZ4 header Verilator's FST waveform writer compiles against (`msq sim --waves`). Where apt cannot
+# run, it names the packages to install; it exits non-zero only when a needed one is still missing.
+# Called by scripts/setup.sh.
 set -uo pipefail
 
 purpose() {
   case "$1" in
     g++) echo "C simulation (msq csim) and Verilator builds (msq sim)" ;;
     make) echo "Verilator builds (msq sim)" ;;
+    chromium) echo "the HTML report's test in a headless browser (tests/test_report_browser.py)" ;;
     iverilog) echo "the second RTL simulator (msq sim --simulator icarus)" ;;
     liblz4-dev) echo "waveforms from Verilator (msq sim --waves)" ;;
   esac
@@ -20,6 +22,7 @@ check() {
   OPTIONAL=()
   command -v g++ >/dev/null 2>&1 || REQUIRED+=(g++)
   command -v make >/dev/null 2>&1 || REQUIRED+=(make)
+  command -v chromium >/dev/null 2>&1 || REQUIRED+=(chromium)
   command -v iverilog >/dev/null 2>&1 || OPTIONAL+=(iverilog)
   [ -f /usr/include/lz4.h ] || OPTIONAL+=(liblz4-dev)
 }

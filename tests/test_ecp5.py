@@ -15,7 +15,7 @@ from random_models import _randomize
 from msq.backends.rtl.generate import generate_rtl
 from msq.backends.synth import nextpnr
 from msq.backends.synth.driver import synthesize
-from msq.backends.synth.yosys import ecp5_counts_from_cells, lut_levels
+from msq.backends.synth.yosys import ecp5_counts_from_cells, lut_depths
 from msq.boards import load_board
 from msq.errors import MSQError
 from msq.frontend import models
@@ -140,10 +140,21 @@ def test_ecp5_refuses_vivado(tiny_rtl):
         synthesize(tiny_rtl[0], load_board("ulx3s-85f"), "vivado")
 
 
-def test_xilinx_yosys_reports_logic_depth(tiny_rtl):
+def test_xilinx_yosys_reports_logic_depth_per_layer_module(tiny_rtl):
     s = synthesize(tiny_rtl[1], load_board("pynq-z2"), "yosys")
     assert isinstance(s["lut_levels"], int) and s["lut_levels"] > 0
-    assert "fmax_mhz" not in s and s["wns_ns"] is None
+    assert "fmax_mhz" not in s and s["wns_ns"] is None and s["vivado_timing"] is None
+    inst = s["instances"]
+    assert {k: v["module"] for k, v in inst.items()} == {
+        "dense1": "msq_layer_dense1", "dense2": "msq_layer_dense2", "out_buffer": "msq_fbuf_out", "msq_top": "msq_top"}
+    for key in ("lut", "ff", "dsp", "bram36", "carry", "lutram"):  # every cell has one owner
+        assert sum(v[key] for v in inst.values()) == s[key], key
+    assert inst["dense1"]["dsp"] > 0 and inst["dense2"]["lut"] > 0
+    assert max(v["lut_levels"] for v in inst.values()) == s["lut_levels"]
+
+
+def lut_levels(netlist: dict, top: str) -> int:
+    return max(lut_depths(netlist, top).values())
 
 
 def _cell(kind: str, inputs: list[int], outputs: list[int], **params) -> dict:

@@ -46,7 +46,7 @@ def test_flow_runs_every_stage_and_writes_the_summary(flow_run):
 def test_report_is_self_contained(flow_run):
     out, _ = flow_run
     page = (out / "report" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4  # weights, assignment, resources, cycles
+    assert page.count("data:image/png;base64,") == 6  # training, weights, assignment, per layer, cycles, board
     assert "src=\"http" not in page and "<link" not in page
     for needle in ("Accuracy", "Verification ladder", "Resources", "Throughput", "mismatches"):
         assert needle in page

@@ -62,6 +62,12 @@ def test_nothing_below_the_api_imports_it(floor):
     assert not bad, f"{bad} import msq.api"
 
 
+@pytest.mark.parametrize("module", ["report.py", "report_figures.py"])
+def test_the_report_reads_files_not_training_code(module):
+    bad = sorted(name for name in _imports(PACKAGE / module) if _is_under(name, "msq.frontend"))
+    assert not bad, f"msq/{module} imports {bad}"
+
+
 def test_rooms_exist_and_glue_modules_are_gone():
     assert not list(PACKAGE.glob("*_run.py"))
     assert not (PACKAGE / "evaluate.py").exists()

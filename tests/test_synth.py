@@ -134,7 +134,12 @@ def test_synth_vivado_report_parsers_7series_and_ultrascale():
     assert (c7.lut, c7.ff, c7.dsp, c7.bram36, c7.carry, c7.lutram) == (5843, 1915, 3, 1.5, 340, 32)
     cu = vivado.parse_utilization((VIVADO_DATA / "utilization_xcup.rpt").read_text(), "Vivado v2024.1")
     assert (cu.lut, cu.ff, cu.dsp, cu.bram36, cu.carry, cu.lutram) == (4210, 1880, 6, 2.0, 95, 32)
-    assert vivado.parse_wns((VIVADO_DATA / "timing_summary.rpt").read_text()) == -0.421
+    timing = vivado.parse_timing((VIVADO_DATA / "timing_summary.rpt").read_text())
+    assert timing == {"wns_ns": -0.421, "tns_ns": -3.877, "failing_endpoints": 12, "total_endpoints": 4321,
+                      "whs_ns": 0.102, "clock": "ap_clk", "period_ns": 10.0, "fmax_mhz": 95.96}
+    assert vivado.parse_timing("no summary here") is None
+    unconstrained = (VIVADO_DATA / "timing_summary.rpt").read_text().replace("-0.421       -3.877", "NA           NA", 1)
+    assert vivado.parse_timing(unconstrained)["wns_ns"] is None and vivado.parse_timing(unconstrained)["fmax_mhz"] is None
     with pytest.raises(MSQError, match="utilization report"):
         vivado.parse_utilization("no tables here", "v")
 

@@ -66,6 +66,21 @@ def explore(ir: IRModel, board: Board, ratios: tuple[float, ...] = RATIOS,
             "points": points, "pareto": pareto(fitting), "best": best}
 
 
+def planned_ratio(ir: IRModel, board: Board, balance: float, headroom: float = planner.HEADROOM) -> float | None:
+    """The SP2 ratio of the fastest design of ``ir``'s topology that fits the board (this sweep),
+    of equally fast ratios the one nearest ``balance`` (the board's LUT/DSP balance,
+    ``cost_model.board_sp2_ratio``), higher on a tie; None when no ratio fits.
+
+    Why a sweep and not the balance alone: layers fold in whole rows and steps, so the balanced
+    share of rows often misses the fastest plan by a fold (measured on pynq-z2: mlp-128x3 takes 26
+    cycles at the balance ratio 0.8, 24 at 0.75)."""
+    points = [p for p in explore(ir, board, headroom=headroom)["points"] if p["fits"]]
+    if not points:
+        return None
+    fastest = min(p["interval"] for p in points)
+    return min((p["ratio"] for p in points if p["interval"] == fastest), key=lambda r: (abs(r - balance), -r))
+
+
 def _use(point: dict[str, Any], board: Board) -> float:
     """The largest fraction of any board resource a design uses (the tie-break between equals)."""
     return max(point[k] / getattr(board, k) for k in planner.RESOURCES if getattr(board, k))

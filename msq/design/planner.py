@@ -7,10 +7,9 @@ channels allows at most ``T / (pixels x steps)`` folds, and the fewest PEs that 
 folds are ``ceil(R_sp2 / folds)`` and ``ceil(R_fixed / folds)``: the engines finish together and
 no layer gets more than it needs to meet ``T``. The fixed-point PEs are split between the DSP
 engine and the LUT engine (all, three quarters, half, a quarter or none on DSPs; only DSPs when
-``lut_fixed`` is off). Of a layer's options the planner takes the one that uses the smallest
-weighted share of the board (LUT, FF, DSP and BRAM shares, by the calibrated estimate,
-msq.design.estimate); the DSP share's weight trades DSPs for LUTs, and a target is reachable
-when some weight in ``DSP_WEIGHTS`` gives a plan that fits. The stream widths are the narrowest
+``lut_fixed`` is off). Of the combinations of layer options that fit (by the calibrated estimate,
+msq.design.estimate) the planner takes the one using the least of the board (the sum of its
+LUT, FF, DSP and BRAM shares), found by a Pareto search over the layers. The stream widths are the narrowest
 that keep pace. It searches the smallest ``T`` whose plan fits ``headroom`` x every board
 resource: resources only shrink as ``T`` grows, so a bisection over the step counts layers can
 reach finds it. The chosen plan's cycles come from the exact cycle model, which RTL simulation
@@ -34,7 +33,8 @@ from msq.ir.model import ComputeLayer, IRModel, Layer
 from msq.ir.plan import LayerPlan, Plan, divisors, simd_unit
 
 RESOURCES = ("lut", "ff", "dsp", "bram36")
-DSP_WEIGHTS = (1.0, 0.5, 2.0, 0.25, 4.0, 0.125, 8.0, 1 / 16, 16.0)  # tried in this order
+MAX_PARTIAL_PLANS = 2000  # combinations kept per layer by the search, the least of the board first
+MAX_CHECKED_PLANS = 32    # complete plans checked with the whole-design estimate
 FIXED_DSP_SHARES = (1.0, 0.75, 0.5, 0.25, 0.0)  # of a layer's fixed-point PEs, on the DSP engine
 
 
@@ -50,11 +50,6 @@ class PlanResult:
     def throughput(self, clock_mhz: float) -> float:
         """Inferences per second at ``clock_mhz``."""
         return clock_mhz * 1e6 / self.interval
-
-
-def _share(res: Resources, board: Board, dsp_weight: float = 1.0) -> float:
-    return sum((dsp_weight if k == "dsp" else 1.0) * getattr(res, k) / getattr(board, k)
-               for k in RESOURCES if getattr(board, k))
 
 
 def fixed_splits(pe: int, lut_fixed: bool) -> list[tuple[int, int]]:
@@ -107,41 +102,75 @@ class _Costs:
         return self.cache[key]
 
 
-def plan_for_interval(ir: IRModel, target: int, board: Board, lut_fixed: bool = True, dsp_weight: float = 1.0,
-                      costs: _Costs | None = None) -> Plan | None:
-    """The plan using the least of the board (DSPs weighted by ``dsp_weight``) while every stage
-    finishes a frame in ``target`` cycles (None if no plan can)."""
-    costs = costs or _Costs()
-    layers = {}
-    for layer in ir.layers:
-        options = layer_options(layer, target, lut_fixed)
-        if not options:
-            return None
-        layers[layer.name] = min(options, key=lambda lp: _share(costs(layer, lp), board, dsp_weight))
-    in_w = _width(int(np.prod(ir.input_shape)), target)
-    out_w = _width(int(np.prod(ir.output_shape)), target)
-    if in_w is None or out_w is None:
-        return None
-    return Plan(layers, in_w, out_w)
+def _vector(res: Resources) -> tuple[float, ...]:
+    return tuple(float(getattr(res, k)) for k in RESOURCES)
+
+
+def pareto_front(vectors: np.ndarray) -> np.ndarray:
+    """Indices of the rows of ``vectors`` that no other row dominates (no larger in every column;
+    of equal rows the first), in ascending lexicographic order."""
+    order = np.lexsort(vectors.T[::-1])
+    kept: list[int] = []
+    for i in order:
+        if kept and np.any(np.all(vectors[kept] <= vectors[i], axis=1)):
+            continue
+        kept.append(int(i))
+    return np.asarray(kept, dtype=np.int64)
 
 
 def fitting_plan(ir: IRModel, target: int, board: Board, headroom: float, lut_fixed: bool = True,
                  costs: _Costs | None = None) -> Plan | None:
-    """A plan reaching ``target`` that fits ``headroom`` x the board: the first of the DSP weights
-    whose plan fits (None if none does)."""
+    """The plan that finishes every stage in ``target`` cycles and uses the least of the board
+    (the sum of its shares of LUT, FF, DSP and BRAM) among those that fit ``headroom`` x every
+    board resource; None if none does.
+
+    Layers add up: the search keeps, layer by layer, every combination of layer options that fits
+    and that no other combination beats in every resource (the Pareto front), so a plan that
+    trades DSPs in one layer for LUTs in another is found when it is the only one that fits. The
+    candidates are then checked, least first, with the whole-design estimate (whose frame-buffer
+    counts depend on the plan as a whole)."""
     costs = costs or _Costs()
-    tried = set()
-    for weight in DSP_WEIGHTS if lut_fixed else (1.0,):
-        plan = plan_for_interval(ir, target, board, lut_fixed, weight, costs)
-        if plan is None:
+    in_w = _width(int(np.prod(ir.input_shape)), target)
+    out_w = _width(int(np.prod(ir.output_shape)), target)
+    if in_w is None or out_w is None:
+        return None
+    budget = np.array([headroom * getattr(board, k) for k in RESOURCES])
+    scale = np.array([1.0 / getattr(board, k) if getattr(board, k) else 0.0 for k in RESOURCES])
+    sums = np.zeros((1, len(RESOURCES)))
+    choices: list[tuple[LayerPlan, ...]] = [()]
+    for layer in ir.layers:
+        options = layer_options(layer, target, lut_fixed)
+        if not options:
             return None
-        key = tuple(sorted(plan.layers.items()))
-        if key in tried:
-            continue
-        tried.add(key)
+        vecs = np.array([_vector(costs(layer, lp)) for lp in options])
+        keep = pareto_front(vecs)
+        options, vecs = [options[i] for i in keep], vecs[keep]
+        combined = (sums[:, None, :] + vecs[None, :, :]).reshape(-1, len(RESOURCES))
+        ok = np.flatnonzero(np.all(combined <= budget, axis=1))
+        if not len(ok):
+            return None
+        front = ok[pareto_front(combined[ok])]
+        front = front[np.argsort(combined[front] @ scale, kind="stable")[:MAX_PARTIAL_PLANS]]
+        sums = combined[front]
+        choices = [choices[i // len(options)] + (options[i % len(options)],) for i in front]
+    for i in np.argsort(sums @ scale, kind="stable")[:MAX_CHECKED_PLANS]:
+        plan = Plan(dict(zip((layer.name for layer in ir.layers), choices[i])), in_w, out_w)
         if fits(estimate_design(ir, plan), board, headroom):
             return plan
     return None
+
+
+def smallest_plan(ir: IRModel, target: int, board: Board, lut_fixed: bool = True,
+                  costs: _Costs | None = None) -> Plan:
+    """Each layer's option at ``target`` that uses the least of the board, budgets ignored (what
+    the error of a model that fits no budget reports)."""
+    costs = costs or _Costs()
+    scale = np.array([1.0 / getattr(board, k) if getattr(board, k) else 0.0 for k in RESOURCES])
+    layers = {layer.name: min(layer_options(layer, target, lut_fixed),
+                              key=lambda lp: float(np.array(_vector(costs(layer, lp))) @ scale))
+              for layer in ir.layers}
+    return Plan(layers, _width(int(np.prod(ir.input_shape)), target) or 1,
+                _width(int(np.prod(ir.output_shape)), target) or 1)
 
 
 def candidate_targets(ir: IRModel) -> list[int]:
@@ -198,8 +227,7 @@ def plan_search(ir: IRModel, board: Board, headroom: float = HEADROOM, lut_fixed
         return found[i] is not None
 
     if not ok(len(targets) - 1):
-        smallest = plan_for_interval(ir, targets[-1], board, lut_fixed, costs=costs)
-        res = estimate_design(ir, smallest)
+        res = estimate_design(ir, smallest_plan(ir, targets[-1], board, lut_fixed, costs))
         over = [f"{k.upper()} {getattr(res, k):g} > {headroom:g} x {getattr(board, k)}"
                 for k in RESOURCES if getattr(res, k) > headroom * getattr(board, k)]
         raise MSQError(f"model '{ir.name}' does not fit board {board.name} even in its smallest design: "

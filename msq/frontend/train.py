@@ -12,6 +12,7 @@ A run directory holds ``model.pt`` (a ``weights_only``-loadable dict: config + s
 """
 from __future__ import annotations
 
+import copy
 import json
 import random
 import time
@@ -26,14 +27,17 @@ from torch import nn
 
 from msq import atomic, limits
 from msq.boards import Board, load_board
+from msq.design import explore
 from msq.design.cost_model import board_sp2_ratio
 from msq.errors import MSQError
 from msq.frontend.assignment import assign_schemes, check_ratio
-from msq.frontend.checks import check_model
 from msq.frontend import distributed
+from msq.frontend.checks import check_model
 from msq.frontend.data import LAYOUTS, Dataset, load_dataset
+from msq.frontend.export import export_model
 from msq.frontend.models import QuantConfig, build_model, check_supported
 from msq.frontend.quantizer import msq_quantizers
+from msq.ir.model import IRModel
 from msq.progress import Progress, Step
 
 # What msq train writes into a run directory (msq/rundir.py composes the whole layout).
@@ -43,6 +47,7 @@ METRICS_JSON = "metrics.json"
 CHECKPOINT_FORMAT = "msq-checkpoint"
 CHECKPOINT_VERSION = 1
 REASSIGN_EVERY = 5
+PROBE_IMAGES, PROBE_BATCH = 256, 64  # images that set the activation scales of the untrained IR
 REASSIGN_UNTIL = 0.5
 MAX_EPOCHS = 100_000
 BUILTIN_MODELS = ("mlp", "cnn")
@@ -84,15 +89,35 @@ class TrainConfig:
             raise MSQError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
 
 
-def resolve_ratio(cfg: TrainConfig, board: Board | None = None) -> tuple[float, str]:
-    """The SP2 row fraction and where it came from ('user', 'board' or the scheme itself);
-    ``board`` is ``cfg.board`` when the caller has loaded it already."""
+def resolve_ratio(cfg: TrainConfig, board: Board | None = None, model: nn.Module | None = None,
+                  data: Dataset | None = None) -> tuple[float, str]:
+    """The SP2 row fraction and where it came from ('user', the planner, the board or the scheme
+    itself); ``board`` is ``cfg.board`` when the caller has loaded it already. For ``msq`` without
+    a user ratio and with the untrained ``model`` and its ``data``, the ratio whose planned design
+    is fastest on the board (``explore.planned_ratio``), else the board's LUT/DSP balance."""
     board = board or load_board(cfg.board)
     if cfg.scheme == "msq":
         if cfg.sp2_ratio is not None:
             return cfg.sp2_ratio, "user"
-        return board_sp2_ratio(board, cfg.wbits, cfg.abits), f"board {board.name}"
+        balance = board_sp2_ratio(board, cfg.wbits, cfg.abits)
+        if model is not None and data is not None:
+            planned = explore.planned_ratio(untrained_ir(model, data), board, balance)
+            if planned is not None:
+                return planned, f"planner sweep on board {board.name}"
+        return balance, f"board {board.name}"
     return (0.0 if cfg.scheme in ("fixed", "float") else 1.0), f"scheme {cfg.scheme}"
+
+
+@torch.no_grad()
+def untrained_ir(model: nn.Module, data: Dataset) -> IRModel:
+    """The IR of a copy of ``model`` before training (its shapes and widths are the trained
+    model's), after a few training-mode passes that set its activation scales; ``model`` is
+    left untouched."""
+    probe = copy.deepcopy(model)
+    probe.train()
+    for batch in torch.as_tensor(data.x_train[:PROBE_IMAGES]).split(PROBE_BATCH):
+        probe(batch)
+    return export_model(probe, tuple(data.in_shape), model_name="untrained")
 
 
 def seed_everything(seed: int) -> None:
@@ -223,7 +248,6 @@ def fit(cfg: TrainConfig, progress: Progress | None = None, board: Board | None 
     """Train per ``cfg`` in memory: the model (back on the CPU), its dataset, quantization
     settings and metrics. ``factory`` builds the model instead of ``cfg.model`` (then only its
     label); ``workers`` is the DDP job this process belongs to (joined here, left by the caller)."""
-    ratio, ratio_source = resolve_ratio(cfg, board)
     data = load_dataset(cfg.dataset, cfg.layout)
     device = distributed.resolve_device(cfg.device, workers.local_rank)
     distributed.start(workers, device)
@@ -231,6 +255,7 @@ def fit(cfg: TrainConfig, progress: Progress | None = None, board: Board | None 
     qcfg = QuantConfig(cfg.wbits, cfg.abits, cfg.scheme)
     model = build_model(factory or cfg.model, data.in_shape, data.classes, qcfg, data.signed)
     check_model(model, data.in_shape, data.classes, qcfg)  # before the first epoch, not at export
+    ratio, ratio_source = resolve_ratio(cfg, board, model, data)
     model = model.to(device)
     start = time.perf_counter()
     history = train_model(model, data, cfg, ratio, progress, workers)

@@ -9,9 +9,11 @@
 // Each row sums its SIMD products in one pipelined tree and accumulates over the SF steps of a
 // fold. The weight word w holds PE*SIMD codes of CW bits (row-major: row p, column s).
 // Timing: a step is issued (v) at cycle 0; its input word x arrives at cycle 1 and is registered
-// here, in one copy per XROWS rows (kept apart: each copy drives few rows, not the whole engine),
-// so it meets the weight word w at cycle 2; acc_v is high in the cycle the accumulators hold a
-// finished fold (LAT cycles after its last step), acc_pre one cycle before.
+// twice here, the second time in one copy per XROWS rows (kept apart: each copy drives few rows,
+// not the whole engine); the weight word w arrives at cycle 2 from its ROM and is registered once
+// here, next to the products (the ROM may sit far away: on ECP5 its route into the first adder
+// was the critical path); so both meet at cycle 3. acc_v is high in the cycle the accumulators
+// hold a finished fold (LAT cycles after its last step), acc_pre one cycle before.
 module msq_shift_add_engine #(
     parameter integer PE     = 2,
     parameter integer SIMD   = 2,
@@ -43,7 +45,7 @@ module msq_shift_add_engine #(
     localparam integer H   = $clog2(SIMD);
     localparam integer TW  = MW + H;              // tree output width
     localparam integer SW  = (ACCW > TW ? ACCW : TW) + 1;  // sum width (top bits trimmed by synthesis)
-    localparam integer LAT = 2 + H / RSTEP + 1;   // issue -> acc_v
+    localparam integer LAT = 3 + H / RSTEP + 1;   // issue -> acc_v
 
     wire acc_en, acc_first;
     msq_step_control #(.LAT(LAT)) control (
@@ -52,12 +54,19 @@ module msq_shift_add_engine #(
 
     localparam integer NX = (PE + XROWS - 1) / XROWS;  // copies of the input word register
 
+    reg [SIMD*XW-1:0]       x1;  // the input word at cycle 2
+    reg [PE*SIMD*CW-1:0]    wr;  // the weight word at cycle 3
+    always @(posedge clk) begin
+        x1 <= x;
+        wr <= w;
+    end
+
     wire [NX*SIMD*XW-1:0] xc;
     genvar p, s, j;
     generate
         for (p = 0; p < NX; p = p + 1) begin : g_xcopy
-            (* keep = "true" *) reg [SIMD*XW-1:0] xr;
-            (* keep *) always @(posedge clk) xr <= x;
+            (* keep = "true" *) reg [SIMD*XW-1:0] xr;  // the input word at cycle 3
+            (* keep *) always @(posedge clk) xr <= x1;
             assign xc[p*SIMD*XW +: SIMD*XW] = xr;
         end
         for (p = 0; p < PE; p = p + 1) begin : g_row
@@ -65,7 +74,7 @@ module msq_shift_add_engine #(
             wire [SIMD*MW-1:0] leaves;
             wire [SIMD-1:0]    carries;
             for (s = 0; s < SIMD; s = s + 1) begin : g_col
-                wire [CW-1:0]        code = w[(p * SIMD + s) * CW +: CW];
+                wire [CW-1:0]        code = wr[(p * SIMD + s) * CW +: CW];
                 wire signed [MW-1:0] xe   = {{(MW - XW){xg[s*XW+XW-1]}}, xg[s*XW +: XW]};
                 if (CODE == 0) begin : g_sp2
                     // each term a multiplexer of constant shifts (no barrel shifter)

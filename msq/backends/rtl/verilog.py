@@ -211,7 +211,8 @@ def engine_latency(layer: ComputeLayer, kind: str, lp: LayerPlan) -> int:
         sum_lat = lp.simd + 1  # the chain and its extra register (msq_fixed_engine MREG)
     else:
         sum_lat = 1 + levels // TREE_REGISTER_LEVELS
-    lat = 2 + sum_lat + 1  # issue -> accumulators hold the fold (see the engines' timing notes)
+    operands = 3 if kind != "fixed" else 2  # the shift-add engines register the weight word once more
+    lat = operands + sum_lat + 1  # issue -> accumulators hold the fold (see the engines' timing notes)
     pe = lp.pe(kind)
     steps = math.ceil(pe / requant_units(pe, steps_per_fold(layer, lp)))
     return lat + steps + 5  # requantization: ROM read (2), select, multiply, add, shift, clamp -> beat

@@ -87,12 +87,13 @@ def synthesize(rtl_dir: str | Path, board: Board, tool: str = "auto", model: str
         rel = [str(Path("..") / s.relative_to(rtl_dir)) for s in sources]
         atomic.write_text(workdir / vivado.TCL_NAME, vivado.vivado_tcl(rel, TOP, board, comment_text(model or rtl_dir.name)))
         use_vivado = tool == "vivado" or (tool == "auto" and vivado.vivado_version() is not None)
-        wns = None
+        timing = None
         if use_vivado:
-            counts, wns = vivado.synthesize(workdir)
+            counts, timing = vivado.synthesize(workdir)
         else:
             counts = yosys.synthesize(sources, TOP, board.family, workdir, progress=progress)
-        fields = {**counts.as_dict(), "wns_ns": wns, "vivado_tcl": str(workdir / vivado.TCL_NAME)}
+        fields = {**counts.as_dict(), "wns_ns": timing and timing["wns_ns"], "vivado_timing": timing,
+                  "vivado_tcl": str(workdir / vivado.TCL_NAME)}
     result = {**fields, "board": board.name, "part": board.part, "family": board.family,
               "clock_mhz": board.clock_mhz, "seconds": round(time.perf_counter() - start, 1)}
     result["utilization"] = utilization(result, board)

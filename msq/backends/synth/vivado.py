@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from msq import __version__
 from msq.backends.synth.yosys import SynthCounts
@@ -73,14 +74,39 @@ def parse_utilization(report: str, version: str) -> SynthCounts:
                        bram36=float(bram or 0), carry=carry, lutram=int(lutram))
 
 
-def parse_wns(report: str) -> float | None:
-    """Worst negative slack (ns) from ``report_timing_summary``, or None if absent."""
-    m = re.search(r"WNS\(ns\).*\n\s*-[-\s]+\n\s*(-?[\d.]+)", report)
-    return float(m.group(1)) if m else None
+def _number(text: str) -> float | None:
+    return None if text == "NA" else float(text)
 
 
-def synthesize(workdir: Path, timeout: float = 7200) -> tuple[SynthCounts, float | None]:
-    """Run the Tcl in ``workdir`` and parse its reports."""
+def parse_timing(report: str) -> dict[str, Any] | None:
+    """The Design Timing Summary of ``report_timing_summary`` (WNS, TNS, failing endpoints, WHS)
+    and its first clock's period, with the Fmax that period and WNS give (``1000 / (period - WNS)``
+    MHz: the clock at which the worst path would have zero slack); None without a summary table.
+    Slacks Vivado reports as ``NA`` (no constrained path) are None."""
+    m = re.search(r"WNS\(ns\).*\n\s*-[-\s]+\n\s*(\S+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\S+)", report)
+    if not m:
+        return None
+    wns, tns, failing, total, whs = m.groups()
+    timing: dict[str, Any] = {"wns_ns": _number(wns), "tns_ns": _number(tns), "failing_endpoints": int(failing),
+                              "total_endpoints": int(total), "whs_ns": _number(whs),
+                              "clock": None, "period_ns": None, "fmax_mhz": None}
+    clock = re.search(r"^Clock\s+Waveform\(ns\)\s+Period\(ns\).*\n-[-\s]+\n(\S+)\s+\{[^}]*\}\s+([\d.]+)",
+                      report, re.MULTILINE)
+    if clock:
+        timing["clock"], timing["period_ns"] = clock.group(1), float(clock.group(2))
+        if timing["wns_ns"] is not None:
+            timing["fmax_mhz"] = round(1000.0 / (timing["period_ns"] - timing["wns_ns"]), 2)
+    return timing
+
+
+def read_timing(workdir: Path) -> dict[str, Any] | None:
+    """:func:`parse_timing` of ``workdir``'s timing report, when Vivado (here or elsewhere) wrote one."""
+    path = workdir / TIMING_REPORT
+    return parse_timing(path.read_text(errors="replace")) if path.is_file() else None
+
+
+def synthesize(workdir: Path, timeout: float = 7200) -> tuple[SynthCounts, dict[str, Any] | None]:
+    """Run the Tcl in ``workdir`` and parse its reports: the counts and :func:`parse_timing`'s summary."""
     version = vivado_version()
     if version is None:
         raise MSQError("vivado is not on PATH: use --tool yosys, or run vivado_synth.tcl where Vivado is installed")
@@ -90,5 +116,4 @@ def synthesize(workdir: Path, timeout: float = 7200) -> tuple[SynthCounts, float
         tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
         raise MSQError(f"Vivado failed (see {workdir}/vivado.log):\n{tail}")
     counts = parse_utilization((workdir / UTIL_REPORT).read_text(), version)
-    timing = workdir / TIMING_REPORT
-    return counts, parse_wns(timing.read_text()) if timing.exists() else None
+    return counts, read_timing(workdir)

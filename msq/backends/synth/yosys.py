@@ -7,8 +7,9 @@ DSP48E2/CARRY8/RAMB36E2, ECP5 has LUT4/CCU2C/TRELLIS_FF/MULT18X18D/DP16KD.
 
 The mapped netlist is written as ``netlist.json``. For AMD families it gives the logic depth
 (``lut_levels``): no open place and route exists for them, so the number of LUTs on the longest
-register-to-register path is the timing figure Yosys can give. For ECP5 the netlist is the input
-of nextpnr-ecp5 (``nextpnr.py``), which measures real post-route timing.
+register-to-register path is the timing figure Yosys can give), and the counts and depth of each
+layer's module (``instances``: the flattened cells keep their instance's name). For ECP5 the
+netlist is the input of nextpnr-ecp5 (``nextpnr.py``), which measures real post-route timing.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ _CARRY = re.compile(r"^CARRY[48]$")
 _XILINX_SEQUENTIAL = re.compile(r"^(FD\w*|RAMB\w*|SRL\w*|RAM\d+\w*|BUFG\w*|URAM\w*|FIFO\w*)$")
 _DSP_REGS = ("AREG", "BREG", "CREG", "DREG", "ADREG", "MREG", "PREG")
 NETLIST_JSON = "netlist.json"
+_SCOPE = "$scopeinfo"  # the marker cell flatten leaves per flattened instance
 _PASS = re.compile(r"^(\d+(?:\.\d+)*)\. Executing (.+?)\.?$")  # a log milestone: "2.3. Executing PROC pass."
 
 
@@ -53,6 +55,7 @@ class SynthCounts:
     lutram: int = 0
     cells: dict[str, int] = field(default_factory=dict)
     lut_levels: int | None = None  # LUTs on the longest register-to-register path (AMD, Yosys only)
+    instances: dict[str, dict] = field(default_factory=dict)  # per instance of the top (AMD, Yosys only)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -86,18 +89,19 @@ def _dsp_registered(cell: dict) -> bool:
     return any(int(cell.get("parameters", {}).get(reg, 0) or 0) for reg in _DSP_REGS)
 
 
-def lut_levels(netlist: dict, top: str) -> int:
-    """Most LUTs on any combinational path of the mapped AMD netlist ``top`` (Yosys ``write_json``).
+def lut_depths(netlist: dict, top: str) -> dict[str, int]:
+    """LUTs on the longest combinational path ending at each cell of the mapped AMD netlist ``top``
+    (Yosys ``write_json``, flattened).
 
     Paths start and end at flip-flops, block/LUT RAMs, registered DSP48s and ports; carry chains,
     wide-function muxes (MUXF7/8) and unregistered DSP48s are passed through without counting.
     """
     cells = netlist["modules"][top]["cells"]
-    unknown = sorted({c["type"] for c in cells.values() if "port_directions" not in c})
+    unknown = sorted({c["type"] for c in cells.values() if "port_directions" not in c and c["type"] != _SCOPE})
     if unknown:
         raise MSQError(f"the netlist of '{top}' is not flat: no port directions for {', '.join(unknown)}")
-    comb = {name: c for name, c in cells.items()
-            if not _XILINX_SEQUENTIAL.match(c["type"]) and not (c["type"].startswith("DSP48") and _dsp_registered(c))}
+    comb = {name: c for name, c in cells.items() if c["type"] != _SCOPE
+            and not _XILINX_SEQUENTIAL.match(c["type"]) and not (c["type"].startswith("DSP48") and _dsp_registered(c))}
     driver: dict[int, str] = {}
     for name, c in comb.items():
         for port, bits in c["connections"].items():
@@ -125,7 +129,38 @@ def lut_levels(netlist: dict, top: str) -> int:
                 ready.append(succ)
     if seen != len(comb):
         raise MSQError(f"the netlist of '{top}' has a combinational loop: no logic depth")
-    return max(depth.values(), default=0)
+    return depth
+
+
+def per_instance(netlist: dict, top: str, tool: str, version: str, family: str) -> dict[str, dict]:
+    """Counts and logic depth of each instance of ``top`` (its layers, its output buffer) and of
+    ``top``'s own logic, from the flattened AMD netlist: they add up to the design's totals.
+
+    ``flatten`` leaves one ``$scopeinfo`` cell per flattened instance (those of ``top``'s children
+    have undotted names and the child's module as an attribute) and names every cell it moved up
+    ``$flatten\\<instance>.<name>`` or, public ones, ``<instance>.<name>``. An instance's
+    ``lut_levels`` is the longest path ending in it.
+    """
+    cells = netlist["modules"][top]["cells"]
+    modules = {name: c.get("attributes", {}).get("module", "").lstrip("\\")
+               for name, c in cells.items() if c["type"] == _SCOPE and "." not in name}
+    modules[top] = top
+    depth = lut_depths(netlist, top)
+    types: dict[str, dict[str, int]] = {name: defaultdict(int) for name in modules}
+    levels = dict.fromkeys(modules, 0)
+    for name, c in cells.items():
+        if c["type"] == _SCOPE:
+            continue
+        head = name.removeprefix("$flatten\\").split(".", 1)[0]
+        inst = head if head in modules and "." in name else top
+        types[inst][c["type"]] += 1
+        levels[inst] = max(levels[inst], depth.get(name, 0))
+    out = {}
+    for inst, module in modules.items():
+        c = counts_from_cells(dict(types[inst]), tool, version, family)
+        out[inst] = {"module": module, "lut": c.lut, "ff": c.ff, "dsp": c.dsp, "bram36": c.bram36,
+                     "carry": c.carry, "lutram": c.lutram, "lut_levels": levels[inst]}
+    return out
 
 
 def yosys_exe() -> str:
@@ -200,5 +235,6 @@ def synthesize(sources: Sequence[Path], top: str, family: str, workdir: Path, ti
                 cells[name] = cells.get(name, 0) + n
     counts = counts_from_cells(cells, "yosys", version, family)
     if family != "ecp5":
-        counts.lut_levels = lut_levels(json.loads(netlist.read_text()), top)
+        counts.instances = per_instance(json.loads(netlist.read_text()), top, "yosys", version, family)
+        counts.lut_levels = max(inst["lut_levels"] for inst in counts.instances.values())  # every cell has an owner
     return counts
