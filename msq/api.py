@@ -84,7 +84,7 @@ def train(model: str | Callable[..., Any] = "mlp", dataset: str = "digits", *, e
 
 
 def load_dataset(name_or_path: str | Path = "digits") -> Any:
-    """A dataset (``x_train``, ``y_train``, ``x_test``, ``y_test``): 'digits' or a .npz (docs/datasets.md)."""
+    """A dataset (``x_train``, ``y_train``, ``x_test``, ``y_test``): 'digits', 'mnist5k' or a .npz (docs/datasets.md)."""
     from msq.frontend.data import load_dataset as load
 
     return load(name_or_path)

@@ -129,19 +129,27 @@ training_options = _stack(
     click.option("--model", default="mlp", show_default=True,
                  help="'mlp', 'cnn', or your own: 'path/to/file.py:function' (see docs/user-guide.md)."),
     click.option("--dataset", default="digits", show_default=True,
-                 help="'digits' (embedded) or a path to a .npz file (see docs/datasets.md)."),
+                 help="'digits' (embedded), 'mnist5k' (pip install 'msq[mnist]') or a .npz file (docs/datasets.md)."),
     click.option("--wbits", type=int, default=4, show_default=True, help="Weight bits, 2..8."),
     click.option("--abits", type=int, default=4, show_default=True, help="Activation bits, 2..8."),
     click.option("--board", default="pynq-z2", show_default=True,
                  help="Board name from boards/ or a path to a board .yaml; decides the SP2 ratio."),
     click.option("--sp2-ratio", type=float, default=None,
-                 help="Fraction of SP2 rows per layer, in [0, 1]; default: balanced for the board."),
+                 help="Fraction of SP2 rows per layer, in [0, 1]; default: the fastest the planner finds for the board."),
     click.option("--epochs", type=int, default=40, show_default=True),
     click.option("--seed", type=int, default=0, show_default=True),
     click.option("--high-bits", type=int, default=8, show_default=True,
                  help="Bit width of the high-precision fixed-point rows (used when --high-fraction > 0)."),
     click.option("--high-fraction", type=float, default=0.0, show_default=True,
                  help="Fraction of rows per layer at --high-bits (intra-layer multi-precision), in [0, 1]."))
+# How training runs (not what it trains): passed to TrainConfig as they are named.
+run_options = _stack(
+    click.option("--lr", type=float, default=3e-3, show_default=True, help="Adam learning rate, in (0, 1)."),
+    click.option("--batch-size", type=int, default=64, show_default=True, help="Mini-batch size (per process under torchrun)."),
+    click.option("--device", default="auto", show_default=True,
+                 help="auto (CUDA when available, else the CPU), cpu, cuda or cuda:N."),
+    click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True,
+                 help="How a .npz dataset stores its images: nhwc (channels-last) is converted."))
 
 
 def _plan(run, plan_path):
@@ -169,14 +177,17 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
 @click.option("--scheme", type=click.Choice(TRAINING_SCHEMES), default="msq", show_default=True,
               help="float (no quantization), every row fixed / p2 / sp2, or msq (SP2 and fixed rows mixed).")
 @click.option("--out", required=True, help="Run directory to write (e.g. runs/NAME).")
+@run_options
 @_clear_errors
 def train(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, high_bits, high_fraction, scheme,
-          out) -> None:
-    """Quantization-aware training; writes model.pt, assignment.json and metrics.json."""
+          out, **run_settings) -> None:
+    """Quantization-aware training; writes model.pt, assignment.json and metrics.json.
+    Under torchrun it trains with DistributedDataParallel and rank 0 writes the run."""
     from msq.frontend.train import TrainConfig, train_run
 
     cfg = TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme=scheme, board=board,
-                      sp2_ratio=sp2_ratio, epochs=epochs, seed=seed, high_bits=high_bits, high_fraction=high_fraction)
+                      sp2_ratio=sp2_ratio, epochs=epochs, seed=seed, high_bits=high_bits, high_fraction=high_fraction,
+                      **run_settings)
     metrics = train_run(cfg, out, _progress())
     acc = metrics["accuracy"]
     click.echo(f"test accuracy ({acc['kind']}): {acc['test']:.2f}%")
@@ -415,9 +426,10 @@ def deploy(run, board, source, out) -> None:
 @click.option("--out", required=True, help="Run directory (re-running resumes from the first changed stage).")
 @click.option("--until", default=None, help="Last stage to run, e.g. 'rtl' (train, baseline, export, eval, plan, "
               "hls, csim, rtl, rtlsim, synth) [default: all].")
+@run_options
 @_clear_errors
 def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, high_bits, high_fraction, simulator,
-         synth_tool, out, until) -> None:
+         synth_tool, out, until, **run_settings) -> None:
     """Train → export → HLS + C-sim → Verilog + simulation → synthesis → report."""
     from msq.boards import load_board
     from msq.flow import Flow, FlowConfig
@@ -425,7 +437,7 @@ def flow(model, dataset, wbits, abits, board, sp2_ratio, epochs, seed, high_bits
 
     cfg = FlowConfig(TrainConfig(model=model, dataset=dataset, wbits=wbits, abits=abits, scheme="msq",
                                  board=board, sp2_ratio=sp2_ratio, epochs=epochs, seed=seed,
-                                 high_bits=high_bits, high_fraction=high_fraction),
+                                 high_bits=high_bits, high_fraction=high_fraction, **run_settings),
                      out=out, simulator=simulator, synth_tool=synth_tool, until=until)
     s = Flow(cfg, load_board(board), progress=_progress()).execute()
     acc = s["accuracy"]

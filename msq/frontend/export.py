@@ -20,7 +20,7 @@ from msq import limits, numerics
 from msq.errors import MSQError
 from msq.names import check_label
 from msq.numerics import RowScheme
-from msq.frontend.models import check_supported
+from msq.frontend.models import ACT_FIX, check_supported
 from msq.frontend.quantizer import MSQTensorQuant
 from msq.ir import arith
 from msq.ir.arith import ActFormat
@@ -37,7 +37,7 @@ def act_format(module: nn.Module, name: str) -> ActFormat:
     scale = float(proxy.scale().detach())
     frac = -np.log2(scale)
     if abs(frac - round(frac)) > 1e-9:
-        raise MSQError(f"layer '{name}': activation scale {scale} is not a power of two")
+        raise MSQError(f"layer '{name}': activation scale {scale} is not a power of two: {ACT_FIX}")
     return ActFormat(bits=int(round(float(proxy.bit_width()))), frac=int(round(frac)), signed=bool(proxy.is_signed))
 
 
@@ -146,7 +146,8 @@ class Stream:
 
     def open_compute(self, name: str) -> None:
         if self.pending is not None:
-            raise MSQError(f"layer '{name}' follows layer '{self.pending.name}' without an activation quantizer")
+            raise MSQError(f"layer '{name}' follows layer '{self.pending.name}' without an activation quantizer: "
+                           f"put one between them; {ACT_FIX}")
 
     def add_dense(self, name: str, w_int: np.ndarray, w_scale: np.ndarray, scheme: np.ndarray, bits: int,
                   bias: np.ndarray, row_bits: np.ndarray | None = None) -> None:

@@ -14,17 +14,34 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+from brevitas.proxy.quant_proxy import QuantProxyFromInjector
 from brevitas.quant import Int8ActPerTensorFixedPoint, Int8ActPerTensorFixedPointMSE, Uint8ActPerTensorFixedPoint
 from torch import nn
 
 from msq import numerics
 from msq.errors import MSQError
+from msq.frontend.avgpool import integer_avgpools
 from msq.frontend.quantizer import TRAINING_SCHEMES, MSQWeightQuant, check_high_bits
 
 OUT_BITS = 8  # the logits leave the network as signed 8-bit fixed point
 HIGH_PRECISION_SCHEMES = ("msq", "fixed")  # the schemes whose layers may hold high-precision fixed rows
 SUPPORTED_LAYERS = (QuantLinear, QuantConv2d, QuantReLU, QuantIdentity, nn.BatchNorm1d, nn.BatchNorm2d,
                     nn.MaxPool2d, nn.AvgPool2d, nn.Flatten)
+# The fixes error messages name (the builders below attach exactly these quantizers).
+ACT_FIX = ("use brevitas.nn.QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=abits, "
+           "return_quant_tensor=False) (or QuantIdentity with Int8ActPerTensorFixedPoint for signed values), "
+           "a power-of-two scale: msq.frontend.models.relu(cfg) builds it")
+INPUT_FIX = "begin with msq.frontend.models.input_quant(cfg, signed_input) (a fixed-point QuantIdentity)"
+WEIGHT_FIX = ("weight_quant=msq.frontend.quantizer.MSQWeightQuant, weight_bit_width=wbits "
+              "(msq.frontend.models.linear / conv build it)")
+LAYER_FIXES = {
+    nn.ReLU: ACT_FIX,
+    nn.Linear: "use brevitas.nn.QuantLinear with " + WEIGHT_FIX,
+    nn.Conv2d: "use brevitas.nn.QuantConv2d with " + WEIGHT_FIX,
+    nn.Dropout: "remove it (inference has no dropout; MSQ trains without it)",
+    nn.Identity: "remove it",
+    nn.AdaptiveAvgPool2d: "use nn.AvgPool2d with the kernel equal to the image size",
+}
 
 
 @dataclass(frozen=True)
@@ -151,15 +168,34 @@ def build_model(kind: str | Callable[..., nn.Module], in_shape: tuple[int, ...],
     factory = kind if callable(kind) else builders.get(kind) or load_factory(kind)
     model = factory(tuple(in_shape), classes, cfg, signed_input)
     check_supported(model)
+    if cfg.quantized:
+        integer_avgpools(model)  # train on the pooling the hardware computes
+    else:
+        make_float(model)
     return model
 
 
+def make_float(model: nn.Module) -> None:
+    """Switch off every Brevitas quantizer (weights, biases, activations), so the 'float' baseline
+    of a user model that sets its own quantizers is float too; ReLUs still apply."""
+    for module in model.modules():
+        if isinstance(module, QuantProxyFromInjector):
+            module.disable_quant = True
+
+
+def describe(name: str, module: nn.Module) -> str:
+    """How an error names a layer: its index in the nn.Sequential and its type."""
+    return f"layer '{name}' ({type(module).__name__})"
+
+
 def check_supported(model: nn.Module) -> None:
-    """Fail, naming the layer, if the model is not an ``nn.Sequential`` of supported layers."""
+    """Fail, naming the layer and its supported replacement, if the model is not an
+    ``nn.Sequential`` of supported layers."""
     if not isinstance(model, nn.Sequential):
-        raise MSQError(f"model must be an nn.Sequential of supported layers, got {type(model).__name__}")
+        raise MSQError(f"model must be an nn.Sequential of supported layers, got {type(model).__name__}: "
+                       "list the layers in nn.Sequential(...) in the order forward() calls them")
     allowed = ", ".join(t.__name__ for t in SUPPORTED_LAYERS)
     for name, module in model.named_children():
         if not isinstance(module, SUPPORTED_LAYERS):
-            raise MSQError(f"layer '{name}' ({type(module).__name__}) is not supported: "
-                           f"expected one of {allowed}")
+            fix = next((f for t, f in LAYER_FIXES.items() if type(module) is t), f"expected one of {allowed}")
+            raise MSQError(f"{describe(name, module)} is not supported: {fix}")

@@ -32,7 +32,9 @@ from msq.design import explore
 from msq.design.cost_model import board_sp2_ratio
 from msq.errors import MSQError
 from msq.frontend.assignment import assign_schemes, check_fraction, check_ratio
-from msq.frontend.data import Dataset, load_dataset
+from msq.frontend import distributed
+from msq.frontend.checks import check_model
+from msq.frontend.data import LAYOUTS, Dataset, load_dataset
 from msq.frontend.export import export_model
 from msq.frontend.models import QuantConfig, build_model, check_supported
 from msq.frontend.quantizer import msq_quantizers
@@ -70,6 +72,8 @@ class TrainConfig:
     lr: float = 3e-3
     high_bits: int = 8
     high_fraction: float = 0.0
+    device: str = "auto"
+    layout: str = "nchw"
 
     def __post_init__(self):
         check_fraction(self.high_fraction)
@@ -86,6 +90,9 @@ class TrainConfig:
                 raise MSQError(f"{field} must be a string, got {getattr(self, field)!r}")
         if not isinstance(self.lr, float) or not 0 < self.lr < 1:
             raise MSQError(f"lr must be a number in (0, 1), got {self.lr!r}")
+        distributed.check_device(self.device)
+        if self.layout not in LAYOUTS:
+            raise MSQError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
 
     def quant_config(self) -> QuantConfig:
         """The model's quantization settings (high-precision rows only with a fraction above 0)."""
@@ -139,11 +146,16 @@ def set_weight_quant(model: nn.Module, enabled: bool) -> None:
 @torch.no_grad()
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 512) -> float:
     """Top-1 accuracy (%) of the model as it runs in PyTorch (fake-quant or float)."""
+    return 100.0 * float((predict(model, x, batch) == y).sum()) / max(1, len(x))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    """Class predictions (argmax of the logits) of the model as it runs in PyTorch, on its device."""
     model.eval()
-    hits = 0
-    for i in range(0, len(x), batch):
-        hits += int((model(torch.as_tensor(x[i:i + batch])).argmax(1).numpy() == y[i:i + batch]).sum())
-    return 100.0 * hits / max(1, len(x))
+    device = next(model.parameters()).device
+    out = [model(torch.as_tensor(x[i:i + batch]).to(device)).argmax(1).cpu().numpy() for i in range(0, len(x), batch)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def sp2_fractions(model: nn.Module) -> dict[str, Any]:
@@ -157,6 +169,24 @@ def sp2_fractions(model: nn.Module) -> dict[str, Any]:
     return {"per_layer": per_layer, "overall": sp2 / rows if rows else 0.0}
 
 
+def layer_bits(model: nn.Module) -> dict[str, dict[str, int | None]]:
+    """Bits each quantized layer of the model uses, read from its quantizers (not the settings):
+    ``wbits`` of a weight layer (None when its weights are float), ``abits`` of an activation
+    quantizer's output (None when it is float)."""
+    bits: dict[str, dict[str, int | None]] = {}
+    msq = msq_quantizers(model)
+    for name, module in model.named_modules():
+        if name in msq:
+            bits[name] = {"wbits": msq[name].bits}
+        elif getattr(module, "weight_quant", None) is not None:
+            proxy = module.weight_quant
+            bits[name] = {"wbits": int(proxy.bit_width()) if proxy.is_quant_enabled else None}
+        elif getattr(module, "act_quant", None) is not None:
+            proxy = module.act_quant
+            bits[name] = {"abits": int(proxy.bit_width()) if proxy.is_quant_enabled else None}
+    return bits
+
+
 def assignment_strings(model: nn.Module) -> dict[str, str]:
     """Per layer, one character per row: 'S' for SP2 (or P2 in the P2 baseline), 'F' for fixed,
     'H' for high-precision fixed."""
@@ -165,18 +195,23 @@ def assignment_strings(model: nn.Module) -> dict[str, str]:
 
 
 def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, ratio: float,
-                progress: Progress | None = None) -> list[dict[str, float]]:
-    """Run the warm-up + QAT schedule in place; returns per-epoch loss and test accuracy.
-    ``progress`` receives a :class:`Step` per epoch."""
+                progress: Progress | None = None,
+                workers: distributed.Workers = distributed.Workers()) -> list[dict[str, float]]:
+    """Run the warm-up + QAT schedule in place on the model's device; returns per-epoch loss and
+    test accuracy. ``progress`` receives a :class:`Step` per epoch; in a DDP job (``workers``)
+    every process trains on its share of each epoch and the gradients are averaged."""
     check_supported(model)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
+    device = next(model.parameters()).device
+    loader = distributed.train_loader(torch.as_tensor(data.x_train), torch.as_tensor(data.y_train),
+                                      cfg.batch_size, cfg.seed, workers)
+    step = distributed.wrap(model, workers, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     loss_fn = nn.CrossEntropyLoss()
     quantized = cfg.scheme != "float"
-    warmup = max(1, cfg.epochs // 5) if quantized else 0
-    calibration = x[:CALIBRATION_SAMPLES]
+    # the last epoch always trains quantized weights: the model saved is the one export freezes
+    warmup = min(max(1, cfg.epochs // 5), cfg.epochs - 1) if quantized else 0
+    calibration = torch.as_tensor(data.x_train[:CALIBRATION_SAMPLES]).to(device)
     set_weight_quant(model, False)
     history = []
     task = f"train {cfg.model}/{cfg.scheme}"
@@ -190,9 +225,10 @@ def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, ratio: float,
             assign_schemes(model, ratio, cfg.high_fraction, calibration)
         model.train()
         total, batches = 0.0, 0
-        for idx in torch.randperm(len(x), generator=gen).split(cfg.batch_size):
+        distributed.set_epoch(loader, epoch)
+        for xb, yb in loader:
             opt.zero_grad()
-            loss = loss_fn(model(x[idx]), y[idx])
+            loss = loss_fn(step(xb.to(device)), yb.to(device))
             loss.backward()
             opt.step()
             total, batches = total + loss.item(), batches + 1
@@ -208,22 +244,34 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
               board: Board | None = None) -> dict[str, Any]:
     """Train per ``cfg`` and write the run directory ``out``; returns the metrics."""
     atomic.check_run_dir(Path(out))  # before the work, not after
-    model, data, qcfg, metrics = fit(cfg, progress, board)
-    save_run(out, model, cfg, qcfg, data, metrics)
+    workers = distributed.launched_workers()
+    try:
+        model, data, qcfg, metrics = fit(cfg, progress, board, workers=workers)
+        if workers.writer:
+            save_run(out, model, cfg, qcfg, data, metrics)
+        distributed.barrier(workers)
+    finally:
+        distributed.stop(workers)
     return metrics
 
 
 def fit(cfg: TrainConfig, progress: Progress | None = None, board: Board | None = None,
-        factory: Callable[..., nn.Module] | None = None) -> tuple[nn.Sequential, Dataset, QuantConfig, dict[str, Any]]:
-    """Train per ``cfg`` in memory: the model, its dataset, quantization settings and metrics.
-    ``factory`` builds the model instead of ``cfg.model`` (then only its label)."""
-    data = load_dataset(cfg.dataset)
+        factory: Callable[..., nn.Module] | None = None,
+        workers: distributed.Workers = distributed.Workers()) -> tuple[nn.Sequential, Dataset, QuantConfig, dict[str, Any]]:
+    """Train per ``cfg`` in memory: the model (back on the CPU), its dataset, quantization
+    settings and metrics. ``factory`` builds the model instead of ``cfg.model`` (then only its
+    label); ``workers`` is the DDP job this process belongs to (joined here, left by the caller)."""
+    data = load_dataset(cfg.dataset, cfg.layout)
+    device = distributed.resolve_device(cfg.device, workers.local_rank)
+    distributed.start(workers, device)
     seed_everything(cfg.seed)
     qcfg = cfg.quant_config()
     model = build_model(factory or cfg.model, data.in_shape, data.classes, qcfg, data.signed)
+    check_model(model, data.in_shape, data.classes, qcfg)  # before the first epoch, not at export
     ratio, ratio_source = resolve_ratio(cfg, board, model, data)
+    model = model.to(device)
     start = time.perf_counter()
-    history = train_model(model, data, cfg, ratio, progress)
+    history = train_model(model, data, cfg, ratio, progress, workers)
     seconds = time.perf_counter() - start
     metrics = {
         "settings": asdict(cfg),
@@ -232,10 +280,12 @@ def fit(cfg: TrainConfig, progress: Progress | None = None, board: Board | None 
                      "kind": "fake-quant" if qcfg.quantized else "float",
                      "train": accuracy(model, data.x_train, data.y_train)},
         "sp2_fraction": sp2_fractions(model),
+        "layer_bits": layer_bits(model),
         "history": history,
         "train_seconds": round(seconds, 2),
+        "device": {"type": device.type, "processes": workers.world},
     }
-    return model, data, qcfg, metrics
+    return model.cpu(), data, qcfg, metrics
 
 
 def save_run(out: str | Path, model: nn.Module, cfg: TrainConfig, qcfg: QuantConfig, data: Dataset,
