@@ -49,7 +49,7 @@ def run(models: list[str], seeds: list[int], epochs: int, schemes: tuple[str, ..
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
             for scheme in schemes:
-                accs, fracs, deployed = [], [], []
+                accs, fracs, deployed, ratios = [], [], [], []
                 for seed in seeds:
                     cfg = TrainConfig(model=model, dataset=dataset, scheme=scheme, wbits=4, abits=4, epochs=epochs,
                                       seed=seed)
@@ -57,19 +57,20 @@ def run(models: list[str], seeds: list[int], epochs: int, schemes: tuple[str, ..
                     m = train_run(cfg, run_dir)
                     accs.append(m["accuracy"]["test"])
                     fracs.append(m["sp2_fraction"]["overall"])
+                    ratios.append(m["sp2_ratio"]["requested"])
                     if scheme in EXPORTABLE:
                         export_run(run_dir)
                         deployed.append(RunDir(run_dir).evaluate()["deployed_accuracy"])
                 entry = {"accuracy_mean": statistics.mean(accs), "accuracy_std": _std(accs),
-                         "accuracy_per_seed": accs, "sp2_fraction": statistics.mean(fracs)}
+                         "accuracy_per_seed": accs, "sp2_fraction": statistics.mean(fracs),
+                         "sp2_ratio": statistics.mean(ratios), "sp2_ratio_source": m["sp2_ratio"]["source"]}
                 if deployed:
                     entry.update(deployed_mean=statistics.mean(deployed), deployed_per_seed=deployed,
                                  max_abs_gap=max(abs(d - a) for d, a in zip(deployed, accs)))
                 table.setdefault(model, {})[scheme] = entry
                 print(f"{model:4s} {scheme:6s} {statistics.mean(accs):6.2f}  {accs}  deployed {deployed}", flush=True)
-    ratio = board_sp2_ratio(load_board("pynq-z2"), 4, 4)
     return {"dataset": dataset, "epochs": epochs, "seeds": seeds, "wbits": 4, "abits": 4, "board": "pynq-z2",
-            "msq_ratio": round(ratio, 3), "models": table}
+            "board_balance_ratio": round(board_sp2_ratio(load_board("pynq-z2"), 4, 4), 3), "models": table}
 
 
 WIDE_BITS = 8
@@ -174,7 +175,7 @@ def result_files(dataset: str) -> tuple[Path, Path]:
 
 def markdown(res: dict) -> str:
     lines = [f"W{res['wbits']}A{res['abits']}, {res.get('dataset', 'digits')} test set, mean ± std over seeds "
-             f"{res['seeds']}, {res['epochs']} epochs, msq ratio from board {res['board']}.", "",
+             f"{res['seeds']}, {res['epochs']} epochs, msq ratio planned for board {res['board']}.", "",
              "| model | " + " | ".join(SCHEMES) + " | msq − float | msq − fixed |",
              "|---|" + "---|" * (len(SCHEMES) + 2)]
     for model, row in res["models"].items():
@@ -213,7 +214,7 @@ def main() -> None:
         atomic.write_text(RESULTS / "accuracy.md", markdown(res))
         print(markdown(res))
         return
-    kept = None
+    kept, old = None, {}
     json_path, md_path = result_files(args.dataset)
     if set(args.schemes) != set(SCHEMES):
         old = json.loads(json_path.read_text())
@@ -221,8 +222,10 @@ def main() -> None:
             raise SystemExit("accuracy.json was measured with other epochs or seeds: re-measure every scheme")
         kept = old["models"]
     res = run(args.models, args.seeds, args.epochs, tuple(args.schemes), kept, args.dataset)
-    if args.dataset == "digits":
+    if args.dataset == "digits" and not kept:
         res["precision"] = precision_run(args.models, args.seeds, args.epochs)
+    elif "precision" in old:
+        res["precision"] = old["precision"]
     atomic.write_json(json_path, res)
     atomic.write_text(md_path, markdown(res))
     print(markdown(res))

@@ -98,9 +98,8 @@ def accuracy_block(r: dict[str, Any]) -> str:
     a = r["accuracy"]
     models = a["models"]
     schemes = list(next(iter(models.values())))
-    ratio = a["msq_ratio"]
     lines = [f"**Accuracy** — digits test set, W{a['wbits']}A{a['abits']}, {a['epochs']} epochs, mean of "
-             f"{_seeds(a['seeds'])}; `msq` takes its SP2 ratio from the {a['board']} board. "
+             f"{_seeds(a['seeds'])}; `msq` takes the SP2 ratio planned for the {a['board']} board. "
              + _source("accuracy"), "",
              "| model | " + " | ".join(schemes) + " | msq − float | msq − fixed |",
              "|---|" + "---|" * (len(schemes) + 2)]
@@ -110,9 +109,10 @@ def accuracy_block(r: dict[str, Any]) -> str:
         d_fixed = row["msq"]["accuracy_mean"] - row["fixed"]["accuracy_mean"]
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {_minus(f'{d_float:+.2f}')} | "
                      f"{_minus(f'{d_fixed:+.2f}')} |")
-    fractions = _and([f"{100 * row['msq']['sp2_fraction']:.0f} % ({m.upper()})" for m, row in models.items()])
-    lines += ["", f"The board ratio is {ratio:.3f} for {a['board']} (calibrated cost model), so "
-                  f"{fractions} of the rows are SP2 after per-layer rounding up."]
+    planned = _and([f"{row['msq']['sp2_ratio']:.1f} ({m.upper()}: {100 * row['msq']['sp2_fraction']:.0f} % of "
+                    "the rows after per-layer rounding up)" for m, row in models.items()])
+    lines += ["", f"The planned SP2 ratios on {a['board']} (the fastest design of each topology, ties nearest "
+                  f"the board's LUT/DSP balance {a['board_balance_ratio']:.3f}) are {planned}."]
     exported = [(m, s, e) for m, row in models.items() for s, e in row.items() if "deployed_mean" in e]
     names = _and(sorted({s for _, s, _ in exported}, key=schemes.index))
     gap = max(e["max_abs_gap"] for _, _, e in exported)

@@ -59,13 +59,16 @@ module msq_requant_stage #(
     end
     assign qaddr = qa;
 
-    // the finished fold's accumulators, padded to STEPS * NRQ rows
-    reg [ACCW-1:0] hold [0:STEPS*NRQ-1];
-    integer r;
-    always @(posedge clk) begin
-        if (acc_v) for (r = 0; r < PE; r = r + 1) hold[r] <= accs[r*ACCW +: ACCW];
-    end
-    initial for (r = PE; r < STEPS * NRQ; r = r + 1) hold[r] = {ACCW{1'b0}};
+    // the finished fold's accumulators, padded with zero rows to STEPS * NRQ
+    localparam integer PAD = STEPS * NRQ - PE;
+    wire [STEPS*NRQ*ACCW-1:0] accp;
+    generate
+        if (PAD > 0) begin : g_pad
+            assign accp = {{(PAD * ACCW){1'b0}}, accs};
+        end else begin : g_full
+            assign accp = accs;
+        end
+    endgenerate
 
     // step index and activity through the pipeline: ROM (2), select, multiply, add, shift, clamp
     reg [5:0]      pa;
@@ -84,6 +87,14 @@ module msq_requant_stage #(
             wire signed [MULTW-1:0] mult  = q[u*QW +: MULTW];
             wire signed [RQW-1:0]   bias  = q[u*QW + MULTW +: RQW];
             wire [SHIFTW-1:0]       shift = q[u*QW + MULTW + RQW +: SHIFTW];
+            // this unit's rows of the held fold, row k * NRQ + u at index k: selected by the step
+            // alone, no index arithmetic in front of the multiplexer (a multiply by NRQ was the
+            // critical path on ECP5)
+            reg [ACCW-1:0] hold [0:STEPS-1];
+            integer k0;
+            always @(posedge clk) begin
+                if (acc_v) for (k0 = 0; k0 < STEPS; k0 = k0 + 1) hold[k0] <= accp[(k0 * NRQ + u) * ACCW +: ACCW];
+            end
             reg signed [ACCW-1:0]  a0;
             reg signed [MULTW-1:0] m0;
             reg signed [RQW-1:0]   b0;
@@ -92,7 +103,7 @@ module msq_requant_stage #(
             reg signed [PRW-1:0] b1;
             reg [SHIFTW-1:0]     sh1, sh2;
             always @(posedge clk) begin
-                a0   <= hold[t2 * NRQ + u];
+                a0   <= hold[t2];
                 m0   <= mult;
                 b0   <= bias;
                 sh0  <= shift;
