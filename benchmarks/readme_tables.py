@@ -214,9 +214,10 @@ def headline_block(r: dict[str, Any]) -> str:
                          f"{_resource(d, 'lut')} | {_resource(d, 'ff')} | {_resource(d, 'dsp')} | {d['bram']:g} | "
                          + (f"**{vs:.2f}×**" if vs else "") + " |")
     auto = [d["auto_of_explore_best"] for d in h["results"] if "auto_of_explore_best" in d]
-    sweep = (f"The SP2 ratio MSQ plans before training reaches {100 * min(auto):.0f}–{100 * max(auto):.0f} % "
-             "of the throughput of the best ratio an `msq explore` sweep of the trained model finds. "
-             if auto else "")
+    share = (f"{100 * min(auto):.0f} %" if auto and min(auto) == max(auto)
+             else f"{100 * min(auto):.0f}–{100 * max(auto):.0f} %" if auto else "")
+    sweep = (f"The SP2 ratio MSQ plans before training reaches {share} of the throughput of the best ratio an "
+             "`msq explore` sweep of the trained model finds. " if auto else "")
     return "\n".join(lines + ["", sweep + _estimator_sentence(r)])
 
 
