@@ -73,7 +73,7 @@ def planned_ratio(ir: IRModel, board: Board, balance: float, headroom: float = p
 
     Why a sweep and not the balance alone: layers fold in whole rows and steps, so the balanced
     share of rows often misses the fastest plan by a fold (measured on pynq-z2: mlp-128x3 takes 26
-    cycles at the balance ratio 0.8, 24 at 0.75)."""
+    cycles at the balance ratio 0.8, 24 at the planned 0.7)."""
     points = [p for p in explore(ir, board, headroom=headroom)["points"] if p["fits"]]
     if not points:
         return None

@@ -106,6 +106,12 @@ def _vector(res: Resources) -> tuple[float, ...]:
     return tuple(float(getattr(res, k)) for k in RESOURCES)
 
 
+def _shares(board: Board) -> np.ndarray:
+    """Per resource, the board share of one unit (0 where the board has none): a plan's use of
+    the board is its resource vector times this."""
+    return np.array([1.0 / getattr(board, k) if getattr(board, k) else 0.0 for k in RESOURCES])
+
+
 def pareto_front(vectors: np.ndarray) -> np.ndarray:
     """Indices of the rows of ``vectors`` that no other row dominates (no larger in every column;
     of equal rows the first), in ascending lexicographic order."""
@@ -135,7 +141,7 @@ def fitting_plan(ir: IRModel, target: int, board: Board, headroom: float, lut_fi
     if in_w is None or out_w is None:
         return None
     budget = np.array([headroom * getattr(board, k) for k in RESOURCES])
-    scale = np.array([1.0 / getattr(board, k) if getattr(board, k) else 0.0 for k in RESOURCES])
+    scale = _shares(board)
     sums = np.zeros((1, len(RESOURCES)))
     choices: list[tuple[LayerPlan, ...]] = [()]
     for layer in ir.layers:
@@ -165,7 +171,7 @@ def smallest_plan(ir: IRModel, target: int, board: Board, lut_fixed: bool = True
     """Each layer's option at ``target`` that uses the least of the board, budgets ignored (what
     the error of a model that fits no budget reports)."""
     costs = costs or _Costs()
-    scale = np.array([1.0 / getattr(board, k) if getattr(board, k) else 0.0 for k in RESOURCES])
+    scale = _shares(board)
     layers = {layer.name: min(layer_options(layer, target, lut_fixed),
                               key=lambda lp: float(np.array(_vector(costs(layer, lp))) @ scale))
               for layer in ir.layers}
