@@ -21,6 +21,11 @@ LUT/FF/DSP/BRAM and logic depth; on an ECP5 board placed and routed, with the Fm
 
     .venv/bin/python benchmarks/headline.py [--boards pynq-z2,zc706] [--networks mlp-128x3,...]
                                             [--designs msq,...] [--synth] [--update] [--out benchmarks/results]
+                                            [--headroom 0.8] [--keep DIR]
+
+ECP5 (ulx3s-85f) runs plan at ``--headroom 0.4``: the cost model counts xc7 LUT6s and an ECP5
+design needs about twice as many LUT4s; the measured counts are still checked against 80 %.
+Each synthesized row records its critical path (nextpnr) and ``plan_headroom``.
 
 Writes OUT/headline.json (a list of design rows under "results") and OUT/headline.md.
 """
@@ -76,49 +81,52 @@ def macs_per_inference(ir: IRModel) -> int:
                for layer in ir.compute_layers())
 
 
-def peak_mac_per_cycle(board: Board, simd: int) -> float:
-    """The board's resource-bound peak: 80 % of its LUTs on SP2 MACs and of its DSPs on packed
-    fixed MACs, at the calibrated cost of those cells at ``simd``."""
+def peak_mac_per_cycle(board: Board, simd: int, headroom: float) -> float:
+    """The board's resource-bound peak: ``headroom`` (80 %) of its LUTs on SP2 MACs and of its DSPs
+    on packed fixed MACs, at the calibrated cost of those cells at ``simd``."""
     sp2_lut = cost_model.mac_cost("sp2", WBITS, ABITS, simd)[0]
     fixed_dsp = cost_model.mac_cost("fixed", WBITS, ABITS, simd, pack=True)[2]
-    return planner.HEADROOM * board.lut / sp2_lut + planner.HEADROOM * board.dsp / fixed_dsp
+    return headroom * board.lut / sp2_lut + headroom * board.dsp / fixed_dsp
 
 
 def design_row(network: str, design: str, ir: IRModel, board: Board, ratio: float, synth_root: Path | None,
-               lut_fixed: bool) -> dict:
+               lut_fixed: bool, headroom: float) -> dict:
     row: dict[str, Any] = {"board": board.name, "network": network, "design": design, "ratio": round(ratio, 3),
                            "sp2_rows": sum(len(layer.sp2_rows) for layer in ir.compute_layers()),
-                           "rows": sum(layer.rows for layer in ir.compute_layers()), "synthesized": False}
+                           "rows": sum(layer.rows for layer in ir.compute_layers()), "synthesized": False,
+                           "plan_headroom": headroom}
     try:
-        res = planner.plan_search(ir, board, lut_fixed=lut_fixed)
+        res = planner.plan_search(ir, board, headroom, lut_fixed=lut_fixed)
     except Exception as exc:  # noqa: BLE001 - a design that does not fit is a result, not a crash
         return {**row, "fits": False, "error": str(exc)}
     simds = [lp.simd for lp in res.plan.layers.values()]
     mac_per_cycle = macs_per_inference(ir) / res.interval
     row.update(fits=True, interval=res.interval, latency=res.latency, plan=res.plan.as_dict(),
                mac_per_cycle=round(mac_per_cycle, 1),
-               peak_fraction=round(mac_per_cycle / peak_mac_per_cycle(board, max(simds)), 3),
+               peak_fraction=round(mac_per_cycle / peak_mac_per_cycle(board, max(simds), headroom), 3),
                clock_mhz=board.clock_mhz, estimate=res.resources.as_dict(),
                **{k: res.resources.as_dict()[k] for k in ("lut", "ff", "dsp")}, bram=res.resources.bram36)
     if synth_root is not None:
         out = synth_root / f"{network}-{design}-{board.name}"
-        generate_rtl(ir, out, np.zeros((1,) + tuple(ir.input_shape), dtype=np.int64), plan=res.plan, n_extreme_random=1)
+        generate_rtl(ir, out, np.zeros((1,) + tuple(ir.input_shape), dtype=np.int64), plan=res.plan, n_extreme_random=1,
+                     family=board.family)
         start = time.perf_counter()
         s = synthesize(out, board, "yosys")
         row.update(synthesized=True, lut=s["lut"], ff=s["ff"], dsp=s["dsp"], bram=s["bram36"],
                    lut_levels=s.get("lut_levels"), fmax_mhz=s.get("fmax_mhz"),
+                   critical_path=s.get("nextpnr", {}).get("critical_paths"),
                    synth_seconds=round(time.perf_counter() - start, 1))
-        row["fits"] = all(row[k] <= planner.HEADROOM * getattr(board, b)
+        row["fits"] = all(row[k] <= planner.HEADROOM * getattr(board, b)  # measured: the 80 % budget
                           for k, b in (("lut", "lut"), ("ff", "ff"), ("dsp", "dsp"), ("bram", "bram36")))
     clock = min(board.clock_mhz, row["fmax_mhz"]) if row.get("fmax_mhz") else board.clock_mhz
     row["inferences_per_s"] = round(clock * 1e6 / res.interval, 1)
     return row
 
 
-def explore_best(ir: IRModel, board: Board, interval: float | None) -> dict:
+def explore_best(ir: IRModel, board: Board, interval: float | None, headroom: float) -> dict:
     """The best SP2 ratio of an ``msq explore`` sweep on the MSQ model (planned, estimated), and the
     automatic ratio's throughput as a fraction of it (``auto_of_explore_best``, the issue asks >= 0.95)."""
-    best = explore.explore(ir, board)["best"]
+    best = explore.explore(ir, board, headroom=headroom)["best"]
     out = {"explore_best_ratio": best["ratio"] if best else None,
            "explore_best_interval": best["interval"] if best else None}
     if best and interval:
@@ -142,27 +150,32 @@ def main() -> None:
     ap.add_argument("--designs", default=",".join(DESIGNS), help="designs to run (msq always plans its ratio)")
     ap.add_argument("--synth", action="store_true", help="generate and synthesize every fitting design with Yosys")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--headroom", type=float, default=planner.HEADROOM,
+                    help="fraction of each board resource a design may use (ECP5 runs use 0.4: the cost model counts LUT6s)")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--keep", default=None, help="keep each synthesized design (Verilog, netlist, logs) under this directory")
     ap.add_argument("--update", action="store_true",
                     help="keep the rows of OUT/headline.json for other boards, networks and designs (replace only those run here)")
     args = ap.parse_args()
     start = time.perf_counter()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="msq-headline-") as tmp:
+        synth_root = (Path(args.keep) if args.keep else Path(tmp)) if args.synth else None
         for board_name in args.boards.split(","):
             board = load_board(board_name)
             balance = cost_model.board_sp2_ratio(board, WBITS, ABITS)
             for network in args.networks.split(","):
-                planned = explore.planned_ratio(build_ir(network, "msq", balance, args.seed), board, balance)
+                planned = explore.planned_ratio(build_ir(network, "msq", balance, args.seed), board, balance,
+                                                 args.headroom)
                 for design in args.designs.split(","):
                     scheme, lut_fixed = DESIGNS[design]
                     r = {"msq": balance if planned is None else planned, "fixed": 0.0, "sp2": 1.0}[scheme]
                     print(f"{board_name} {network} {design} ...", flush=True)
                     ir = build_ir(network, scheme, r, args.seed)
-                    rows.append(design_row(network, design, ir, board, r, Path(tmp) if args.synth else None,
-                                           lut_fixed))
+                    rows.append(design_row(network, design, ir, board, r, synth_root,
+                                           lut_fixed, args.headroom))
                     if design == "msq":
-                        rows[-1].update(explore_best(ir, board, rows[-1].get("interval")))
+                        rows[-1].update(explore_best(ir, board, rows[-1].get("interval"), args.headroom))
     out = Path(args.out)
     if args.update and (out / "headline.json").is_file():
         ran = {(r["board"], r["network"], r["design"]) for r in rows}

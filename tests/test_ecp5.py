@@ -46,6 +46,17 @@ Info: \t        TRELLIS_COMB:      22/  83640     0%
 Info: Max frequency for clock 'clk': 135.15 MHz (PASS at 100.00 MHz)
 Info: Routing..
 Info: Max frequency for clock 'clk': 118.99 MHz (PASS at 100.00 MHz)
+Info: Critical path report for clock 'ap_clk' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source dense2.buffer.ph2_TRELLIS_FF_Q.Q
+Info:    routing  1.43  1.96 Net dense2.buffer.ph2[1] (66,66) -> (63,58)
+Info:                          Sink dense1.rq.x_MULT18X18D_P1.A1
+Info:      logic  3.93  5.88 Source dense1.rq.x_MULT18X18D_P1.P2
+Info:    routing  0.35  6.23 Net dense1.rq.x_MULT18X18D_P1_P2 (65,66) -> (65,66)
+Info:                          Sink dense2.buffer.done_TRELLIS_FF_Q_7.LSR
+Info:      setup  0.42  6.65 Source dense2.buffer.done_TRELLIS_FF_Q_7.LSR
+Info: 4.87 ns logic, 1.78 ns routing
+
 Warning: Max frequency for clock 'ap_clk': 16.70 MHz (FAIL at 100.00 MHz)
 """
 
@@ -111,6 +122,8 @@ def test_nextpnr_log_parser_takes_final_fmax_per_clock():
     assert r.fmax_mhz == 16.7
     assert (r.lut4, r.ff, r.used("MULT18X18D"), r.used("DP16KD"), r.used("TRELLIS_COMB")) == (16, 32, 1, 3, 22)
     assert r.utilisation["DP16KD"]["available"] == 208
+    assert r.critical_paths == {"ap_clk": {"from": "dense2.buffer.ph2_TRELLIS_FF_Q", "to": "dense2.buffer.done_TRELLIS_FF_Q_7",
+                                           "logic_ns": 4.87, "routing_ns": 1.78}}
     with pytest.raises(MSQError, match="no 'Max frequency for clock' line"):
         nextpnr.parse_log(NEXTPNR_LOG.replace("Max frequency", "Frequency"))
 

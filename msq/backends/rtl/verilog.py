@@ -147,7 +147,7 @@ def frame_buffer(module: str, consumer: str, ports: list[Port], elems: int, xw: 
         params.append(f"    localparam integer PB{i} = {pb};  // port {i} ({port.name}): {port.lanes} lanes, "
                       f"{port.beats} beats per frame\n    localparam [PB{i}-1:0] LAST{i} = {_ulit(port.beats - 1, pb)};")
         regs.append(f"    reg [PB{i}-1:0] beat{i};\n    reg [BI-1:0]   ph{i};   // buffer port {i} writes")
-        done.append(f"        if (wr[{i}] && beat{i} == LAST{i}) done_now[ph{i} * NP + {i}] = 1'b1;")
+        done.append(f"            if (wr[{i}] && beat{i} == LAST{i} && ph{i} == b[BI-1:0]) done_now[b*NP + {i}] = 1'b1;")
         reset.append(f"            beat{i} <= {{PB{i}{{1'b0}}}}; ph{i} <= {{BI{{1'b0}}}};")
         advance.append(f"            if (wr[{i}]) begin\n                if (beat{i} == LAST{i}) begin\n"
                        f"                    beat{i} <= {{PB{i}{{1'b0}}}}; ph{i} <= next(ph{i});\n"

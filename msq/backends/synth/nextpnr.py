@@ -11,8 +11,10 @@ directory: it runs in ``<rtl>/synth`` with relative paths. Its log is streamed t
 
 Read from the log: the last "Max frequency for clock" line per clock (nextpnr prints one after
 placement and the final one after routing), the "Total LUT4s"/"Total DFFs" of its logic
-utilisation (LUT4s include the two per CCU2C carry cell) and the "Device utilisation" table
-(TRELLIS_COMB, TRELLIS_FF, MULT18X18D, DP16KD, ...).
+utilisation (LUT4s include the two per CCU2C carry cell), the "Device utilisation" table
+(TRELLIS_COMB, TRELLIS_FF, MULT18X18D, DP16KD, ...) and each clock's last "Critical path report":
+where the path starts and ends and its logic and routing delay, so a run says what limits it
+even after its working directory is gone.
 """
 from __future__ import annotations
 
@@ -41,6 +43,9 @@ _FMAX = re.compile(r"Max frequency for clock\s+'(?P<clock>[^']+)':\s+(?P<fmax>[\
                    r"\((?P<verdict>PASS|FAIL) at (?P<target>[\d.]+) MHz\)")
 _TOTAL = re.compile(r"^Info:\s+Total (?P<what>LUT4s|DFFs):\s+(?P<used>\d+)/\s*(?P<avail>\d+)")
 _UTIL_ROW = re.compile(r"^Info:\s+(?P<cell>[A-Z][A-Z0-9_]+):\s+(?P<used>\d+)/\s*(?P<avail>\d+)\s+\d+%")
+_PATH_HEAD = re.compile(r"Critical path report for clock '(?P<clock>[^']+)'")
+_PATH_STEP = re.compile(r"^Info:\s+(?P<type>clk-to-q|setup)\s+[\d.]+\s+[\d.]+\s+Source (?P<pin>\S+)")
+_PATH_SUM = re.compile(r"^Info: (?P<logic>[\d.]+) ns logic, (?P<routing>[\d.]+) ns routing")
 _PHASES = (("Packing IOs", "packing"), ("Creating initial analytic placement", "placing (analytic)"),
            ("Running simulated annealing placer", "placing (annealing refinement)"),
            ("Routing globals", "routing"), ("Critical path report", "timing analysis"))
@@ -55,6 +60,7 @@ class PnrResult:
     lut4: int
     ff: int
     utilisation: dict[str, dict[str, int]]
+    critical_paths: dict[str, dict[str, Any]] = field(default_factory=dict)  # per clock: from, to, ns
     version: str = ""
     seconds: float = 0.0
     args: list[str] = field(default_factory=list)
@@ -101,8 +107,17 @@ def parse_log(text: str) -> PnrResult:
     clocks: dict[str, dict[str, Any]] = {}
     totals: dict[str, int] = {}
     util: dict[str, dict[str, int]] = {}
+    paths: dict[str, dict[str, Any]] = {}
+    path_clock, path = "", {}
     for line in text.splitlines():
-        if m := _FMAX.search(line):
+        if m := _PATH_HEAD.search(line):
+            path_clock, path = m["clock"], {}
+        elif path_clock and (m := _PATH_STEP.match(line)):
+            path["from" if m["type"] == "clk-to-q" else "to"] = m["pin"].rsplit(".", 1)[0]
+        elif path_clock and (m := _PATH_SUM.match(line)):
+            paths[path_clock] = {**path, "logic_ns": float(m["logic"]), "routing_ns": float(m["routing"])}
+            path_clock = ""
+        elif m := _FMAX.search(line):
             clocks[m["clock"]] = {"fmax_mhz": float(m["fmax"]), "target_mhz": float(m["target"]),
                                   "met": m["verdict"] == "PASS"}
         elif m := _TOTAL.match(line):
@@ -114,7 +129,8 @@ def parse_log(text: str) -> PnrResult:
     if "LUT4s" not in totals or "TRELLIS_FF" not in util:
         raise MSQError("the nextpnr log has no logic or device utilisation table")
     return PnrResult(fmax_mhz=min(c["fmax_mhz"] for c in clocks.values()), clocks=clocks,
-                     lut4=totals["LUT4s"], ff=totals.get("DFFs", util["TRELLIS_FF"]["used"]), utilisation=util)
+                     lut4=totals["LUT4s"], ff=totals.get("DFFs", util["TRELLIS_FF"]["used"]), utilisation=util,
+                     critical_paths=paths)
 
 
 def replay_script(board: Board, netlist: str) -> str:
