@@ -2,9 +2,13 @@
 
 The figures are measured, not assumed: ``msq calibrate`` synthesizes the project's own cells with
 Yosys ``synth_xilinx`` (msq/design/calibrate.py) and writes ``msq/data/calibration.json``. A MAC of
-an engine (``sp2``, ``fixed`` on DSPs, ``fixed_lut``: fixed point in LUTs) costs what the engine measured per MAC at the nearest SIMD (interpolated in log2 SIMD)
-at W4A4, scaled by the measured bit-width trend at SIMD 8. Yosys maps a multiply to a DSP48 only
-when its product has at least 9 bits; narrower fixed-point MACs are measured as it maps them.
+an engine (``sp2``, ``fixed`` on DSPs, ``fixed_lut``: fixed point in LUTs, ``fixed_hi``: the
+high-precision rows on DSPs) costs what the engine measured per MAC at the nearest SIMD
+(interpolated in log2 SIMD) at W4A4, scaled by the measured bit-width trend at SIMD 8. Yosys maps a
+multiply to a DSP48 only when its product has at least 9 bits; narrower fixed-point MACs are
+measured as it maps them. An engine the table has no measurements of is costed as the engine of
+:data:`MEASURED_AS` (the high rows' engine is the same kernel, ``msq_fixed_engine``, as the fixed
+DSP engine: its cost is the fixed engine's, scaled by width to ``high_bits``).
 
 The board ratio (docs/architecture.md): ``r = P_lut / (P_lut + P_dsp)`` balances the engines. With
 ``HEADROOM`` of each resource planned for, the DSP budget affords ``P_dsp`` fixed MACs per cycle
@@ -22,11 +26,12 @@ from typing import Any
 from msq.assets import CALIBRATION_JSON
 from msq.boards import Board
 from msq.errors import MSQError
-from msq.ir.plan import ENGINES
+from msq.ir.plan import DSP_ENGINES, ENGINES
 from msq.numerics import check_bits
 
 HEADROOM = 0.8
 REFERENCE_SIMD = 8
+MEASURED_AS = {"fixed_hi": "fixed"}  # engine -> the engine whose measurements cost it, unless it has its own
 
 
 @lru_cache(maxsize=1)
@@ -68,10 +73,12 @@ def mac_cost(engine: str, wbits: int, abits: int, simd: int, pack: bool = False,
     check_bits(abits, "abits")
     table = table or calibration()
     kind = f"{engine}_engine"
+    if kind not in table["measured"] and engine in MEASURED_AS:
+        kind = f"{MEASURED_AS[engine]}_engine"
     if kind not in table["measured"]:
         raise MSQError(f"{CALIBRATION_JSON}: no measurements of the {engine} engine; regenerate it with "
                        "'msq calibrate'")
-    p = int(pack) if engine == "fixed" else None
+    p = int(pack) if engine in DSP_ENGINES else None
     bits = (wbits + abits) / 2
     out = []
     for key in ("lut", "ff", "dsp"):
