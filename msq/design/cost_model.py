@@ -6,9 +6,10 @@ an engine (``sp2``, ``fixed`` on DSPs, ``fixed_lut``: fixed point in LUTs, ``fix
 high-precision rows on DSPs) costs what the engine measured per MAC at the nearest SIMD
 (interpolated in log2 SIMD) at W4A4, scaled by the measured bit-width trend at SIMD 8. Yosys maps a
 multiply to a DSP48 only when its product has at least 9 bits; narrower fixed-point MACs are
-measured as it maps them. An engine the table has no measurements of is costed as the engine of
-:data:`MEASURED_AS` (the high rows' engine is the same kernel, ``msq_fixed_engine``, as the fixed
-DSP engine: its cost is the fixed engine's, scaled by width to ``high_bits``).
+measured as it maps them. The high rows' engine (``fixed_hi``) is the same kernel,
+``msq_fixed_engine``, as the fixed DSP engine: its SIMD sweep is measured at W8A4
+(:data:`MEASURED_AT`), and the width trend is the fixed engine's (:data:`MEASURED_AS`); a table
+without its measurements costs it as the fixed engine, scaled by width to ``high_bits``.
 
 The board ratio (docs/architecture.md): ``r = P_lut / (P_lut + P_dsp)`` balances the engines. With
 ``HEADROOM`` of each resource planned for, the DSP budget affords ``P_dsp`` fixed MACs per cycle
@@ -31,7 +32,8 @@ from msq.numerics import check_bits
 
 HEADROOM = 0.8
 REFERENCE_SIMD = 8
-MEASURED_AS = {"fixed_hi": "fixed"}  # engine -> the engine whose measurements cost it, unless it has its own
+MEASURED_AS = {"fixed_hi": "fixed"}  # engine -> the engine whose width sweep scales it (and costs it without its own)
+MEASURED_AT = {"fixed_hi": (8, 4)}  # engine -> (wbits, abits) of its own SIMD sweep; the others' is W4A4
 
 
 @lru_cache(maxsize=1)
@@ -72,21 +74,21 @@ def mac_cost(engine: str, wbits: int, abits: int, simd: int, pack: bool = False,
     check_bits(wbits)
     check_bits(abits, "abits")
     table = table or calibration()
-    kind = f"{engine}_engine"
-    if kind not in table["measured"] and engine in MEASURED_AS:
-        kind = f"{MEASURED_AS[engine]}_engine"
-    if kind not in table["measured"]:
+    trend = f"{MEASURED_AS.get(engine, engine)}_engine"  # the engine whose width sweep scales this one
+    kind = f"{engine}_engine" if f"{engine}_engine" in table["measured"] else trend
+    if kind not in table["measured"] or trend not in table["measured"]:
         raise MSQError(f"{CALIBRATION_JSON}: no measurements of the {engine} engine; regenerate it with "
                        "'msq calibrate'")
+    ref_w, ref_a = MEASURED_AT.get(engine, (4, 4)) if kind != trend else (4, 4)
     p = int(pack) if engine in DSP_ENGINES else None
     bits = (wbits + abits) / 2
     out = []
     for key in ("lut", "ff", "dsp"):
-        by_simd = [(math.log2(m["params"][2]), v) for m, v in _per_mac(kind, key, lambda q: q[0] == q[1] == 4
+        by_simd = [(math.log2(m["params"][2]), v) for m, v in _per_mac(kind, key, lambda q: (q[0], q[1]) == (ref_w, ref_a)
                                                                         and (p is None or q[3] == p), table)]
-        by_bits = [(m["params"][0], v) for m, v in _per_mac(kind, key, lambda q: q[2] == REFERENCE_SIMD
+        by_bits = [(m["params"][0], v) for m, v in _per_mac(trend, key, lambda q: q[2] == REFERENCE_SIMD
                                                              and (p is None or q[3] == 0), table)]
-        ref = _interp(4, by_bits)
+        ref = _interp((ref_w + ref_a) / 2, by_bits)
         scale = _interp(bits, by_bits) / ref if ref else 0.0
         base = _interp(math.log2(simd), by_simd)
         out.append(base * scale if key != "dsp" else (base if _interp(bits, by_bits) else 0.0))
