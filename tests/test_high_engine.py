@@ -92,12 +92,18 @@ def test_plan_file_carries_pe_fixed_hi_and_is_checked(tmp_path):
 
 
 def test_estimate_costs_the_high_engine_on_dsps():
-    """No measured entry: the high engine costs what the fixed DSP engine measured, scaled by
-    width; the DSPs are its MACs (halved when packed) and its requantizers, as the generator builds."""
+    """The high engine costs what Yosys measured of it (W8A4, over SIMD, packed or not), scaled
+    by the fixed engine's width trend at other widths; a table without it costs it as the fixed
+    engine. The DSPs are its MACs (halved when packed) and its requantizers, as the generator builds."""
     table = cost_model.calibration()
-    assert "fixed_hi_engine" not in table["measured"]
-    assert cost_model.mac_cost("fixed_hi", 8, 4, 8) == cost_model.mac_cost("fixed", 8, 4, 8)
-    assert cost_model.mac_cost("fixed_hi", 8, 4, 8)[1] > cost_model.mac_cost("fixed", 4, 4, 8)[1]  # FF: wider operands
+    for m in table["measured"]["fixed_hi_engine"]:
+        w, a, simd, pack = m["params"]
+        per_mac = [m[k] / (table["pe"] * simd) for k in ("lut", "ff", "dsp")]
+        assert list(cost_model.mac_cost("fixed_hi", w, a, simd, bool(pack))) == pytest.approx(per_mac)
+    assert cost_model.mac_cost("fixed_hi", 8, 4, 8)[1] != cost_model.mac_cost("fixed", 8, 4, 8)[1]
+    without = {**table, "measured": {k: v for k, v in table["measured"].items() if k != "fixed_hi_engine"}}
+    assert cost_model.mac_cost("fixed_hi", 8, 4, 8, table=without) == cost_model.mac_cost("fixed", 8, 4, 8)
+    assert cost_model.mac_cost("fixed_hi", 8, 4, 8, table=without)[1] > cost_model.mac_cost("fixed", 4, 4, 8)[1]
     ir = random_ir(0, high=True)
     plan = random_plan(ir, 0)
     expected = 0.0
