@@ -4,8 +4,9 @@ Every layer owns the frame buffers of its input; the stage before writes them th
 (beat, lane) -> element map is fixed at generation, so every element has one source and no
 reordering logic exists. A dense/conv layer replays its input over its folds into an SP2 engine
 (shift-add adder trees), a fixed-point engine on DSPs and one in LUTs (radix-4 Booth shift-adds),
-and a DSP engine of its high-precision rows, each followed by a shared requantization stage; pooling layers combine ``simd`` channels per cycle. Weights and
-requantization constants are ROMs whose contents live in their own wrapper modules.
+and a DSP engine of its high-precision rows, each followed by a shared requantization stage;
+pooling layers combine ``simd`` channels per cycle. Weights and requantization constants are
+ROMs whose contents live in their own wrapper modules.
 """
 from __future__ import annotations
 
