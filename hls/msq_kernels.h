@@ -12,7 +12,7 @@
 // layout of the top-level AXI-Stream beats, which add zero padding up to whole bytes).
 //
 // A layer is described by a configuration struct L (generated per layer) holding its types,
-// shapes, plan (SIMD, PE_SP2, PE_FIX, PE_FIX_DSP, NF, SF) and constant tables; the stages below are
+// shapes, plan (SIMD, PE_SP2, PE_FIX, PE_FIX_DSP, PE_HI, NF, SF) and constant tables; the stages below are
 // templates on L. Every stage is a DATAFLOW process: INLINE off, one labelled II=1 loop.
 //
 // Pragmas, explained once:
@@ -30,8 +30,8 @@
 //                     tiny, bram otherwise), in the layer's generated process function; line
 //                     buffers: ram_s2p (1 write + 1 read port, what a sliding window needs).
 //   BIND_OP           the requantizer's multiply on DSPs (impl=dsp); the fixed-point weight product
-//                     on a DSP (impl=dsp) in the lanes the plan puts on DSPs, in LUTs (impl=fabric)
-//                     in the others.
+//                     on a DSP (impl=dsp) in the lanes the plan puts on DSPs (and every lane of the
+//                     high-precision rows), in LUTs (impl=fabric) in the others.
 #ifndef MSQ_KERNELS_H
 #define MSQ_KERNELS_H
 
@@ -196,15 +196,16 @@ ap_int<X::width + W::width + 1> fixed_product_fabric(X x, W w) {
     return p;
 }
 
-// One fixed lane for one step: the SIMD products of the input word and the lane's weights.
-template <class L, bool ON_DSP>
-typename L::acc_t fix_dot(typename L::in_word_t x, ap_uint<L::FIX_LANE_BITS> weights) {
+// One fixed lane for one step: the SIMD products of the input word and the lane's weights of
+// type W (L::fix_t, or L::hi_t for the high-precision rows), summed in the engine's accumulator A.
+template <class L, class W, class A, bool ON_DSP>
+A fix_dot(typename L::in_word_t x, ap_uint<L::SIMD * W::width> weights) {
 #pragma HLS INLINE
-    typename L::acc_t sum = 0;
+    A sum = 0;
     for (int k = 0; k < L::SIMD; k++) {
 #pragma HLS UNROLL
         const typename L::in_t xk = typename L::in_t(field<L::IN_BITS>(x, k));
-        const typename L::fix_t wk = typename L::fix_t(field<L::WBITS>(weights, k));
+        const W wk = W(field<W::width>(weights, k));
         sum += ON_DSP ? fixed_product_dsp(xk, wk) : fixed_product_fabric(xk, wk);
     }
     return sum;
@@ -215,9 +216,11 @@ typename L::acc_t fix_dot(typename L::in_word_t x, ap_uint<L::FIX_LANE_BITS> wei
 // (pixel, fold, step). On fold 0 it reads the pixel's SIMD words and stores them; folds 1..NF-1
 // replay them. Every step, SP2 lane i accumulates row sp2_rows[f*PE_SP2 + i] and each fixed lane
 // the row of its engine (DSP lanes j < PE_FIX_DSP, LUT lanes after them; ROM words: the lanes'
-// codes or weights of this step). After the
-// last step the lanes' dot products move to `hold`, and NQ shared requantizers turn them into
-// outputs while the next fold accumulates (NQ*QS >= PE_SP2 + PE_FIX with QS <= SF); each result
+// codes or weights of this step), and each high-precision lane (HI_BITS-bit weights, on DSPs,
+// accumulated in its own hi_acc_t) a high row. After the
+// last step the lanes' dot products move to `hold` (SP2, fixed, then high lanes), and NQ shared
+// requantizers turn them into outputs while the next fold accumulates
+// (NQ*QS >= PE_SP2 + PE_FIX + PE_HI with QS <= SF); each result
 // goes to its IR row of the output pixel `y`, which leaves as one word once its last fold is
 // requantized. The loop runs PIX*NF*SF cycles plus QS to requantize the last fold.
 // Inlined into the layer's generated process function (INLINE off there), which owns the ROMs as
@@ -226,20 +229,24 @@ template <class L>
 void mvau(hls::stream<typename L::in_word_t>& in, hls::stream<typename L::out_word_t>& out,
           const typename L::sp2_chunk_t sp2_w[L::SP2_DEPTH][L::SP2_ROW],
           const typename L::fix_chunk_t fix_w[L::FIX_DEPTH][L::FIX_ROW],
+          const typename L::hi_chunk_t hi_w[L::HI_DEPTH][L::HI_ROW],
           const typename L::bias_word_t rq_bias[L::RQ_DEPTH][L::NQ],
           const mult_word_t rq_mult[L::RQ_DEPTH][L::NQ],
           const shift_word_t rq_shift[L::RQ_DEPTH][L::NQ],
           const unsigned short rq_row[L::RQ_DEPTH][L::NQ]) {
 #pragma HLS INLINE
     typedef typename L::acc_t acc_t;
-    static const int LANES = L::PE_SP2 + L::PE_FIX;
+    typedef typename L::hi_acc_t hi_acc_t;
+    static const int LANES = L::PE_SP2 + L::PE_FIX + L::PE_HI;
     typename L::in_word_t xbuf[L::SF];  // the pixel's input words, replayed over the folds
     acc_t acc_sp2[L::PE_SP2 > 0 ? L::PE_SP2 : 1];
     acc_t acc_fix[L::PE_FIX > 0 ? L::PE_FIX : 1];
+    hi_acc_t acc_hi[L::PE_HI > 0 ? L::PE_HI : 1];
     acc_t hold[LANES];                  // last fold's dot products, being requantized
     typename L::out_t y[L::ROWS];       // the output pixel, in IR row order
 #pragma HLS ARRAY_PARTITION variable=acc_sp2 complete
 #pragma HLS ARRAY_PARTITION variable=acc_fix complete
+#pragma HLS ARRAY_PARTITION variable=acc_hi complete
 #pragma HLS ARRAY_PARTITION variable=hold complete
 #pragma HLS ARRAY_PARTITION variable=y complete
     int s = 0, f = 0, widx = 0;  // step, fold, weight ROM address f*SF + s
@@ -292,8 +299,16 @@ void mvau(hls::stream<typename L::in_word_t>& in, hls::stream<typename L::out_wo
 #pragma HLS UNROLL
                 const ap_uint<L::FIX_LANE_BITS> weights =
                     rom_word<L::FIX_LANE_BITS, L::FIX_CHUNK_BITS, L::FIX_CHUNKS>(fix_w[widx], l * L::FIX_CHUNKS);
-                const acc_t dot = (l < L::PE_FIX_DSP) ? fix_dot<L, true>(x, weights) : fix_dot<L, false>(x, weights);
+                const acc_t dot = (l < L::PE_FIX_DSP) ? fix_dot<L, typename L::fix_t, acc_t, true>(x, weights)
+                                                      : fix_dot<L, typename L::fix_t, acc_t, false>(x, weights);
                 acc_fix[l] = (s == 0) ? dot : acc_t(acc_fix[l] + dot);
+            }
+            for (int l = 0; l < L::PE_HI; l++) {  // the high-precision engine: one ROM row, PE_HI lanes on DSPs
+#pragma HLS UNROLL
+                const ap_uint<L::HI_LANE_BITS> weights =
+                    rom_word<L::HI_LANE_BITS, L::HI_CHUNK_BITS, L::HI_CHUNKS>(hi_w[widx], l * L::HI_CHUNKS);
+                const hi_acc_t dot = fix_dot<L, typename L::hi_t, hi_acc_t, true>(x, weights);
+                acc_hi[l] = (s == 0) ? dot : hi_acc_t(acc_hi[l] + dot);
             }
             if (s == L::SF - 1) {  // the fold's dot products are complete: hand them over
                 for (int l = 0; l < L::PE_SP2; l++) {
@@ -303,6 +318,10 @@ void mvau(hls::stream<typename L::in_word_t>& in, hls::stream<typename L::out_wo
                 for (int l = 0; l < L::PE_FIX; l++) {
 #pragma HLS UNROLL
                     hold[L::PE_SP2 + l] = acc_fix[l];
+                }
+                for (int l = 0; l < L::PE_HI; l++) {
+#pragma HLS UNROLL
+                    hold[L::PE_SP2 + L::PE_FIX + l] = acc_hi[l];
                 }
                 q = 0;
                 qidx = f * L::QS;

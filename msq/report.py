@@ -35,7 +35,8 @@ class Figure(NamedTuple):
     caption: str
     png: bytes
 
-ENGINE_LABELS = {"sp2": "SP2 engine", "fixed": "fixed engine (DSP)", "fixed_lut": "fixed engine (LUT)"}
+ENGINE_LABELS = {"sp2": "SP2 engine", "fixed": "fixed engine (DSP)", "fixed_lut": "fixed engine (LUT)",
+                 "fixed_hi": "high-precision engine (DSP)"}
 HISTORY_KEYS = ("epoch", "loss", "test_accuracy")
 
 
@@ -66,7 +67,9 @@ def layer_table(ir: IRModel, plan: Plan | None, cycles: dict[str, int], instance
     """Per layer: its engines (rows / PE of each), SIMD, cycles, and the Yosys counts and logic depth
     of its module; then the design's other instances (output buffer, the top's glue logic)."""
     res_keys = ("lut", "ff", "dsp", "bram36", "lut_levels")
-    head = ["layer", "SIMD", *(f"{label} rows / PE" for label in ENGINE_LABELS.values()), "cycles / frame",
+    high = any(layer.high_bits for layer in ir.compute_layers())  # the high rows' column only where there are some
+    labels = {k: v for k, v in ENGINE_LABELS.items() if high or k != "fixed_hi"}
+    head = ["layer", "SIMD", *(f"{label} rows / PE" for label in labels.values()), "cycles / frame",
             "LUT", "FF", "DSP", "BRAM36", "LUT levels"]
     by_module = {v.get("module"): v for v in instances.values()}
     rows = []
@@ -75,13 +78,13 @@ def layer_table(ir: IRModel, plan: Plan | None, cycles: dict[str, int], instance
         engines = {e.kind: f"{len(e.rows)} / {e.pe}" if len(e.rows) else "—"
                    for e in all_engine_rows(layer, lp)} if lp and isinstance(layer, ComputeLayer) else {}
         synth = by_module.get(layer_module(layer.name), {})
-        rows.append([layer.name, _fmt(lp.simd if lp else None), *(engines.get(k, "—") for k in ENGINE_LABELS),
+        rows.append([layer.name, _fmt(lp.simd if lp else None), *(engines.get(k, "—") for k in labels),
                      _fmt(cycles.get(layer.name)), *(_fmt(synth.get(k)) for k in res_keys)])
     layer_modules = {layer_module(layer.name) for layer in ir.layers}
     for name, synth in instances.items():
         if synth.get("module") not in layer_modules:
             label = f"{name} (top-level logic)" if name == TOP else f"{name} ({synth.get('module')})"
-            rows.append([label, "", "", "", "", "", *(_fmt(synth.get(k)) for k in res_keys)])
+            rows.append([label, "", *([""] * len(labels)), "", *(_fmt(synth.get(k)) for k in res_keys)])
     return "Per layer (plan, cycle model, Yosys per layer module)", head, rows
 
 

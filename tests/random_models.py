@@ -128,8 +128,8 @@ def _live(module: nn.Module) -> bool:
 
 def random_plan(ir: IRModel, seed: int) -> Plan:
     """A random legal plan: simd a random divisor of each layer's unit, 1..rows per fold in each
-    scheme, the fixed-point ones split at random between the DSP and the LUT engine, random stream
-    widths."""
+    scheme, the fixed-point ones split at random between the DSP and the LUT engine, 1..rows of the
+    high-precision rows per fold in their engine, random stream widths."""
     rng = np.random.default_rng(seed)
     split = np.random.default_rng(seed + 1000)  # its own stream: the other draws stay as they were
 
@@ -145,7 +145,8 @@ def random_plan(ir: IRModel, seed: int) -> Plan:
         if hasattr(layer, "scheme"):
             fixed = pe(len(layer.fixed_rows))
             in_luts = int(split.integers(0, fixed + 1))
-            layers[layer.name] = LayerPlan(simd, pe(len(layer.sp2_rows)), fixed - in_luts, in_luts)
+            layers[layer.name] = LayerPlan(simd, pe(len(layer.sp2_rows)), fixed - in_luts, in_luts,
+                                           int(split.integers(1, len(layer.high_rows) + 1)) if len(layer.high_rows) else 0)
         else:
             layers[layer.name] = LayerPlan(simd)
     return Plan(layers, pick(divisors(int(np.prod(ir.input_shape)))), pick(divisors(int(np.prod(ir.output_shape)))))

@@ -20,9 +20,7 @@ from msq.frontend.quantizer import msq_quantizers
 from msq.frontend.export import export_model
 from msq.frontend.train import TrainConfig, fit, load_run
 from msq.ir import load_ir, save_ir
-from msq.design.estimate import estimate_design
 from msq.ir.model import ComputeLayer
-from msq.ir.plan import default_plan
 from msq.ir.summary import summary_table
 from random_models import extreme_inputs, random_ir
 
@@ -198,26 +196,10 @@ def test_uniform_layers_write_no_row_bits(tmp_path):
     assert all(layer.row_bits is None and layer.high_bits == 0 for layer in load_ir(tmp_path / "ir").compute_layers())
 
 
-def test_summary_shows_high_rows_and_hardware_refuses_them_clearly():
+def test_summary_shows_high_rows():
     ir = random_ir(3, kind="mlp", high=True)
     layer = ir.compute_layers()[0]
     assert f"+{len(layer.high_rows)}H" in summary_table(ir) and f"{layer.wbits}/{layer.high_bits}" in summary_table(ir)
-    with pytest.raises(MSQError, match=rf"layer '{layer.name}' has {layer.high_bits}-bit high-precision rows: "
-                                       "the hardware backends do not build their engine yet"):
-        estimate_design(ir, default_plan(ir))
-
-
-def test_flow_deploys_high_rows_exactly_until_the_hardware_stages(tmp_path):
-    out = tmp_path / "mlp"
-    res = CliRunner().invoke(main, ["flow", "--model", "mlp", "--epochs", "2", "--high-bits", "8", "--high-fraction",
-                                    "0.1", "--out", str(out), "--until", "plan"])
-    assert res.exit_code == 2, res.output
-    assert "flow stopped at stage 'plan'" in res.output and "high-precision rows" in res.output
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["torch_int"]["mismatches"] == 0
-    assert abs(summary["accuracy"]["deployed"] - summary["accuracy"]["fake_quant"]) <= 0.3
-    assert "float" in summary["accuracy"]  # the float baseline trains without high rows
-    assert load_ir(out / "ir").compute_layers()[0].high_bits == 8
 
 
 def test_accuracy_benchmark_compares_precisions_at_equal_average_bits():

@@ -107,7 +107,7 @@ def test_planner_dsp_estimate_counts_packed_macs_and_requantizers(mlp_demo):
         for e in engine_rows(layer, lp):
             expected += verilog.requant_units(e.pe, verilog.steps_per_fold(layer, lp))
             if e.kind == "fixed":
-                expected += e.pe / 2 if verilog.fixed_packing(layer, e.pe) else e.pe
+                expected += e.pe / 2 if verilog.fixed_packing(e) else e.pe
     assert estimate_design(ir, plan).dsp == expected
 
 

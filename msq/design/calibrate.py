@@ -6,7 +6,8 @@ with Yosys ``synth_xilinx -family xc7``:
 
 - the SP2 engine (``PE`` rows x ``SIMD`` products, adder trees, accumulators), the fixed-point
   engine on DSPs (with and without two-row packing) and the fixed-point engine in LUTs (radix-4
-  Booth shift-adds), per MAC, over SIMD at W4A4 and over bit widths at SIMD 8;
+  Booth shift-adds), per MAC, over SIMD at W4A4 and over bit widths at SIMD 8; the same DSP
+  engine at W8A4 over SIMD (``fixed_hi_engine``: the high-precision rows' engine);
 - the requantization stage, per requantizer, over its datapath width;
 - frame buffers (per element bit) and LUT ROMs (per bit);
 - whole single-layer designs, whose LUTs beyond the parts are the per-layer control (``control``).
@@ -28,6 +29,7 @@ from msq.assets import CALIBRATION_JSON
 from msq.backends.rtl import verilog
 from msq.backends.rtl.verilog import KERNELS, Port
 from msq.backends.synth import yosys
+from msq.design import cost_model
 from msq.ir.arith import ActFormat, accumulator_bits
 from msq.ir.model import SCHEME_FIXED, SCHEME_SP2, ComputeLayer
 from msq.ir.plan import LayerPlan, engine_rows
@@ -171,6 +173,8 @@ def jobs() -> list[tuple[str, tuple, Build]]:
         out += [(f"{engine}_engine", (b, b, 8), shift_add_engine(engine, b, b, 8)) for b in BITS if b != 4]
     out += [("fixed_engine", (4, 4, s, p), fixed_engine(4, 4, s, p)) for s in SIMDS for p in (0, 1)]
     out += [("fixed_engine", (b, b, 8, 0), fixed_engine(b, b, 8, 0)) for b in BITS if b != 4]
+    hw, ha = cost_model.MEASURED_AT["fixed_hi"]
+    out += [("fixed_hi_engine", (hw, ha, s, p), fixed_engine(hw, ha, s, p)) for s in SIMDS for p in (0, 1)]
     out += [("requant", (u, r), requant_stage(u, r)) for u in (1, 2) for r in (24, 36)]
     out += [("buffer", (e, 4, 8), frame_buffer(e, 4, 8)) for e in (64, 256)]
     out += [("rom", (d, 64), lut_rom(d, 64)) for d in (16, 64)]
@@ -200,6 +204,7 @@ def calibrate(out: str | Path = CALIBRATION_JSON, progress: Callable[[str], None
              "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
              "command": COMMAND, "pe": PE, "acc_ref": ACC_REF,
              "params": {"sp2_engine": ["wbits", "abits", "simd"], "fixed_engine": ["wbits", "abits", "simd", "pack"],
+                        "fixed_hi_engine": ["wbits", "abits", "simd", "pack"],
                         "fixed_lut_engine": ["wbits", "abits", "simd"],
                         "requant": ["units", "rqw"], "buffer": ["elems", "bits", "word"], "rom": ["depth", "width"],
                         "layer": ["fan_in", "rows", "simd", "pe_sp2", "pe_fixed"]},

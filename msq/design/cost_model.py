@@ -2,9 +2,14 @@
 
 The figures are measured, not assumed: ``msq calibrate`` synthesizes the project's own cells with
 Yosys ``synth_xilinx`` (msq/design/calibrate.py) and writes ``msq/data/calibration.json``. A MAC of
-an engine (``sp2``, ``fixed`` on DSPs, ``fixed_lut``: fixed point in LUTs) costs what the engine measured per MAC at the nearest SIMD (interpolated in log2 SIMD)
-at W4A4, scaled by the measured bit-width trend at SIMD 8. Yosys maps a multiply to a DSP48 only
-when its product has at least 9 bits; narrower fixed-point MACs are measured as it maps them.
+an engine (``sp2``, ``fixed`` on DSPs, ``fixed_lut``: fixed point in LUTs, ``fixed_hi``: the
+high-precision rows on DSPs) costs what the engine measured per MAC at the nearest SIMD
+(interpolated in log2 SIMD) at W4A4, scaled by the measured bit-width trend at SIMD 8. Yosys maps a
+multiply to a DSP48 only when its product has at least 9 bits; narrower fixed-point MACs are
+measured as it maps them. The high rows' engine (``fixed_hi``) is the same kernel,
+``msq_fixed_engine``, as the fixed DSP engine: its SIMD sweep is measured at W8A4
+(:data:`MEASURED_AT`), and the width trend is the fixed engine's (:data:`MEASURED_AS`); a table
+without its measurements costs it as the fixed engine, scaled by width to ``high_bits``.
 
 The board ratio (docs/architecture.md): ``r = P_lut / (P_lut + P_dsp)`` balances the engines. With
 ``HEADROOM`` of each resource planned for, the DSP budget affords ``P_dsp`` fixed MACs per cycle
@@ -22,11 +27,13 @@ from typing import Any
 from msq.assets import CALIBRATION_JSON
 from msq.boards import Board
 from msq.errors import MSQError
-from msq.ir.plan import ENGINES
+from msq.ir.plan import DSP_ENGINES, ENGINES
 from msq.numerics import check_bits
 
 HEADROOM = 0.8
 REFERENCE_SIMD = 8
+MEASURED_AS = {"fixed_hi": "fixed"}  # engine -> the engine whose width sweep scales it (and costs it without its own)
+MEASURED_AT = {"fixed_hi": (8, 4)}  # engine -> (wbits, abits) of its own SIMD sweep; the others' is W4A4
 
 
 @lru_cache(maxsize=1)
@@ -67,19 +74,21 @@ def mac_cost(engine: str, wbits: int, abits: int, simd: int, pack: bool = False,
     check_bits(wbits)
     check_bits(abits, "abits")
     table = table or calibration()
-    kind = f"{engine}_engine"
-    if kind not in table["measured"]:
+    trend = f"{MEASURED_AS.get(engine, engine)}_engine"  # the engine whose width sweep scales this one
+    kind = f"{engine}_engine" if f"{engine}_engine" in table["measured"] else trend
+    if kind not in table["measured"] or trend not in table["measured"]:
         raise MSQError(f"{CALIBRATION_JSON}: no measurements of the {engine} engine; regenerate it with "
                        "'msq calibrate'")
-    p = int(pack) if engine == "fixed" else None
+    ref_w, ref_a = MEASURED_AT.get(engine, (4, 4)) if kind != trend else (4, 4)
+    p = int(pack) if engine in DSP_ENGINES else None
     bits = (wbits + abits) / 2
     out = []
     for key in ("lut", "ff", "dsp"):
-        by_simd = [(math.log2(m["params"][2]), v) for m, v in _per_mac(kind, key, lambda q: q[0] == q[1] == 4
+        by_simd = [(math.log2(m["params"][2]), v) for m, v in _per_mac(kind, key, lambda q: (q[0], q[1]) == (ref_w, ref_a)
                                                                         and (p is None or q[3] == p), table)]
-        by_bits = [(m["params"][0], v) for m, v in _per_mac(kind, key, lambda q: q[2] == REFERENCE_SIMD
+        by_bits = [(m["params"][0], v) for m, v in _per_mac(trend, key, lambda q: q[2] == REFERENCE_SIMD
                                                              and (p is None or q[3] == 0), table)]
-        ref = _interp(4, by_bits)
+        ref = _interp((ref_w + ref_a) / 2, by_bits)
         scale = _interp(bits, by_bits) / ref if ref else 0.0
         base = _interp(math.log2(simd), by_simd)
         out.append(base * scale if key != "dsp" else (base if _interp(bits, by_bits) else 0.0))

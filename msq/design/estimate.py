@@ -2,9 +2,9 @@
 
 Per layer, from the Yosys calibration table (msq/data/calibration.json, ``msq calibrate``):
 
-- each engine (SP2, fixed-point on DSPs, fixed-point in LUTs): ``PE x SIMD`` MACs at the
-  calibrated cost per MAC of that engine, SIMD and width (the DSP engine packs two rows per DSP
-  when the generator does);
+- each engine (SP2, fixed-point on DSPs, fixed-point in LUTs, the high-precision rows' DSP
+  engine): ``PE x SIMD`` MACs at the calibrated cost per MAC of that engine, SIMD and width (the
+  DSP engines pack two rows per DSP when the generator does);
 - the requantizers: ``ceil(PE / steps per fold)`` per engine, by datapath width;
 - the frame buffers of its input (every buffer), and the output stream's;
 - ROMs: weights (``folds x steps`` words of ``PE x SIMD`` codes per engine) and requantization
@@ -29,7 +29,7 @@ from msq.design import cost_model
 from msq.design.calibrate import CAL_BUFFERS
 from msq.ir.arith import MULT_BITS, SHIFT_BITS
 from msq.ir.model import ComputeLayer, IRModel, Layer
-from msq.ir.plan import LayerPlan, Plan, engine_rows, folds
+from msq.ir.plan import EngineRows, LayerPlan, Plan, engine_rows, folds
 
 LUT_TOLERANCE = 0.25
 FF_TOLERANCE = 0.25
@@ -62,17 +62,16 @@ def rom(width: int, depth: int, table: dict[str, Any]) -> Resources:
     return Resources(cost_model.lut_rom_cost(width * depth, table), 2.0 * width, 0.0)
 
 
-def engine(layer: ComputeLayer, kind: str, pe: int, lp: LayerPlan, table: dict[str, Any]) -> Resources:
-    """One engine: its MACs, requantizers, weight and constant ROMs."""
-    simd, nf, sf = lp.simd, folds(layer, lp), verilog.steps_per_fold(layer, lp)
-    pack = kind == "fixed" and verilog.fixed_packing(layer, pe)
-    lut, ff, dsp = cost_model.mac_cost(kind, layer.wbits, layer.in_fmt.bits, simd, pack, table)
+def engine(layer: ComputeLayer, e: EngineRows, lp: LayerPlan, table: dict[str, Any]) -> Resources:
+    """One engine: its MACs (at the engine's weight width), requantizers, weight and constant ROMs."""
+    simd, nf, sf, pe = lp.simd, folds(layer, lp), verilog.steps_per_fold(layer, lp), e.pe
+    lut, ff, dsp = cost_model.mac_cost(e.kind, e.wbits, layer.in_fmt.bits, simd, verilog.fixed_packing(e), table)
     macs = pe * simd
     total = Resources(macs * lut, macs * ff, macs * dsp)
     units = verilog.requant_units(pe, sf)
     rq = cost_model.requant_cost(layer.requant_bits, table)
     total += Resources(units * rq[0], units * rq[1], units * rq[2])
-    total += rom(pe * simd * verilog.code_bits(kind, layer.wbits), nf * sf, table)
+    total += rom(pe * simd * verilog.code_bits(e.kind, e.wbits), nf * sf, table)
     total += rom(units * (MULT_BITS + layer.requant_bits + SHIFT_BITS), nf * math.ceil(pe / units), table)
     return total
 
@@ -90,7 +89,7 @@ def layer_resources(layer: Layer, lp: LayerPlan, n_buffers: int = CAL_BUFFERS,
     total = ZERO
     if isinstance(layer, ComputeLayer):
         for e in engine_rows(layer, lp):
-            total += engine(layer, e.kind, e.pe, lp, table)
+            total += engine(layer, e, lp, table)
     total += buffers(int(np.prod(layer.in_shape)), layer.in_fmt.bits, n_buffers, table)
     return total + Resources(*cost_model.control_cost(table), 0.0)
 

@@ -28,8 +28,9 @@ PARETO_PNG = "pareto.png"
 
 
 def with_ratio(ir: IRModel, ratio: float) -> IRModel:
-    """A copy of ``ir`` whose compute layers have ``ceil(ratio * rows)`` SP2 rows (counts only:
-    the weights keep their values, so the copy is for cycle and resource models, not for RTL)."""
+    """A copy of ``ir`` whose compute layers have ``ceil(ratio * rows)`` SP2 rows, ``rows`` those
+    not at high precision (the high rows stay fixed point); counts only: the weights keep their
+    values, so the copy is for cycle and resource models, not for RTL."""
     if not 0.0 <= ratio <= 1.0:
         raise MSQError(f"SP2 ratio must be in [0, 1], got {ratio}")
     layers = []
@@ -37,7 +38,7 @@ def with_ratio(ir: IRModel, ratio: float) -> IRModel:
         if isinstance(layer, ComputeLayer):
             order = np.concatenate([layer.sp2_rows, layer.fixed_rows])
             scheme = np.full(layer.rows, SCHEME_FIXED, dtype=layer.scheme.dtype)
-            scheme[order[:math.ceil(ratio * layer.rows)]] = SCHEME_SP2
+            scheme[order[:math.ceil(ratio * len(order))]] = SCHEME_SP2
             layer = dataclasses.replace(layer, scheme=scheme)
         layers.append(layer)
     return dataclasses.replace(ir, layers=layers)

@@ -4,8 +4,9 @@ A layer of the folded dataflow is busy ``pixels x folds x steps`` cycles per fra
 (msq.backends.rtl.cycles), with ``steps = kh*kw*C / simd`` and ``folds`` the slower engine's
 ``ceil(R / pe)``. For a target of ``T`` cycles per inference, every ``simd`` dividing a layer's
 channels allows at most ``T / (pixels x steps)`` folds, and the fewest PEs that finish in those
-folds are ``ceil(R_sp2 / folds)`` and ``ceil(R_fixed / folds)``: the engines finish together and
-no layer gets more than it needs to meet ``T``. The fixed-point PEs are split between the DSP
+folds are ``ceil(R_sp2 / folds)``, ``ceil(R_fixed / folds)`` and, for the high-precision rows' DSP
+engine, ``ceil(R_high / folds)``: the engines finish together and no layer gets more than it needs
+to meet ``T``. The fixed-point PEs are split between the DSP
 engine and the LUT engine (all, three quarters, half, a quarter or none on DSPs; only DSPs when
 ``lut_fixed`` is off). Of the combinations of layer options that fit (by the calibrated estimate,
 msq.design.estimate) the planner takes the one using the least of the board (the sum of its
@@ -73,11 +74,11 @@ def layer_options(layer: Layer, target: int, lut_fixed: bool = True) -> list[Lay
     for simd in divisors(simd_unit(layer)):
         if isinstance(layer, ComputeLayer):
             steps = verilog.steps_per_fold(layer, LayerPlan(simd))
-            r_s, r_f = len(layer.sp2_rows), len(layer.fixed_rows)
-            nf = min(target // (n_pix * steps), max(r_s, r_f))
+            r_s, r_f, r_h = len(layer.sp2_rows), len(layer.fixed_rows), len(layer.high_rows)
+            nf = min(target // (n_pix * steps), max(r_s, r_f, r_h))
             if nf >= 1:
-                pe_s, pe_f = (math.ceil(r_s / nf) if r_s else 0), (math.ceil(r_f / nf) if r_f else 0)
-                out += [LayerPlan(simd, pe_s, dsp, lut) for dsp, lut in fixed_splits(pe_f, lut_fixed)]
+                pe_s, pe_f, pe_h = (math.ceil(r / nf) for r in (r_s, r_f, r_h))
+                out += [LayerPlan(simd, pe_s, dsp, lut, pe_h) for dsp, lut in fixed_splits(pe_f, lut_fixed)]
         elif cycles.layer_steps(layer, LayerPlan(simd)) <= target:
             out.append(LayerPlan(simd))
             break  # pooling costs the same at any width: the narrowest that keeps pace
@@ -188,7 +189,7 @@ def candidate_targets(ir: IRModel) -> list[int]:
         for simd in divisors(simd_unit(layer)):
             if isinstance(layer, ComputeLayer):
                 steps = verilog.steps_per_fold(layer, LayerPlan(simd))
-                values.update(n_pix * steps * nf for nf in range(1, max(len(layer.sp2_rows), len(layer.fixed_rows)) + 1))
+                values.update(n_pix * steps * nf for nf in range(1, _most_rows(layer) + 1))
             else:
                 values.add(cycles.layer_steps(layer, LayerPlan(simd)))
     for elems in (int(np.prod(ir.input_shape)), int(np.prod(ir.output_shape))):
@@ -200,9 +201,15 @@ def candidate_targets(ir: IRModel) -> list[int]:
 def _stage_floor(ir: IRModel) -> int:
     """The slowest layer at its fastest (full SIMD, every row in one fold): no smaller target is
     feasible."""
-    return max(cycles.layer_steps(layer, LayerPlan(simd_unit(layer), len(layer.sp2_rows), len(layer.fixed_rows))
+    return max(cycles.layer_steps(layer, LayerPlan(simd_unit(layer), len(layer.sp2_rows), len(layer.fixed_rows),
+                                                   pe_fixed_hi=len(layer.high_rows))
                                   if isinstance(layer, ComputeLayer) else LayerPlan(simd_unit(layer)))
                for layer in ir.layers)
+
+
+def _most_rows(layer: ComputeLayer) -> int:
+    """Rows of the layer's largest row group (SP2, fixed point, high precision): its most folds."""
+    return max(len(layer.sp2_rows), len(layer.fixed_rows), len(layer.high_rows))
 
 
 def fits(res: Resources, board: Board, headroom: float) -> bool:

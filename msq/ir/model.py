@@ -94,6 +94,14 @@ class ComputeLayer:
         """Accumulator width a group of rows needs (``acc_bits`` holds every row's)."""
         return arith.accumulator_bits(self.w_int[rows], self.in_fmt)
 
+    def group_acc_bits(self, high: bool) -> int:
+        """Accumulator width of the high rows (``high``) or of the ``wbits`` rows, what their
+        engines are built with: ``acc_bits`` for a layer without high rows (or a group without
+        rows), else :meth:`acc_bits_of` the group, so the narrow rows' engines do not widen to
+        the high rows' accumulator (and the DSP engine keeps its two-rows-per-DSP packing)."""
+        rows = self.high_rows if high else np.flatnonzero(~self.high_mask)
+        return self.acc_bits_of(rows) if len(self.high_rows) and len(rows) else self.acc_bits
+
     def sp2_codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sign, k1, k2) arrays shaped like ``w_int``; zero on fixed rows."""
         w = np.where((self.scheme == SCHEME_SP2).reshape((-1,) + (1,) * (self.w_int.ndim - 1)), self.w_int, 0)

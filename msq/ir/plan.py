@@ -1,10 +1,11 @@
 """The engine plan: how wide each layer of the folded dataflow is (docs/architecture.md).
 
-A dense or conv layer has up to three engines (:data:`ENGINES`): an SP2 engine (shift-adds in
-LUTs) for its SP2 rows, and for its fixed-point rows a DSP engine (multiplies on DSPs) and a LUT
-engine (the same products as radix-4 Booth shift-adds in LUTs). Every cycle each engine takes one
-word of ``simd`` input elements and computes ``pe_sp2``, ``pe_fixed`` or ``pe_fixed_lut`` rows at
-once. An engine with ``R`` rows needs ``ceil(R / pe)`` folds (passes over the input vector, one
+A dense or conv layer has up to four engines (:data:`ENGINES`): an SP2 engine (shift-adds in
+LUTs) for its SP2 rows, for its fixed-point rows a DSP engine (multiplies on DSPs) and a LUT
+engine (the same products as radix-4 Booth shift-adds in LUTs), and for its high-precision rows
+(``high_bits``-bit fixed point, intra-layer multi-precision) a DSP engine of their own. Every cycle
+each engine takes one word of ``simd`` input elements and computes ``pe_sp2``, ``pe_fixed``,
+``pe_fixed_lut`` or ``pe_fixed_hi`` rows at once. An engine with ``R`` rows needs ``ceil(R / pe)`` folds (passes over the input vector, one
 group of rows each); the slowest engine sets the layer's folds. The fixed rows are split between
 the DSP and LUT engines by :func:`engine_rows`. A pooling layer takes ``simd`` channels per cycle. ``in_width`` and ``out_width`` are the elements per beat of the top-level input and output
 streams. Backends read the plan like the IR; the planner (msq.design.planner) writes it.
@@ -23,7 +24,9 @@ from msq.errors import MSQError
 from msq.ir.model import ComputeLayer, IRModel, Layer
 
 PLAN_VERSION = 2
-ENGINES = ("sp2", "fixed", "fixed_lut")  # engine kinds of a compute layer, in output-port order
+ENGINES = ("sp2", "fixed", "fixed_lut", "fixed_hi")  # engine kinds of a compute layer, in output-port order
+DSP_ENGINES = ("fixed", "fixed_hi")  # the engines that multiply on DSPs (msq_fixed_engine)
+PE_FIELDS = tuple(f"pe_{kind}" for kind in ENGINES)
 
 
 @dataclass(frozen=True)
@@ -34,14 +37,17 @@ class LayerPlan:
     pe_sp2: int = 0
     pe_fixed: int = 0
     pe_fixed_lut: int = 0
+    pe_fixed_hi: int = 0
 
     def summary(self) -> str:
-        """One line for people: ``simd 16, pe_sp2 58, pe_fixed 6, pe_fixed_lut 0``."""
-        return f"simd {self.simd}, pe_sp2 {self.pe_sp2}, pe_fixed {self.pe_fixed}, pe_fixed_lut {self.pe_fixed_lut}"
+        """One line for people: ``simd 16, pe_sp2 58, pe_fixed 6, pe_fixed_lut 0`` (and
+        ``pe_fixed_hi`` when the layer has high-precision rows)."""
+        hi = f", pe_fixed_hi {self.pe_fixed_hi}" if self.pe_fixed_hi else ""
+        return f"simd {self.simd}, pe_sp2 {self.pe_sp2}, pe_fixed {self.pe_fixed}, pe_fixed_lut {self.pe_fixed_lut}{hi}"
 
     def pe(self, engine: str) -> int:
         """Rows per fold of ``engine`` (one of :data:`ENGINES`)."""
-        return {"sp2": self.pe_sp2, "fixed": self.pe_fixed, "fixed_lut": self.pe_fixed_lut}[engine]
+        return getattr(self, f"pe_{engine}")
 
 
 @dataclass(frozen=True)
@@ -67,25 +73,29 @@ def simd_unit(layer: Layer) -> int:
 
 @dataclass(frozen=True)
 class EngineRows:
-    """One engine of a compute layer: its kind, its IR rows in fold order, and rows per fold."""
+    """One engine of a compute layer: its kind, its IR rows in fold order, rows per fold, and the
+    widths its hardware is built for (weight bits, accumulator bits)."""
 
     kind: str
     rows: np.ndarray
     pe: int
+    wbits: int
+    acc_bits: int
 
 
 def all_engine_rows(layer: ComputeLayer, lp: LayerPlan) -> list[EngineRows]:
     """Every engine kind of :data:`ENGINES` with its rows (possibly none). The fixed rows go first
     to the DSP engine, as many as it finishes in the folds both fixed engines need together
-    (``ceil(R / (pe_fixed + pe_fixed_lut))``), the rest to the LUT engine."""
-    if layer.high_bits:
-        raise MSQError(f"layer '{layer.name}' has {layer.high_bits}-bit high-precision rows: the hardware "
-                       "backends do not build their engine yet")
+    (``ceil(R / (pe_fixed + pe_fixed_lut))``), the rest to the LUT engine; the high-precision rows
+    go to their own DSP engine. Every engine's widths are derived here: ``wbits`` (``high_bits``
+    for the high engine) and :meth:`ComputeLayer.group_acc_bits` of its row group."""
     fixed = layer.fixed_rows
     shared = lp.pe_fixed + lp.pe_fixed_lut
     n_dsp = min(len(fixed), math.ceil(len(fixed) / shared) * lp.pe_fixed) if shared else 0
-    return [EngineRows("sp2", layer.sp2_rows, lp.pe_sp2), EngineRows("fixed", fixed[:n_dsp], lp.pe_fixed),
-            EngineRows("fixed_lut", fixed[n_dsp:], lp.pe_fixed_lut)]
+    low, high = (layer.wbits, layer.group_acc_bits(False)), (layer.high_bits or layer.wbits, layer.group_acc_bits(True))
+    return [EngineRows("sp2", layer.sp2_rows, lp.pe_sp2, *low), EngineRows("fixed", fixed[:n_dsp], lp.pe_fixed, *low),
+            EngineRows("fixed_lut", fixed[n_dsp:], lp.pe_fixed_lut, *low),
+            EngineRows("fixed_hi", layer.high_rows, lp.pe_fixed_hi, *high)]
 
 
 def engine_rows(layer: ComputeLayer, lp: LayerPlan) -> list[EngineRows]:
@@ -108,7 +118,8 @@ def default_plan(ir: IRModel) -> Plan:
     layers = {}
     for layer in ir.layers:
         if isinstance(layer, ComputeLayer):
-            layers[layer.name] = LayerPlan(1, int(len(layer.sp2_rows) > 0), int(len(layer.fixed_rows) > 0))
+            layers[layer.name] = LayerPlan(1, int(len(layer.sp2_rows) > 0), int(len(layer.fixed_rows) > 0),
+                                           pe_fixed_hi=int(len(layer.high_rows) > 0))
         else:
             layers[layer.name] = LayerPlan(1)
     return Plan(layers, 1, 1)
@@ -133,18 +144,20 @@ def check_plan(ir: IRModel, plan: Plan, where: str = "plan") -> Plan:
         if unit % lp.simd:
             raise MSQError(f"{where}: layer '{layer.name}' simd={lp.simd} must divide {unit} "
                            f"(one of {divisors(unit)})")
-        n_sp2, n_fixed = (len(layer.sp2_rows), len(layer.fixed_rows)) if isinstance(layer, ComputeLayer) else (0, 0)
-        for field in ("pe_sp2", "pe_fixed", "pe_fixed_lut"):
+        compute = isinstance(layer, ComputeLayer)
+        n_sp2, n_fixed, n_high = ((len(layer.sp2_rows), len(layer.fixed_rows), len(layer.high_rows)) if compute
+                                  else (0, 0, 0))
+        for field in PE_FIELDS:
             pe = getattr(lp, field)
             if not isinstance(pe, int) or isinstance(pe, bool) or pe < 0:
                 raise MSQError(f"{where}: layer '{layer.name}' {field}={pe!r} must be a non-negative integer")
-        if not (lp.pe_sp2 <= n_sp2 and (lp.pe_sp2 > 0) == (n_sp2 > 0)):
-            raise MSQError(f"{where}: layer '{layer.name}' pe_sp2={lp.pe_sp2} must be in [1, {n_sp2}] "
-                           f"({n_sp2} SP2 rows; 0 only when there are none)")
-        shared = lp.pe_fixed + lp.pe_fixed_lut
-        if not (shared <= n_fixed and (shared > 0) == (n_fixed > 0)):
-            raise MSQError(f"{where}: layer '{layer.name}' pe_fixed + pe_fixed_lut = {shared} must be in "
-                           f"[1, {n_fixed}] ({n_fixed} fixed-point rows; 0 only when there are none)")
+        for what, pe, n, rows in (("pe_sp2", lp.pe_sp2, n_sp2, "SP2 rows"),
+                                  ("pe_fixed + pe_fixed_lut", lp.pe_fixed + lp.pe_fixed_lut, n_fixed,
+                                   "fixed-point rows"),
+                                  ("pe_fixed_hi", lp.pe_fixed_hi, n_high, "high-precision rows")):
+            if not (pe <= n and (pe > 0) == (n > 0)):
+                raise MSQError(f"{where}: layer '{layer.name}' {what} = {pe} must be in [1, {n}] "
+                               f"({n} {rows}; 0 only when there are none)")
     return plan
 
 
@@ -177,8 +190,8 @@ def plan_from_dict(ir: IRModel, data: Any, where: str) -> Plan:
         raise MSQError(f"{where}: field 'layers' must map layer names to their plans")
     parsed = {}
     for name, entry in layers.items():
-        if not isinstance(entry, dict) or not {"simd"} <= set(entry) <= {"simd", "pe_sp2", "pe_fixed", "pe_fixed_lut"}:
-            raise MSQError(f"{where}: layer '{name}' needs simd (and pe_sp2, pe_fixed, pe_fixed_lut "
+        if not isinstance(entry, dict) or not {"simd"} <= set(entry) <= {"simd", *PE_FIELDS}:
+            raise MSQError(f"{where}: layer '{name}' needs simd (and {', '.join(PE_FIELDS)} "
                            "for dense/conv)")
         parsed[name] = LayerPlan(**entry)
     return check_plan(ir, Plan(parsed, io["in_width"], io["out_width"]), where)

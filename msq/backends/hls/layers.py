@@ -2,9 +2,10 @@
 process function holding the ROMs.
 
 A configuration struct ``L`` is what the kernel templates of ``hls/msq_kernels.h`` are
-instantiated with. A compute layer's weights are one ROM per engine, a word per (fold, step):
-the codes of the engine's PE lanes for one SIMD word of input, each code at its real width
-(``wbits``: SP2 ``sign, k1, k2``; fixed two's complement). Its requantization tables hold, per
+instantiated with. A compute layer's weights are one ROM per engine (SP2; fixed point, DSP and
+LUT lanes together; the high-precision rows), a word per (fold, step): the codes of the engine's
+PE lanes for one SIMD word of input, each code at its real width (``wbits``: SP2 ``sign, k1, k2``;
+fixed two's complement; ``high_bits`` for the high rows). Its requantization tables hold, per
 (fold, requantization step) and shared requantizer, the row's bias, mult, shift and IR row.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from msq import numerics
 from msq.ir.arith import ActFormat, requant_datapath_bits
 from msq.ir.model import ComputeLayer, Layer, PoolLayer
-from msq.ir.plan import LayerPlan, all_engine_rows, folds
+from msq.ir.plan import ENGINES, LayerPlan, all_engine_rows, folds
 
 
 
@@ -109,6 +110,7 @@ class Folding:
     pe_sp2: int
     pe_fix: int      # fixed-point lanes: the first pe_fix_dsp on DSPs, the rest in LUTs
     pe_fix_dsp: int
+    pe_hi: int       # high-precision lanes (their own DSP engine)
     sf: int  # SIMD words per output pixel
     nf: int  # folds (passes over the pixel's words)
     nq: int  # requantizers, enough for the lanes of one fold within SF cycles
@@ -117,14 +119,15 @@ class Folding:
     @classmethod
     def of(cls, layer: ComputeLayer, lp: LayerPlan) -> "Folding":
         sf = layer.fan_in // lp.simd
-        lanes = lp.pe_sp2 + lp.pe_fixed + lp.pe_fixed_lut
+        lanes = sum(lp.pe(kind) for kind in ENGINES)
         nq = -(-lanes // sf)
-        return cls(lp.simd, lp.pe_sp2, lp.pe_fixed + lp.pe_fixed_lut, lp.pe_fixed, sf, folds(layer, lp), nq,
-                   -(-lanes // nq))
+        return cls(lp.simd, lp.pe_sp2, lp.pe_fixed + lp.pe_fixed_lut, lp.pe_fixed, lp.pe_fixed_hi, sf,
+                   folds(layer, lp), nq, -(-lanes // nq))
 
     def lanes(self, layer: ComputeLayer, lp: LayerPlan) -> list[tuple[np.ndarray, int, int]]:
         """(IR rows of the lane's engine, rows per fold, lane within the engine) of every lane in
-        hardware order: the SP2 lanes, the fixed lanes on DSPs, the fixed lanes in LUTs."""
+        hardware order: the SP2 lanes, the fixed lanes on DSPs, the fixed lanes in LUTs, the
+        high-precision lanes."""
         return [(e.rows, e.pe, i) for e in all_engine_rows(layer, lp) for i in range(e.pe)]
 
 
@@ -162,6 +165,7 @@ def compute_struct(index: int, layer: ComputeLayer, lp: LayerPlan) -> tuple[str,
     decl = [f"// Layer {index} '{layer.name}': {layer.kind} {shape}, {layer.wbits}-bit weights; "
             f"SIMD {fo.simd}, SP2 engine {len(layer.sp2_rows)} rows x {fo.pe_sp2} lanes, fixed engine "
             f"{len(layer.fixed_rows)} rows x {fo.pe_fix} lanes ({fo.pe_fix_dsp} on DSPs); "
+            + (f"high-precision engine {len(layer.high_rows)} rows x {fo.pe_hi} lanes; " if layer.high_bits else "") +
             f"{fo.nf} folds x {fo.sf} steps per pixel",
             f"struct {name} {{"]
     decl += _common(index, layer, requant=True)
@@ -171,7 +175,7 @@ def compute_struct(index: int, layer: ComputeLayer, lp: LayerPlan) -> tuple[str,
     decl += [f"    static const int K = {layer.fan_in}, ROWS = {layer.rows}, PIX = {pix};  "
              "// fan-in, output rows, output pixels",
              f"    static const int SIMD = {fo.simd}, PE_SP2 = {fo.pe_sp2}, PE_FIX = {fo.pe_fix}, "
-             f"PE_FIX_DSP = {fo.pe_fix_dsp};  // the plan",
+             f"PE_FIX_DSP = {fo.pe_fix_dsp}, PE_HI = {fo.pe_hi};  // the plan",
              f"    static const int SF = {fo.sf}, NF = {fo.nf};  // steps per fold, folds per pixel",
              f"    static const int NQ = {fo.nq}, QS = {fo.qs}, RQ_DEPTH = {fo.nf * fo.qs};  "
              "// shared requantizers, their steps per fold",
@@ -182,23 +186,31 @@ def compute_struct(index: int, layer: ComputeLayer, lp: LayerPlan) -> tuple[str,
     roms, pragmas = [], []
     sign, k1, k2 = (c.reshape(layer.rows, -1) for c in layer.sp2_codes())
     engines_of = {e.kind: e for e in all_engine_rows(layer, lp)}
+    hi = engines_of["fixed_hi"]
 
     def fields(kind: str, codes: np.ndarray) -> np.ndarray:
         return engine_fields(codes, engines_of[kind].rows, engines_of[kind].pe, fo)
 
     fixed_codes = layer.w_int.reshape(layer.rows, -1) & ((1 << w) - 1)
-    engines = (("sp2", fo.pe_sp2, fields("sp2", (sign << (m1 + m2)) | (k1 << m2) | k2)),
+    engines = (("sp2", fo.pe_sp2, fields("sp2", (sign << (m1 + m2)) | (k1 << m2) | k2), w),
                ("fix", fo.pe_fix, np.concatenate([fields("fixed", fixed_codes), fields("fixed_lut", fixed_codes)],
-                                                 axis=1)))
-    for eng, pe, table in engines:
+                                                 axis=1), w),
+               ("hi", fo.pe_hi, fields("fixed_hi", layer.w_int.reshape(layer.rows, -1) & ((1 << hi.wbits) - 1)),
+                hi.wbits))
+    for eng, pe, table, code_bits in engines:
         if eng == "sp2":
             decl += [f"    // SP2 engine: weight = +-(2^(E-k1) + 2^(E-k2)), {w}-bit code sign << (M1 + M2) | k1 << M2 | k2",
                      f"    static const int SP2_E = {numerics.sp2_exponent(w)}, SP2_M1 = {m1}, SP2_M2 = {m2};"]
-        else:
+        elif eng == "fix":
             decl += [f"    // fixed engine: {w}-bit two's-complement weights; lanes below PE_FIX_DSP multiply on "
                      "DSPs, the others in LUTs",
                      f"    typedef ap_int<{w}> fix_t;"]
-        more_decl, rom, rom_pragmas = _engine_rom(name, eng, table if pe else None, pe, fo, w)
+        else:
+            decl += [f"    // high-precision engine: {hi.wbits}-bit two's-complement weights on DSPs, its own accumulator"
+                     + ("" if pe else " (no high rows: a stub the kernel never reads)"),
+                     f"    typedef ap_int<{hi.wbits}> hi_t;",
+                     f"    typedef ap_int<{hi.acc_bits}> hi_acc_t;  // no in-range input overflows the high rows"]
+        more_decl, rom, rom_pragmas = _engine_rom(name, eng, table if pe else None, pe, fo, code_bits)
         decl += more_decl
         roms.append(rom)
         pragmas += rom_pragmas
@@ -222,7 +234,7 @@ def compute_struct(index: int, layer: ComputeLayer, lp: LayerPlan) -> tuple[str,
                f"void {process_name(index, layer)}(hls::stream<{name}::in_word_t>& in, "
                f"hls::stream<{name}::out_word_t>& out) {{\n#pragma HLS INLINE off\n"
                + "\n".join(roms) + "\n" + "\n".join(pragmas) + "\n"
-               f"    msq::mvau<{name}>(in, out, sp2_w, fix_w, rq_bias, rq_mult, rq_shift, rq_row);\n}}\n")
+               f"    msq::mvau<{name}>(in, out, sp2_w, fix_w, hi_w, rq_bias, rq_mult, rq_shift, rq_row);\n}}\n")
     return "\n".join(decl) + "\n", process
 
 

@@ -66,7 +66,7 @@ def widest_word(ir: IRModel, plan: Plan) -> tuple[int, str]:
         widths += [(simd * layer.in_fmt.bits, f"layer '{layer.name}' input word"),
                    (out_elems(layer, plan[layer.name]) * layer.out_fmt.bits, f"layer '{layer.name}' output word")]
         if isinstance(layer, ComputeLayer):
-            widths.append((simd * layer.wbits + 7, f"layer '{layer.name}' ROM lane word"))
+            widths.append((simd * max(layer.wbits, layer.high_bits) + 7, f"layer '{layer.name}' ROM lane word"))
     return max(widths)
 
 

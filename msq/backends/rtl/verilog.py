@@ -4,8 +4,9 @@ Every layer owns the frame buffers of its input; the stage before writes them th
 (beat, lane) -> element map is fixed at generation, so every element has one source and no
 reordering logic exists. A dense/conv layer replays its input over its folds into an SP2 engine
 (shift-add adder trees), a fixed-point engine on DSPs and one in LUTs (radix-4 Booth shift-adds),
-each followed by a shared requantization stage; pooling layers combine ``simd`` channels per cycle. Weights and
-requantization constants are ROMs whose contents live in their own wrapper modules.
+and a DSP engine of its high-precision rows, each followed by a shared requantization stage;
+pooling layers combine ``simd`` channels per cycle. Weights and requantization constants are
+ROMs whose contents live in their own wrapper modules.
 """
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ from msq.boards import FAMILIES
 from msq.backends.rtl import cycles
 from msq.ir.arith import MULT_BITS, SHIFT_BITS, ActFormat, requant_datapath_bits
 from msq.ir.model import ComputeLayer, IRModel, Layer, PoolLayer
-from msq.ir.plan import EngineRows, LayerPlan, Plan, engine_rows, folds
+from msq.ir.plan import DSP_ENGINES, EngineRows, LayerPlan, Plan, engine_rows, folds
 
 KERNELS = RTL_SIM_DIR / "kernels"
 TEMPLATES = RTL_SIM_DIR / "templates"
 KERNEL_FILES = ("msq_rom.v", "msq_tree.v", "msq_step_control.v", "msq_shift_add_engine.v", "msq_fixed_engine.v",
                 "msq_requant_stage.v")
-ENGINE_KERNEL = {"sp2": "msq_shift_add_engine.v", "fixed": "msq_fixed_engine.v", "fixed_lut": "msq_shift_add_engine.v"}
+ENGINE_KERNEL = {"sp2": "msq_shift_add_engine.v", "fixed": "msq_fixed_engine.v", "fixed_lut": "msq_shift_add_engine.v",
+                 "fixed_hi": "msq_fixed_engine.v"}
 BLOCK_ROM_BITS = 16384  # ROMs this large go to block RAM, smaller ones to LUTs
 TREE_REGISTER_LEVELS = 1  # adder trees are registered every this many levels (1: after every adder)
 X_COPY_ROWS = 8  # rows of a shift-add engine served by one copy of the input word register (fan-out)
@@ -197,21 +199,24 @@ def requant_units(pe: int, steps: int) -> int:
     return math.ceil(pe / steps)
 
 
-def fixed_packing(layer: ComputeLayer, pe: int) -> bool:
-    """Two rows per DSP multiply (pre-adder) when the pair and its sums fit a DSP48E1."""
-    return pe % 2 == 0 and layer.acc_bits + layer.wbits <= DSP_A_BITS and 2 * layer.acc_bits + 1 <= DSP_P_BITS
+def fixed_packing(e: EngineRows) -> bool:
+    """Two rows per DSP multiply (pre-adder) in a DSP engine when the pair and its sums fit a
+    DSP48E1: ``acc_bits + wbits`` bits into the pre-adder, ``2 * acc_bits + 1`` into P (so 8-bit
+    high rows pack only while their accumulator has at most 17 bits)."""
+    return (e.kind in DSP_ENGINES and e.pe % 2 == 0 and e.acc_bits + e.wbits <= DSP_A_BITS
+            and 2 * e.acc_bits + 1 <= DSP_P_BITS)
 
 
 def engine_latency(layer: ComputeLayer, kind: str, lp: LayerPlan) -> int:
     """Cycles from a fold's last step to its output beat leaving the requantization stage."""
     levels = math.ceil(math.log2(lp.simd)) if lp.simd > 1 else 0
-    if kind != "fixed":  # shift-add engines
+    if kind not in DSP_ENGINES:  # shift-add engines
         sum_lat = levels // TREE_REGISTER_LEVELS
     elif FIXED_SUM:
         sum_lat = lp.simd + 1  # the chain and its extra register (msq_fixed_engine MREG)
     else:
         sum_lat = 1 + levels // TREE_REGISTER_LEVELS
-    operands = 3 if kind != "fixed" else 2  # the shift-add engines register the weight word once more
+    operands = 3 if kind not in DSP_ENGINES else 2  # the shift-add engines register the weight word once more
     lat = operands + sum_lat + 1  # issue -> accumulators hold the fold (see the engines' timing notes)
     pe = lp.pe(kind)
     steps = math.ceil(pe / requant_units(pe, steps_per_fold(layer, lp)))
@@ -236,9 +241,11 @@ def _rom_module(module: str, doc: str, width: int, words: list[int], header: str
 
 
 def code_bits(kind: str, wbits: int) -> int:
-    """Bits of one weight code in an engine's ROM word: SP2 {sign, k1, k2}, a fixed-point weight,
-    or its radix-4 Booth digits (3 bits each) for the LUT engine."""
-    return {"sp2": 1 + sum(sp2_code_fields(wbits)), "fixed": wbits, "fixed_lut": 3 * numerics.booth_digits(wbits)}[kind]
+    """Bits of one weight code in an engine's ROM word: SP2 {sign, k1, k2}, a fixed-point weight
+    (``wbits`` the engine's: ``high_bits`` for the high rows), or its radix-4 Booth digits (3 bits
+    each) for the LUT engine."""
+    return {"sp2": 1 + sum(sp2_code_fields(wbits)), "fixed": wbits, "fixed_lut": 3 * numerics.booth_digits(wbits),
+            "fixed_hi": wbits}[kind]
 
 
 def booth_code(w_int: np.ndarray, wbits: int) -> np.ndarray:
@@ -253,7 +260,7 @@ def _weight_words(layer: ComputeLayer, e: EngineRows, lp: LayerPlan) -> tuple[li
     """Weight ROM words of one engine (word = fold * SF + step; PE*SIMD codes, row-major) and width."""
     nf, sf, simd, rows, pe = folds(layer, lp), steps_per_fold(layer, lp), lp.simd, e.rows, e.pe
     flat = layer.w_int.reshape(layer.rows, -1)
-    cw = code_bits(e.kind, layer.wbits)
+    cw = code_bits(e.kind, e.wbits)
     if e.kind == "sp2":
         k1w, k2w = sp2_code_fields(layer.wbits)
         sign, k1, k2 = (a.reshape(layer.rows, -1) for a in layer.sp2_codes())
@@ -308,7 +315,7 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
     (h, w, c), (kh, kw), (sh, sw), (ph, pw), (ho, wo) = _geometry(layer)
     simd, nf, sf = lp.simd, folds(layer, lp), steps_per_fold(layer, lp)
     groups = c // simd
-    iw, xw, accw = layer.in_fmt.bits, layer.in_fmt.bits + 1, layer.acc_bits
+    iw, xw = layer.in_fmt.bits, layer.in_fmt.bits + 1
     elems = h * w * c
     saw = _saw((h, w, c), (ph, pw), groups)
     buffer_module = f"msq_fbuf_{name}"
@@ -321,7 +328,7 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
     lo, hi = layer.out_fmt.lo, layer.out_fmt.hi
     blocks, docs, lane_bits = [], [], 0
     for port, e in enumerate(engine_rows(layer, lp)):
-        kind, rows, pe = e.kind, e.rows, e.pe
+        kind, rows, pe, accw = e.kind, e.rows, e.pe, f"ACCW_{e.kind}"
         units = requant_units(pe, sf)
         steps = math.ceil(pe / units)
         wwords, wwidth = _weight_words(layer, e, lp)
@@ -335,33 +342,34 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
         if kind == "sp2":
             k1w, k2w = sp2_code_fields(layer.wbits)
             inst = (f"    msq_shift_add_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .CODE(0), .KW1({k1w}), .KW2({k2w}), "
-                    f".ACCW(ACCW), .RSTEP({TREE_REGISTER_LEVELS}), .XROWS({X_COPY_ROWS})) {kind} (")
+                    f".ACCW({accw}), .RSTEP({TREE_REGISTER_LEVELS}), .XROWS({X_COPY_ROWS})) {kind} (")
             what = f"SP2 engine: {len(rows)} rows, {pe} per fold (shift-add adder trees, LUTs)"
         elif kind == "fixed_lut":
             inst = (f"    msq_shift_add_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .CODE(1), "
-                    f".ND({numerics.booth_digits(layer.wbits)}), .ACCW(ACCW), .RSTEP({TREE_REGISTER_LEVELS}), "
+                    f".ND({numerics.booth_digits(layer.wbits)}), .ACCW({accw}), .RSTEP({TREE_REGISTER_LEVELS}), "
                     f".XROWS({X_COPY_ROWS})) {kind} (")
             what = (f"fixed-point engine in LUTs: {len(rows)} rows, {pe} per fold "
                     "(radix-4 Booth shift-add adder trees)")
         else:
-            pack = int(fixed_packing(layer, pe))
-            inst = (f"    msq_fixed_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .WBITS({layer.wbits}), .ACCW(ACCW), "
+            pack = int(fixed_packing(e))
+            inst = (f"    msq_fixed_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .WBITS({e.wbits}), .ACCW({accw}), "
                     f".PACK({pack}), .ARCH({FIXED_SUM}), .MREG({product_register(family)}), .RSTEP({TREE_REGISTER_LEVELS})) "
                     f"{kind} (")
-            what = (f"fixed-point engine on DSPs: {len(rows)} rows, {pe} per fold (DSP multiplies"
-                    + (", two rows per DSP" if pack else "") + ")")
+            what = (f"{'high-precision ' if kind == 'fixed_hi' else ''}fixed-point engine on DSPs: {len(rows)} rows "
+                    f"of {e.wbits}-bit weights, {pe} per fold (DSP multiplies" + (", two rows per DSP" if pack else "") + ")")
         docs.append(f"   {what}; {units} requantizer(s).")
         qaw = _bits(nf * steps - 1)
         blocks.append(
             f"    // ---- {what} ----\n"
+            f"    localparam integer {accw} = {e.acc_bits};  // accumulator: no in-range input overflows these rows\n"
             f"    wire [{wwidth}-1:0] {kind}_w;\n"
             f"    {wmod} {kind}_w_rom (.clk(clk), .addr(wa), .data({kind}_w));\n"
-            f"    wire {kind}_acc_pre, {kind}_acc_v;\n    wire [{pe}*ACCW-1:0] {kind}_accs;\n"
+            f"    wire {kind}_acc_pre, {kind}_acc_v;\n    wire [{pe}*{accw}-1:0] {kind}_accs;\n"
             + inst + f"\n        .clk(clk), .rst_n(rst_n), .v(run), .first(step_first), .last(step_last), "
             f".x(x1m), .w({kind}_w),\n        .acc_pre({kind}_acc_pre), .acc_v({kind}_acc_v), .accs({kind}_accs));\n"
             f"    wire [{qaw}-1:0] {kind}_qaddr;\n    wire [{qwidth}-1:0] {kind}_q;\n"
             f"    {qmod} {kind}_q_rom (.clk(clk), .addr({kind}_qaddr), .data({kind}_q));\n"
-            f"    msq_requant_stage #(.PE({pe}), .NRQ({units}), .STEPS({steps}), .NF({nf}), .ACCW(ACCW), "
+            f"    msq_requant_stage #(.PE({pe}), .NRQ({units}), .STEPS({steps}), .NF({nf}), .ACCW({accw}), "
             f".RQW({layer.requant_bits}), .OBITS({ow}),\n"
             f"        .LO({_slit(lo, ow + 1)}), .HI({_slit(hi, ow + 1)}), .QAW({qaw}), .MULTW({MULT_BITS}), "
             f".SHIFTW({SHIFT_BITS})) {kind}_rq (\n"
@@ -375,7 +383,7 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
         out_shape=list(layer.out_shape), fan_in=layer.fan_in, folds=nf, sf=sf, simd=simd,
         engines_doc="\n//".join(docs), pixels=ho * wo, steps=ho * wo * nf * sf,
         in_np=len(in_ports), in_lanes_bits=in_lanes * iw, out_np=len(engine_rows(layer, lp)), out_lanes_bits=lane_bits,
-        iw=iw, xw=xw, accw=accw, raw=_bits(elems // simd - 1), saw=saw, gb=_bits(groups - 1),
+        iw=iw, xw=xw, raw=_bits(elems // simd - 1), saw=saw, gb=_bits(groups - 1),
         fb=_bits(nf - 1), wab=_bits(nf * sf - 1), g_last=_ulit(groups - 1, _bits(groups - 1)),
         f_last=_ulit(nf - 1, _bits(nf - 1)), wa_last=_ulit(nf * sf - 1, _bits(nf * sf - 1)),
         h=_slit(h, saw), w=_slit(w, saw), kh_last=_slit(kh - 1, saw), kw_last=_slit(kw - 1, saw),
