@@ -8,24 +8,26 @@ order.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
-from torch import nn
+from torch import fx, nn
 
 from msq import limits, numerics
 from msq.errors import MSQError
 from msq.names import check_label
 from msq.numerics import RowScheme
-from msq.frontend.models import ACT_FIX, check_supported
+from msq.frontend.models import ACT_FIX
 from msq.frontend.quantizer import MSQTensorQuant
+from msq.frontend.trace import Op, check_supported, ops
 from msq.ir import arith
 from msq.ir.arith import ActFormat
 from msq.ir.io import save_ir
-from msq.ir.model import SCHEME_FIXED, SCHEME_SP2, ComputeLayer, IRModel, Layer, PoolLayer
+from msq.ir.model import (INPUT, SCHEME_FIXED, SCHEME_SP2, ComputeLayer, IRModel, Layer, MergeLayer,
+                          PoolLayer)
 
 
 def act_format(module: nn.Module, name: str) -> ActFormat:
@@ -66,6 +68,19 @@ class PendingLayer:
     row_bits: np.ndarray | None = None
     bn_a: np.ndarray | None = None
     bn_c: np.ndarray | None = None
+    source: str = INPUT  # the IR name of what the layer reads
+
+
+@dataclass
+class PendingMerge:
+    """An add or concat waiting for the activation quantizer that sets its output format."""
+
+    name: str
+    kind: str
+    sources: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    fmts: tuple[ActFormat, ...]
+    out_shape: tuple[int, ...]
 
 
 def _quantized_weight(module: nn.Module, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray | None]:
@@ -139,6 +154,9 @@ class Stream:
     torch_chw: tuple[int, int, int] | None = None  # (C, H, W) of a flattened image until a dense layer reads it
     layers: list[Layer] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    source: str = INPUT  # the IR name of the layer whose output the stream is
+    relu: bool = False  # a plain ReLU waits for the activation quantizer after it
+    merge: PendingMerge | None = None
 
     def ir_name(self, kind: str) -> str:
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -148,6 +166,23 @@ class Stream:
         if self.pending is not None:
             raise MSQError(f"layer '{name}' follows layer '{self.pending.name}' without an activation quantizer: "
                            f"put one between them; {ACT_FIX}")
+        self.require_quantized(name)
+
+    def require_quantized(self, name: str) -> None:
+        """``name`` must read a quantized value, not an add/concat or ReLU before its quantizer."""
+        if self.merge is not None or self.relu:
+            what = f"the {self.merge.kind} '{self.merge.name}'" if self.merge else "a ReLU"
+            raise MSQError(f"'{name}' reads {what} that has no activation quantizer: pass it through one "
+                           f"(e.g. self.act(x + y)); {ACT_FIX}")
+
+    def append(self, layer: Layer, sources: tuple[str, ...]) -> None:
+        """Add a finished IR layer reading ``sources``; ``inputs`` stays empty when that is the
+        layer before it (so a chain's IR is what it always was)."""
+        default = (self.layers[-1].name,) if self.layers else (INPUT,)
+        if sources != default or isinstance(layer, MergeLayer):
+            layer.inputs = tuple(sources)
+        self.layers.append(layer)
+        self.source = layer.name
 
     def add_dense(self, name: str, w_int: np.ndarray, w_scale: np.ndarray, scheme: np.ndarray, bits: int,
                   bias: np.ndarray, row_bits: np.ndarray | None = None) -> None:
@@ -160,7 +195,8 @@ class Stream:
             w_int = w_int.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(w_int), -1)
             self.torch_chw = None
         self.pending = PendingLayer(self.ir_name("dense"), "dense", (int(np.prod(self.shape)),), (len(w_int),),
-                                    self.fmt, bits, scheme, w_int, w_scale, bias, row_bits=row_bits)
+                                    self.fmt, bits, scheme, w_int, w_scale, bias, row_bits=row_bits,
+                                    source=self.source)
         self.shape = self.pending.out_shape
 
     def add_conv(self, name: str, w_int: np.ndarray, w_scale: np.ndarray, scheme: np.ndarray, bits: int,
@@ -177,22 +213,28 @@ class Stream:
         self.pending = PendingLayer(self.ir_name("conv"), "conv", shape, (ho, wo, len(w_int)), self.fmt, bits,
                                     scheme, w_int.transpose(0, 2, 3, 1).copy(), w_scale, bias,
                                     geometry={"kernel": kernel, "stride": stride, "padding": padding},
-                                    row_bits=row_bits)
+                                    row_bits=row_bits, source=self.source)
         self.shape = self.pending.out_shape
 
     def close(self, name: str, out_fmt: ActFormat, relu: bool, rounding: str = "half_up") -> None:
         """The activation quantizer ``name`` ends the pending compute layer."""
-        if self.pending is None:
-            raise MSQError(f"layer '{name}': an activation quantizer must follow a Linear or Conv2d layer")
+        relu = relu or self.relu
+        if self.pending is None and self.merge is None:
+            raise MSQError(f"layer '{name}': an activation quantizer must follow a Linear or Conv2d layer"
+                           " (or a residual add / concat)")
         if relu and out_fmt.signed:
             raise MSQError(f"layer '{name}': a ReLU must use an unsigned quantizer")
-        self.layers.append(close_layer(self.pending, out_fmt, relu, rounding))
-        self.fmt, self.pending = out_fmt, None
+        if self.merge is not None:
+            self.append(merge_layer(self.merge, out_fmt, name), self.merge.sources)
+        else:
+            self.append(close_layer(self.pending, out_fmt, relu, rounding), (self.pending.source,))
+        self.fmt, self.pending, self.merge, self.relu = out_fmt, None, None, False
 
     def add_pool(self, name: str, module: nn.MaxPool2d | nn.AvgPool2d) -> None:
+        self.require_quantized(name)
         layer = pool_layer(module, name, self.shape, self.fmt, self.pending)
         layer.name = self.ir_name(layer.kind)
-        self.layers.append(layer)
+        self.append(layer, (self.source,))
         self.shape = layer.out_shape
 
     def flatten(self) -> None:
@@ -251,25 +293,176 @@ HANDLERS = (
 )
 
 
-def export_model(model: nn.Sequential, input_shape: tuple[int, ...], model_name: str = "model",
+def merge_layer(m: PendingMerge, out_fmt: ActFormat, quant: str) -> MergeLayer:
+    """The add/concat ``m`` closed by the activation quantizer ``quant`` (its output format)."""
+    try:
+        align, mult, shift, acc_bits, rq_bits = arith.merge_params(m.kind, list(m.fmts), out_fmt)
+    except ValueError as exc:
+        raise MSQError(f"layer '{quant}' after the {m.kind} '{m.name}': {exc}") from exc
+    return MergeLayer(name=m.name, kind=m.kind, inputs=m.sources, in_shapes=m.shapes, in_fmts=m.fmts,
+                      out_shape=m.out_shape, out_fmt=out_fmt, align=align, mult=mult, shift=shift,
+                      acc_bits=acc_bits, requant_bits=rq_bits)
+
+
+@torch.no_grad()
+def _sample_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> dict[fx.Node, tuple[int, ...]]:
+    """Each tensor node's per-sample torch shape, from one forward pass of zeros."""
+    shapes: dict[fx.Node, tuple[int, ...]] = {}
+
+    class Recorder(fx.Interpreter):
+        def run_node(self, n: fx.Node):
+            out = super().run_node(n)
+            if isinstance(out, torch.Tensor):
+                shapes[n] = tuple(out.shape[1:])
+            return out
+
+    Recorder(gm).run(torch.zeros((1,) + tuple(input_shape)))
+    return shapes
+
+
+class GraphExport:
+    """Walks the traced graph once, in execution order, keeping a :class:`Stream` per tensor node
+    (forks share the list of finished IR layers)."""
+
+    def __init__(self, gm: fx.GraphModule, input_shape: tuple[int, ...]):
+        self.gm = gm
+        self.ops = ops(gm)
+        self._shapes: dict[fx.Node, tuple[int, ...]] | None = None
+        self.input_shape = input_shape
+        self.values: dict[fx.Node, Stream] = {}
+        self.input_fmt: ActFormat | None = None
+
+    def run(self) -> list[Layer]:
+        """The IR layers in execution order (a traced graph ends with its output node)."""
+        for op in self.ops[:-1]:
+            getattr(self, f"_{op.kind}")(op)
+        return self._output(self.ops[-1])
+
+    def shape(self, node: fx.Node) -> tuple[int, ...]:
+        """A node's per-sample torch shape (one forward pass, run only when a view or cat needs it)."""
+        if self._shapes is None:
+            try:
+                self._shapes = _sample_shapes(self.gm, self.input_shape)
+            except (RuntimeError, ValueError, IndexError) as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise MSQError(f"the model cannot run on inputs shaped {self.input_shape} ({first})") from exc
+        return self._shapes[node]
+
+    def _arg(self, op: Op) -> Stream:
+        args = op.tensor_args()
+        if len(args) != 1:
+            raise MSQError(f"{op.describe()} must take one tensor, got {len(args)}")
+        st = self.values[args[0]]
+        if (st.pending is not None or st.merge is not None or st.relu) and len(args[0].users) > 1:
+            raise MSQError(f"'{args[0].name}' is used {len(args[0].users)} times before its activation quantizer: "
+                           f"quantize it once and use the quantized value; {ACT_FIX}")
+        return replace(st)
+
+    def _input(self, op: Op) -> None:
+        users = list(op.node.users)
+        if any(o.kind == "input" and o.node is not op.node for o in self.ops):
+            raise MSQError("the model's forward() must take one input tensor")
+        if len(users) != 1 or users[0].op != "call_module" or \
+                not isinstance(op.node.graph.owning_module.get_submodule(users[0].target), QuantIdentity):
+            raise MSQError("the model must start with a QuantIdentity input quantizer")
+
+    def _layer(self, op: Op) -> None:
+        arg = op.tensor_args()[0] if op.tensor_args() else None
+        if arg is not None and arg.op == "placeholder":  # the input quantizer opens the stream
+            self.input_fmt = act_format(op.module, op.name)
+            self.values[op.node] = Stream(shape=stream_shape(self.input_shape), fmt=self.input_fmt)
+            return
+        st = self._arg(op)
+        handler = next(fn for types, fn in HANDLERS if isinstance(op.module, types))
+        handler(st, op.name, op.module)
+        self.values[op.node] = st
+
+    def _relu(self, op: Op) -> None:
+        st = self._arg(op)
+        if st.pending is None and st.merge is None:
+            raise MSQError(f"{op.describe()} must directly follow a Linear or Conv2d layer or an add/concat "
+                           f"(before their activation quantizer); {ACT_FIX}")
+        st.relu = True
+        self.values[op.node] = st
+
+    def _flatten(self, op: Op) -> None:
+        st = self._arg(op)
+        st.require_quantized(op.name)
+        shape = self.shape(op.node)
+        if shape != (int(np.prod(st.shape)),):
+            raise MSQError(f"{op.describe()} gives each sample the shape {shape}: only flattening every sample to "
+                           "a vector is supported (x.flatten(1), nn.Flatten() or x.view(x.size(0), -1))")
+        if st.pending is not None:
+            raise MSQError(f"{op.describe()} sits between layer '{st.pending.name}' and its activation quantizer")
+        st.flatten()
+        self.values[op.node] = st
+
+    def _meta(self, op: Op) -> None:
+        pass
+
+    def _add(self, op: Op) -> None:
+        self._merge(op, "add")
+
+    def _concat(self, op: Op) -> None:
+        dim = op.node.kwargs.get("dim", op.node.args[1] if len(op.node.args) > 1 else 0)
+        ndim = len(self.shape(op.node)) + 1
+        if dim not in (1, 1 - ndim):
+            raise MSQError(f"{op.describe()} concatenates along dim {dim}: only channels (dim=1) are supported")
+        self._merge(op, "concat")
+
+    def _merge(self, op: Op, kind: str) -> None:
+        args = op.tensor_args()
+        if len(args) != 2 or (kind == "add" and (len(op.node.args) != 2 or op.node.kwargs)):
+            raise MSQError(f"{op.describe()} must {kind} exactly two tensors (x + y, torch.cat([x, y], dim=1))")
+        streams = [self.values[a] for a in args]
+        for a, st in zip(args, streams):
+            if st.pending is not None:
+                raise MSQError(f"{op.describe()} reads layer '{st.pending.name}' before its activation quantizer: "
+                               f"quantize each branch first; {ACT_FIX}")
+            st.require_quantized(op.name)
+            if st.torch_chw is not None:
+                raise MSQError(f"{op.describe()} reads a flattened image: {kind} before flattening")
+        shapes = tuple(st.shape for st in streams)
+        if kind == "add" and shapes[0] != shapes[1]:
+            raise MSQError(f"{op.describe()} adds shapes {shapes[0]} and {shapes[1]} (stream order): they must be "
+                           "equal; give the shortcut a 1x1 projection conv where the shape changes")
+        if kind == "concat" and shapes[0][:-1] != shapes[1][:-1]:
+            raise MSQError(f"{op.describe()} concatenates shapes {shapes[0]} and {shapes[1]} (stream order): all "
+                           "but the channels must be equal")
+        first = streams[0]
+        out_shape = shapes[0] if kind == "add" else shapes[0][:-1] + (shapes[0][-1] + shapes[1][-1],)
+        st = replace(first, shape=out_shape, pending=None, relu=False, source="")
+        st.merge = PendingMerge(first.ir_name(kind), kind, tuple(s.source for s in streams), shapes,
+                                tuple(s.fmt for s in streams), out_shape)
+        self.values[op.node] = st
+
+    def _output(self, op: Op) -> list[Layer]:
+        args = op.tensor_args()
+        if len(args) != 1:
+            raise MSQError(f"the model must return one tensor, got {len(args)}")
+        st = self.values[args[0]]
+        if st.pending is not None:
+            raise MSQError(f"layer '{st.pending.name}' is not followed by an activation quantizer "
+                           "(QuantReLU or QuantIdentity)")
+        st.require_quantized("the model's output")
+        if not st.layers:
+            raise MSQError("the model has no Linear or Conv2d layer to export")
+        if st.source != st.layers[-1].name:
+            raise MSQError(f"the model's output is layer '{st.source}', not the last one computed "
+                           f"('{st.layers[-1].name}'): return the last layer's output")
+        return st.layers
+
+
+def export_model(model: nn.Module, input_shape: tuple[int, ...], model_name: str = "model",
                  source: dict | None = None) -> IRModel:
-    """Freeze ``model`` (inputs shaped ``input_shape`` in torch layout: (C, H, W) or (F,)) into an IR."""
-    check_supported(model)
+    """Freeze ``model`` (inputs shaped ``input_shape`` in torch layout: (C, H, W) or (F,)) into an IR.
+    Any module torch.fx can trace into supported ops exports (msq.frontend.trace)."""
+    gm = check_supported(model)
     model.eval()
-    children = list(model.named_children())
-    if not children or not isinstance(children[0][1], QuantIdentity):
-        raise MSQError("the model must start with a QuantIdentity input quantizer")
-    input_fmt = act_format(children[0][1], children[0][0])
-    st = Stream(shape=stream_shape(input_shape), fmt=input_fmt)
-    for name, module in children[1:]:
-        handler = next(fn for types, fn in HANDLERS if isinstance(module, types))
-        handler(st, name, module)
-    if st.pending is not None:
-        raise MSQError(f"layer '{st.pending.name}' is not followed by an activation quantizer (QuantReLU or QuantIdentity)")
-    if not st.layers:
-        raise MSQError("the model has no Linear or Conv2d layer to export")
-    return IRModel(name=model_name, input_shape=stream_shape(input_shape), input_fmt=input_fmt,
-                   layers=st.layers, source=source or {})
+    walk = GraphExport(gm, tuple(input_shape))
+    layers = walk.run()
+    return IRModel(name=model_name, input_shape=stream_shape(input_shape), input_fmt=walk.input_fmt,
+                   layers=layers, source=source or {})
 
 
 def stream_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
