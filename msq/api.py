@@ -62,8 +62,8 @@ def train(model: str | Callable[..., Any] = "mlp", dataset: str = "digits", *, e
           seed: int = 0, high_bits: int = 8, high_fraction: float = 0.0, out: str | Path | None = None,
           progress: Progress = silent) -> Any:
     """Quantization-aware training (the schedule of ``msq train``); returns the trained
-    ``nn.Sequential``. ``model``: 'mlp', 'cnn', 'path/to/file.py:function' or such a function,
-    ``f(in_shape, classes, cfg, signed_input)`` (docs/user-guide.md); ``out``: also write a run
+    model (an ``nn.Module``). ``model``: 'mlp', 'cnn', 'resnet-tiny', 'resnet8',
+    'path/to/file.py:function' or such a function, ``f(in_shape, classes, cfg, signed_input)`` (docs/user-guide.md); ``out``: also write a run
     directory (model.pt, assignment.json, metrics.json) that the CLI can continue from;
     ``high_fraction`` > 0: that fraction of each layer's rows at ``high_bits`` fixed point."""
     from msq.errors import MSQError
@@ -72,7 +72,7 @@ def train(model: str | Callable[..., Any] = "mlp", dataset: str = "digits", *, e
     factory = model if callable(model) else None
     if factory is not None and out is not None:
         raise MSQError("train(out=...) needs a model the run directory can rebuild: "
-                       "'mlp', 'cnn' or 'path/to/file.py:function'")
+                       "a built-in model name or 'path/to/file.py:function'")
     cfg = TrainConfig(model=getattr(factory, "__name__", "custom") if factory else model, dataset=dataset,
                       wbits=wbits, abits=abits, scheme=scheme, board=board, sp2_ratio=sp2_ratio, epochs=epochs,
                       seed=seed, high_bits=high_bits, high_fraction=high_fraction)
@@ -128,7 +128,7 @@ class IR:
 
 
 def export(model: Any, example_input: np.ndarray | None = None, name: str = "model") -> IR:
-    """Freeze a trained model into the integer IR. ``model``: an ``nn.Sequential`` (then
+    """Freeze a trained model into the integer IR. ``model``: an ``nn.Module`` (then
     ``example_input`` is a batch of inputs, for their shape) or a run directory of ``msq train``."""
     from msq.frontend.export import export_model, export_run
 

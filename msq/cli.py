@@ -127,7 +127,8 @@ headroom_option = click.option("--headroom", type=float, default=HEADROOM, show_
                                help="Fraction of each board resource the design may use.")
 training_options = _stack(
     click.option("--model", default="mlp", show_default=True,
-                 help="'mlp', 'cnn', or your own: 'path/to/file.py:function' (see docs/user-guide.md)."),
+                 help="'mlp', 'cnn', 'resnet-tiny', 'resnet8', or your own: 'path/to/file.py:function' "
+                      "(see docs/user-guide.md)."),
     click.option("--dataset", default="digits", show_default=True,
                  help="'digits' (embedded), 'mnist5k' (pip install 'msq[mnist]') or a .npz file (docs/datasets.md)."),
     click.option("--wbits", type=int, default=4, show_default=True, help="Weight bits, 2..8."),

@@ -16,7 +16,7 @@ import numpy as np
 
 from msq.ir.arith import requantize
 from msq.limits import check_memory
-from msq.ir.model import ComputeLayer, IRModel, Layer, PoolLayer
+from msq.ir.model import INPUT, ComputeLayer, IRModel, Layer, MergeLayer, PoolLayer
 
 
 def windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
@@ -45,8 +45,18 @@ def accumulate(layer: ComputeLayer, x: np.ndarray) -> np.ndarray:
     return cols.astype(np.int64) @ w
 
 
-def infer_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """One layer on a batch of integer tensors."""
+def merge(layer: MergeLayer, xs: list[np.ndarray]) -> np.ndarray:
+    """``add`` or ``concat`` (channels, the last axis): align each input by its left shift, sum or
+    stack, requantize (docs/ir.md § add and concat)."""
+    aligned = [np.left_shift(np.asarray(x, dtype=np.int64), a) for x, a in zip(xs, layer.align)]
+    total = sum(aligned[1:], aligned[0]) if layer.kind == "add" else np.concatenate(aligned, axis=-1)
+    return requantize(total, layer.mult, layer.shift, 0, layer.out_fmt.lo, layer.out_fmt.hi)
+
+
+def infer_layer(layer: Layer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
+    """One layer on a batch of integer tensors (a merge takes one batch per input)."""
+    if isinstance(layer, MergeLayer):
+        return merge(layer, [x, *more])
     if isinstance(layer, ComputeLayer):
         lo, hi = layer.out_fmt.lo, layer.out_fmt.hi
         return requantize(accumulate(layer, x), layer.mult, layer.shift, layer.bias, lo, hi)
@@ -64,7 +74,7 @@ def memory_bytes(ir: IRModel, samples: int) -> int:
     kept = math.prod(ir.input_shape) + sum(math.prod(layer.out_shape) for layer in ir.layers)
     temp = 0
     for layer in ir.layers:
-        if len(layer.in_shape) == 3:
+        if len(layer.in_shape) == 3 and not isinstance(layer, MergeLayer):
             h, w, c = layer.in_shape
             pad = getattr(layer, "padding", (0, 0))
             padded = (h + 2 * pad[0]) * (w + 2 * pad[1]) * c
@@ -75,10 +85,11 @@ def memory_bytes(ir: IRModel, samples: int) -> int:
 def infer(ir: IRModel, x_int: np.ndarray, keep: bool = False) -> np.ndarray | list[np.ndarray]:
     """The whole network on a batch of integer inputs; ``keep=True`` returns every layer's output (for mismatch reports)."""
     check_memory(memory_bytes(ir, len(x_int)), f"the integer reference of IR '{ir.name}' on {len(x_int)} inputs")
-    x = np.asarray(x_int, dtype=np.int64).reshape((len(x_int),) + tuple(ir.input_shape))
+    values = {INPUT: np.asarray(x_int, dtype=np.int64).reshape((len(x_int),) + tuple(ir.input_shape))}
     outs = []
-    for layer in ir.layers:
-        x = infer_layer(layer, x)
+    for i, layer in enumerate(ir.layers):
+        x = infer_layer(layer, *(values[name] for name in ir.inputs_of(i)))
+        values[layer.name] = x
         outs.append(x)
     return outs if keep else x
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from msq.cli import main
 from msq.errors import MSQError
-from msq.frontend.models import check_supported
+from msq.frontend.trace import check_supported
 from msq.frontend.train import TrainConfig, load_run, train_run
 
 SHORT = dict(epochs=5, seed=3)

@@ -153,6 +153,7 @@ def to_qonnx(ir: IRModel, batch: int = 1) -> onnx.ModelProto:
     ``Quant`` node exactly like ``IRModel.quantize_input``; output: real values shaped
     (batch, *ir.output_shape), channels-last like the IR's stream.
     """
+    ir.check_chain("QONNX export")
     g = _Graph()
     fmt = ir.input_fmt
     image = len(ir.input_shape) == 3

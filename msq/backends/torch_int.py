@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msq.ir.model import ComputeLayer, IRModel, Layer, PoolLayer
+from msq.ir.model import INPUT, ComputeLayer, IRModel, Layer, MergeLayer, PoolLayer
 
 
 def _requantize(acc: torch.Tensor, mult: torch.Tensor, shift: torch.Tensor, bias: torch.Tensor, lo: int,
@@ -38,9 +38,14 @@ class IntegerLayer(nn.Module):
             self.register_buffer("mult", torch.as_tensor(layer.mult, dtype=torch.int64))
             self.register_buffer("shift", torch.as_tensor(layer.shift, dtype=torch.int64))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *more: torch.Tensor) -> torch.Tensor:
         layer = self.layer
         fmt = layer.out_fmt
+        if isinstance(layer, MergeLayer):  # torch's layout: channels are dim 1
+            aligned = [v * 2.0**a for v, a in zip((x, *more), layer.align)]
+            total = torch.stack(aligned).sum(dim=0) if layer.kind == "add" else torch.cat(aligned, dim=1)
+            return _requantize(total, torch.tensor(layer.mult), torch.tensor(layer.shift), torch.tensor(0),
+                               fmt.lo, fmt.hi).to(torch.float64)
         if isinstance(layer, ComputeLayer):
             if layer.kind == "conv":
                 acc = F.conv2d(x, self.weight, stride=layer.stride, padding=layer.padding)
@@ -75,8 +80,10 @@ class IntegerModel(nn.Module):
         x = x.reshape((len(x),) + tuple(self.ir.input_shape))
         if x.dim() == 4:
             x = x.permute(0, 3, 1, 2)
-        for layer in self.layers:
-            x = layer(x)
+        values = {INPUT: x}
+        for i, layer in enumerate(self.layers):
+            x = layer(*(values[name] for name in self.ir.inputs_of(i)))
+            values[self.ir.layers[i].name] = x
         if x.dim() == 4:
             x = x.permute(0, 2, 3, 1)
         return x.to(torch.int64).numpy()

@@ -96,6 +96,7 @@ def layer_resources(layer: Layer, lp: LayerPlan, n_buffers: int = CAL_BUFFERS,
 
 def estimate_design(ir: IRModel, plan: Plan, table: dict[str, Any] | None = None) -> Resources:
     """Estimated resources of the whole generated design (``msq rtl`` output) for ``plan``."""
+    ir.check_chain("estimate")
     table = table or cost_model.calibration()
     counts = cycles.buffer_counts(ir, plan)
     total = ZERO

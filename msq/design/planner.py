@@ -228,6 +228,7 @@ def plan_search(ir: IRModel, board: Board, headroom: float = HEADROOM, lut_fixed
     ``lut_fixed`` lets fixed-point rows use the LUT engine besides the DSP engine."""
     if not 0 < headroom <= 1:
         raise MSQError(f"headroom must be in (0, 1], got {headroom}")
+    ir.check_chain("planner")
     if not ir.compute_layers():
         raise MSQError(f"model '{ir.name}' has no dense or conv layer to plan")
     targets = candidate_targets(ir)

@@ -65,17 +65,20 @@ class IntegerAvgPool2d(nn.AvgPool2d):
         return mean + (exact - mean).detach()
 
 
-def integer_avgpools(model: nn.Sequential) -> None:
-    """Replace each ``nn.AvgPool2d`` that follows an activation quantizer (through other pools)
-    with an :class:`IntegerAvgPool2d` reading that quantizer's format. A pool with no quantizer
-    before it is left alone; export refuses it (and the model checks, before training)."""
-    source = None
-    for name, module in list(model.named_children()):
-        if isinstance(module, (QuantReLU, QuantIdentity)):
-            source = module
-        elif type(module) is nn.AvgPool2d and source is not None:
+def integer_avgpools(model: nn.Module, graph_ops: list) -> None:
+    """Replace each ``nn.AvgPool2d`` that follows an activation quantizer (through other pools) in
+    the traced graph ``graph_ops`` (msq.frontend.trace.ops) with an :class:`IntegerAvgPool2d`
+    reading that quantizer's format. A pool with no quantizer before it is left alone; export
+    refuses it (and the model checks, before training)."""
+    by_node = {op.node: op for op in graph_ops}
+    for op in graph_ops:
+        if type(op.module) is not nn.AvgPool2d:
+            continue
+        source = by_node.get(op.tensor_args()[0]) if op.tensor_args() else None
+        while source is not None and isinstance(source.module, PASS_THROUGH):
+            source = by_node.get(source.tensor_args()[0])
+        if source is not None and isinstance(source.module, (QuantReLU, QuantIdentity)):
             tap = FormatTap()
-            source.act_quant.register_forward_hook(tap)
-            setattr(model, name, IntegerAvgPool2d(module, tap))
-        elif not isinstance(module, PASS_THROUGH):
-            source = None
+            source.module.act_quant.register_forward_hook(tap)
+            parent, _, attr = op.name.rpartition(".")
+            setattr(model.get_submodule(parent), attr, IntegerAvgPool2d(op.module, tap))

@@ -1,5 +1,8 @@
 """Freeze a trained Brevitas/MSQ model into the integer IR (docs/ir.md is its contract).
 
+Any ``nn.Module`` that torch.fx traces into supported ops exports (msq.frontend.trace checks the
+ops, msq.frontend.graph_walk walks the graph); the :class:`Stream` here follows one tensor.
+
 Integer weights come from the frozen quantizers (``value / scale`` of the quantized weight);
 BatchNorm and the float bias fold into the per-row integer bias and requantization multiplier;
 accumulator widths follow from the weights and the input format. Conv weights and the dense
@@ -20,12 +23,14 @@ from msq import limits, numerics
 from msq.errors import MSQError
 from msq.names import check_label
 from msq.numerics import RowScheme
-from msq.frontend.models import ACT_FIX, check_supported
+from msq.frontend.models import ACT_FIX
 from msq.frontend.quantizer import MSQTensorQuant
+from msq.frontend.trace import check_supported
 from msq.ir import arith
 from msq.ir.arith import ActFormat
 from msq.ir.io import save_ir
-from msq.ir.model import SCHEME_FIXED, SCHEME_SP2, ComputeLayer, IRModel, Layer, PoolLayer
+from msq.ir.model import (INPUT, SCHEME_FIXED, SCHEME_SP2, ComputeLayer, IRModel, Layer, MergeLayer,
+                          PoolLayer)
 
 
 def act_format(module: nn.Module, name: str) -> ActFormat:
@@ -66,6 +71,19 @@ class PendingLayer:
     row_bits: np.ndarray | None = None
     bn_a: np.ndarray | None = None
     bn_c: np.ndarray | None = None
+    source: str = INPUT  # the IR name of what the layer reads
+
+
+@dataclass
+class PendingMerge:
+    """An add or concat waiting for the activation quantizer that sets its output format."""
+
+    name: str
+    kind: str
+    sources: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    fmts: tuple[ActFormat, ...]
+    out_shape: tuple[int, ...]
 
 
 def _quantized_weight(module: nn.Module, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray | None]:
@@ -139,6 +157,9 @@ class Stream:
     torch_chw: tuple[int, int, int] | None = None  # (C, H, W) of a flattened image until a dense layer reads it
     layers: list[Layer] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    source: str = INPUT  # the IR name of the layer whose output the stream is
+    relu: bool = False  # a plain ReLU waits for the activation quantizer after it
+    merge: PendingMerge | None = None
 
     def ir_name(self, kind: str) -> str:
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -148,6 +169,23 @@ class Stream:
         if self.pending is not None:
             raise MSQError(f"layer '{name}' follows layer '{self.pending.name}' without an activation quantizer: "
                            f"put one between them; {ACT_FIX}")
+        self.require_quantized(name)
+
+    def require_quantized(self, name: str) -> None:
+        """``name`` must read a quantized value, not an add/concat or ReLU before its quantizer."""
+        if self.merge is not None or self.relu:
+            what = f"the {self.merge.kind} '{self.merge.name}'" if self.merge else "a ReLU"
+            raise MSQError(f"'{name}' reads {what} that has no activation quantizer: pass it through one "
+                           f"(e.g. self.act(x + y)); {ACT_FIX}")
+
+    def append(self, layer: Layer, sources: tuple[str, ...]) -> None:
+        """Add a finished IR layer reading ``sources``; ``inputs`` stays empty when that is the
+        layer before it (so a chain's IR is what it always was)."""
+        default = (self.layers[-1].name,) if self.layers else (INPUT,)
+        if sources != default or isinstance(layer, MergeLayer):
+            layer.inputs = tuple(sources)
+        self.layers.append(layer)
+        self.source = layer.name
 
     def add_dense(self, name: str, w_int: np.ndarray, w_scale: np.ndarray, scheme: np.ndarray, bits: int,
                   bias: np.ndarray, row_bits: np.ndarray | None = None) -> None:
@@ -160,7 +198,8 @@ class Stream:
             w_int = w_int.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(w_int), -1)
             self.torch_chw = None
         self.pending = PendingLayer(self.ir_name("dense"), "dense", (int(np.prod(self.shape)),), (len(w_int),),
-                                    self.fmt, bits, scheme, w_int, w_scale, bias, row_bits=row_bits)
+                                    self.fmt, bits, scheme, w_int, w_scale, bias, row_bits=row_bits,
+                                    source=self.source)
         self.shape = self.pending.out_shape
 
     def add_conv(self, name: str, w_int: np.ndarray, w_scale: np.ndarray, scheme: np.ndarray, bits: int,
@@ -177,22 +216,28 @@ class Stream:
         self.pending = PendingLayer(self.ir_name("conv"), "conv", shape, (ho, wo, len(w_int)), self.fmt, bits,
                                     scheme, w_int.transpose(0, 2, 3, 1).copy(), w_scale, bias,
                                     geometry={"kernel": kernel, "stride": stride, "padding": padding},
-                                    row_bits=row_bits)
+                                    row_bits=row_bits, source=self.source)
         self.shape = self.pending.out_shape
 
     def close(self, name: str, out_fmt: ActFormat, relu: bool, rounding: str = "half_up") -> None:
         """The activation quantizer ``name`` ends the pending compute layer."""
-        if self.pending is None:
-            raise MSQError(f"layer '{name}': an activation quantizer must follow a Linear or Conv2d layer")
+        relu = relu or self.relu
+        if self.pending is None and self.merge is None:
+            raise MSQError(f"layer '{name}': an activation quantizer must follow a Linear or Conv2d layer"
+                           " (or a residual add / concat)")
         if relu and out_fmt.signed:
             raise MSQError(f"layer '{name}': a ReLU must use an unsigned quantizer")
-        self.layers.append(close_layer(self.pending, out_fmt, relu, rounding))
-        self.fmt, self.pending = out_fmt, None
+        if self.merge is not None:
+            self.append(merge_layer(self.merge, out_fmt, name), self.merge.sources)
+        else:
+            self.append(close_layer(self.pending, out_fmt, relu, rounding), (self.pending.source,))
+        self.fmt, self.pending, self.merge, self.relu = out_fmt, None, None, False
 
     def add_pool(self, name: str, module: nn.MaxPool2d | nn.AvgPool2d) -> None:
+        self.require_quantized(name)
         layer = pool_layer(module, name, self.shape, self.fmt, self.pending)
         layer.name = self.ir_name(layer.kind)
-        self.layers.append(layer)
+        self.append(layer, (self.source,))
         self.shape = layer.out_shape
 
     def flatten(self) -> None:
@@ -251,25 +296,29 @@ HANDLERS = (
 )
 
 
-def export_model(model: nn.Sequential, input_shape: tuple[int, ...], model_name: str = "model",
+def merge_layer(m: PendingMerge, out_fmt: ActFormat, quant: str) -> MergeLayer:
+    """The add/concat ``m`` closed by the activation quantizer ``quant`` (its output format)."""
+    try:
+        align, mult, shift, acc_bits, rq_bits = arith.merge_params(m.kind, list(m.fmts), out_fmt)
+    except ValueError as exc:
+        raise MSQError(f"layer '{quant}' after the {m.kind} '{m.name}': {exc}") from exc
+    return MergeLayer(name=m.name, kind=m.kind, inputs=m.sources, in_shapes=m.shapes, in_fmts=m.fmts,
+                      out_shape=m.out_shape, out_fmt=out_fmt, align=align, mult=mult, shift=shift,
+                      acc_bits=acc_bits, requant_bits=rq_bits)
+
+
+def export_model(model: nn.Module, input_shape: tuple[int, ...], model_name: str = "model",
                  source: dict | None = None) -> IRModel:
-    """Freeze ``model`` (inputs shaped ``input_shape`` in torch layout: (C, H, W) or (F,)) into an IR."""
-    check_supported(model)
+    """Freeze ``model`` (inputs shaped ``input_shape`` in torch layout: (C, H, W) or (F,)) into an IR.
+    Any module torch.fx can trace into supported ops exports (msq.frontend.trace)."""
+    from msq.frontend.graph_walk import GraphExport
+
+    gm = check_supported(model)
     model.eval()
-    children = list(model.named_children())
-    if not children or not isinstance(children[0][1], QuantIdentity):
-        raise MSQError("the model must start with a QuantIdentity input quantizer")
-    input_fmt = act_format(children[0][1], children[0][0])
-    st = Stream(shape=stream_shape(input_shape), fmt=input_fmt)
-    for name, module in children[1:]:
-        handler = next(fn for types, fn in HANDLERS if isinstance(module, types))
-        handler(st, name, module)
-    if st.pending is not None:
-        raise MSQError(f"layer '{st.pending.name}' is not followed by an activation quantizer (QuantReLU or QuantIdentity)")
-    if not st.layers:
-        raise MSQError("the model has no Linear or Conv2d layer to export")
-    return IRModel(name=model_name, input_shape=stream_shape(input_shape), input_fmt=input_fmt,
-                   layers=st.layers, source=source or {})
+    walk = GraphExport(gm, tuple(input_shape))
+    layers = walk.run()
+    return IRModel(name=model_name, input_shape=stream_shape(input_shape), input_fmt=walk.input_fmt,
+                   layers=layers, source=source or {})
 
 
 def stream_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -1,10 +1,11 @@
-"""Model builders (MLP, small CNN) from Brevitas layers, and the supported-layer check.
+"""Model builders (MLP, small CNN, residual networks) from Brevitas layers.
 
-Every quantized model is an ``nn.Sequential``: an input quantizer, then layers from
-:data:`SUPPORTED_LAYERS`. Weights use :class:`~msq.frontend.quantizer.MSQWeightQuant`;
+Every quantized model starts with an input quantizer and is built from :data:`SUPPORTED_LAYERS`,
+residual adds and channel concats (msq.frontend.trace checks a model's traced graph). Weights use :class:`~msq.frontend.quantizer.MSQWeightQuant`;
 activations use Brevitas fixed-point quantizers (power-of-two scale, so ``x = x_int * 2^-f`` maps
 straight to ``ap_fixed``/``ap_ufixed``): unsigned after ReLU, signed for the logits.
-A user's own ``nn.Sequential`` built from the same layers trains and exports the same way.
+A user's own ``nn.Module`` (an ``nn.Sequential`` or its own forward()) built from the same layers
+trains and exports the same way.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from torch import nn
 from msq import numerics
 from msq.errors import MSQError
 from msq.frontend.avgpool import integer_avgpools
+from msq.frontend.merge import exact_merges
 from msq.frontend.quantizer import TRAINING_SCHEMES, MSQWeightQuant, check_high_bits
 
 OUT_BITS = 8  # the logits leave the network as signed 8-bit fixed point
@@ -105,8 +107,13 @@ def linear(cfg: QuantConfig, fan_in: int, fan_out: int) -> QuantLinear:
     return QuantLinear(fan_in, fan_out, bias=True, **_weight_kwargs(cfg))
 
 
-def conv(cfg: QuantConfig, cin: int, cout: int, kernel: int = 3, padding: int = 1) -> QuantConv2d:
-    return QuantConv2d(cin, cout, kernel, padding=padding, bias=False, **_weight_kwargs(cfg))
+def conv(cfg: QuantConfig, cin: int, cout: int, kernel: int = 3, padding: int = 1, stride: int = 1) -> QuantConv2d:
+    return QuantConv2d(cin, cout, kernel, padding=padding, stride=stride, bias=False, **_weight_kwargs(cfg))
+
+
+def branch_quant(cfg: QuantConfig) -> QuantIdentity:
+    """Quantizer of a residual branch before the add: signed abits fixed point (no ReLU yet)."""
+    return QuantIdentity(**_act_kwargs(cfg, Int8ActPerTensorFixedPoint, cfg.abits))
 
 
 def build_mlp(in_shape: tuple[int, ...], classes: int, cfg: QuantConfig, signed_input: bool = False,
@@ -137,15 +144,77 @@ def build_cnn(in_shape: tuple[int, ...], classes: int, cfg: QuantConfig, signed_
     return nn.Sequential(*layers)
 
 
+class ResidualBlock(nn.Module):
+    """Two 3x3 convs (the first may stride) with BatchNorm, added to the shortcut, then ReLU; the
+    shortcut is the input, or a strided 1x1 conv with BatchNorm where the shape changes. Both
+    branches are quantized (signed) before the add; the QuantReLU after it sets the sum's format."""
+
+    def __init__(self, cfg: QuantConfig, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv1, self.bn1, self.relu1 = conv(cfg, cin, cout, stride=stride), nn.BatchNorm2d(cout), relu(cfg)
+        self.conv2, self.bn2, self.quant2 = conv(cfg, cout, cout), nn.BatchNorm2d(cout), branch_quant(cfg)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(conv(cfg, cin, cout, kernel=1, padding=0, stride=stride),
+                                          nn.BatchNorm2d(cout), branch_quant(cfg))
+        self.relu_out = relu(cfg)
+
+    def forward(self, x):
+        y = self.relu1(self.bn1(self.conv1(x)))
+        y = self.quant2(self.bn2(self.conv2(y)))
+        return self.relu_out(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNet(nn.Module):
+    """Stem conv → residual blocks → global average pool → dense → logits."""
+
+    def __init__(self, in_shape: tuple[int, ...], classes: int, cfg: QuantConfig, signed_input: bool,
+                 stem: int, stages: tuple[tuple[int, int], ...]):
+        super().__init__()
+        if len(in_shape) != 3:
+            raise MSQError(f"a ResNet needs image inputs shaped (C, H, W), got {in_shape}")
+        cin, h, w = in_shape
+        self.inp = input_quant(cfg, signed_input)
+        self.stem = nn.Sequential(conv(cfg, cin, stem), nn.BatchNorm2d(stem), relu(cfg))
+        blocks, c = [], stem
+        for cout, stride in stages:
+            blocks.append(ResidualBlock(cfg, c, cout, stride))
+            c, h, w = cout, (h - 1) // stride + 1, (w - 1) // stride + 1
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AvgPool2d((h, w))  # global: the kernel is the whole feature map
+        self.fc, self.logits = linear(cfg, c, classes), logits_quant(cfg)
+
+    def forward(self, x):
+        x = self.pool(self.blocks(self.stem(self.inp(x))))
+        return self.logits(self.fc(x.flatten(1)))
+
+
+def build_resnet_tiny(in_shape: tuple[int, ...], classes: int, cfg: QuantConfig,
+                      signed_input: bool = False) -> ResNet:
+    """A small residual network for 8x8 digits: stem 8, a block 8 (identity shortcut), a block 16
+    with stride 2 (1x1 projection shortcut), global average pool, dense."""
+    return ResNet(in_shape, classes, cfg, signed_input, stem=8, stages=((8, 1), (16, 2)))
+
+
+def build_resnet8(in_shape: tuple[int, ...], classes: int, cfg: QuantConfig, signed_input: bool = False) -> ResNet:
+    """The MLPerf Tiny image-classification ResNet-8 topology for any image shape: stem conv 16,
+    three residual stacks of 16/32/64 filters (stride 1/2/2, 1x1 projection shortcuts where the
+    shape changes), global average pool, dense."""
+    return ResNet(in_shape, classes, cfg, signed_input, stem=16, stages=((16, 1), (32, 2), (64, 2)))
+
+
+BUILDERS = {"mlp": build_mlp, "cnn": build_cnn, "resnet-tiny": build_resnet_tiny, "resnet8": build_resnet8}
+
+
 def load_factory(spec: str) -> Callable[..., nn.Module]:
     """A user's model factory from ``path/to/file.py:function``.
 
     The function is called as ``function(in_shape, classes, cfg, signed_input)`` (like
-    :func:`build_mlp`) and returns an ``nn.Sequential`` of supported layers.
+    :func:`build_mlp`) and returns an ``nn.Module`` built from supported layers (traced by torch.fx).
     """
     path, _, func = spec.rpartition(":")
     if not path.endswith(".py") or not func:
-        raise MSQError(f"model {spec!r}: expected 'mlp', 'cnn' or 'path/to/file.py:function'")
+        raise MSQError(f"model {spec!r}: expected one of {', '.join(BUILDERS)} or 'path/to/file.py:function'")
     if not Path(path).is_file():
         raise MSQError(f"model file {path} does not exist")
     module_spec = importlib.util.spec_from_file_location(f"msq_user_model_{Path(path).stem}", path)
@@ -161,15 +230,18 @@ def load_factory(spec: str) -> Callable[..., nn.Module]:
 
 
 def build_model(kind: str | Callable[..., nn.Module], in_shape: tuple[int, ...], classes: int, cfg: QuantConfig,
-                signed_input: bool = False) -> nn.Sequential:
-    """Build a demo model ('mlp', 'cnn') or a user's (``file.py:function``, or the function itself)
+                signed_input: bool = False) -> nn.Module:
+    """Build a demo model (:data:`BUILDERS`) or a user's (``file.py:function``, or the function itself)
     for a dataset's input shape and class count, and check that it uses supported layers only."""
-    builders = {"mlp": build_mlp, "cnn": build_cnn}
-    factory = kind if callable(kind) else builders.get(kind) or load_factory(kind)
+    factory = kind if callable(kind) else BUILDERS.get(kind) or load_factory(kind)
+    from msq.frontend.trace import check_supported, ops
+
     model = factory(tuple(in_shape), classes, cfg, signed_input)
-    check_supported(model)
-    if cfg.quantized:
-        integer_avgpools(model)  # train on the pooling the hardware computes
+    graph = check_supported(model)
+    if cfg.quantized:  # train on the pooling, add and concat the hardware computes
+        graph_ops = ops(graph)
+        integer_avgpools(model, graph_ops)
+        exact_merges(graph_ops)
     else:
         make_float(model)
     return model
@@ -184,18 +256,5 @@ def make_float(model: nn.Module) -> None:
 
 
 def describe(name: str, module: nn.Module) -> str:
-    """How an error names a layer: its index in the nn.Sequential and its type."""
+    """How an error names a layer: its name in the model (an index in an nn.Sequential) and its type."""
     return f"layer '{name}' ({type(module).__name__})"
-
-
-def check_supported(model: nn.Module) -> None:
-    """Fail, naming the layer and its supported replacement, if the model is not an
-    ``nn.Sequential`` of supported layers."""
-    if not isinstance(model, nn.Sequential):
-        raise MSQError(f"model must be an nn.Sequential of supported layers, got {type(model).__name__}: "
-                       "list the layers in nn.Sequential(...) in the order forward() calls them")
-    allowed = ", ".join(t.__name__ for t in SUPPORTED_LAYERS)
-    for name, module in model.named_children():
-        if not isinstance(module, SUPPORTED_LAYERS):
-            fix = next((f for t, f in LAYER_FIXES.items() if type(module) is t), f"expected one of {allowed}")
-            raise MSQError(f"{describe(name, module)} is not supported: {fix}")

@@ -36,7 +36,8 @@ from msq.frontend import distributed
 from msq.frontend.checks import check_model
 from msq.frontend.data import LAYOUTS, Dataset, load_dataset
 from msq.frontend.export import export_model
-from msq.frontend.models import QuantConfig, build_model, check_supported
+from msq.frontend.models import BUILDERS, QuantConfig, build_model
+from msq.frontend.trace import check_supported
 from msq.frontend.quantizer import msq_quantizers
 from msq.ir.model import IRModel
 from msq.progress import Progress, Step
@@ -52,7 +53,7 @@ PROBE_IMAGES, PROBE_BATCH = 256, 64  # images that set the activation scales of 
 REASSIGN_UNTIL = 0.5
 MAX_EPOCHS = 100_000
 CALIBRATION_SAMPLES = 256  # training inputs whose activations weigh the high-precision row choice
-BUILTIN_MODELS = ("mlp", "cnn")
+BUILTIN_MODELS = tuple(BUILDERS)
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,9 @@ def resolve_ratio(cfg: TrainConfig, board: Board | None = None, model: nn.Module
         if cfg.sp2_ratio is not None:
             return cfg.sp2_ratio, "user"
         balance = board_sp2_ratio(board, cfg.wbits, cfg.abits)
-        if model is not None and data is not None:
-            planned = explore.planned_ratio(untrained_ir(model, data), board, balance)
+        ir = untrained_ir(model, data) if model is not None and data is not None else None
+        if ir is not None and ir.graph_layer() is None:  # the planner takes chains only (so far)
+            planned = explore.planned_ratio(ir, board, balance)
             if planned is not None:
                 return planned, f"planner sweep on board {board.name}"
         return balance, f"board {board.name}"

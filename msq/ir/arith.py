@@ -147,3 +147,23 @@ def requant_bits(acc_lo: np.ndarray, acc_hi: np.ndarray, mult: np.ndarray, shift
     half = rounding_constant(shift).astype(object)
     values = [int(v) for e in ends for term in (e, e + bias, e + bias + half) for v in np.atleast_1d(term)]
     return signed_width(min(values), max(values))
+
+
+def merge_params(kind: str, in_fmts: list[ActFormat], out_fmt: ActFormat) -> tuple[tuple[int, ...], int, int, int, int]:
+    """(align, mult, shift, acc_bits, requant_bits) of an ``add`` or ``concat`` (docs/ir.md): input
+    ``i`` is shifted left by ``align[i]`` to the common fraction ``F = max(frac_i)``; the sum (add)
+    or each aligned value (concat) is requantized by ``mult * 2^-shift = 2^(out.frac - F)``, which
+    rounds half up to ``out_fmt`` exactly as :func:`requantize` rounds."""
+    common = max(f.frac for f in in_fmts)
+    align = tuple(common - f.frac for f in in_fmts)
+    ranges = [(f.lo << a, f.hi << a) for f, a in zip(in_fmts, align)]
+    if kind == "add":
+        lo, hi = sum(r[0] for r in ranges), sum(r[1] for r in ranges)
+    else:
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    mult, shift = multiplier(2.0 ** (out_fmt.frac - common))
+    acc, rq = signed_width(lo, hi), requant_bits(lo, hi, mult, shift, 0)
+    if acc > MAX_ACC_BITS or rq > MAX_REQUANT_BITS:
+        raise ValueError(f"the {kind} needs a {acc}-bit sum and {rq}-bit requantization (max {MAX_ACC_BITS} and "
+                         f"{MAX_REQUANT_BITS}): its input formats' fractions are too far apart")
+    return align, mult, shift, acc, rq

@@ -16,8 +16,8 @@ from msq.errors import MSQError
 from msq.names import check_identifier, check_label
 from msq.ir import arith
 from msq.ir.arith import ActFormat
-from msq.ir.model import (COMPUTE_KINDS, IR_SCHEMA, IR_VERSION, POOL_KINDS, SCHEME_FIXED, SCHEME_SP2, ComputeLayer,
-                          IRModel, Layer, PoolLayer)
+from msq.ir.model import (COMPUTE_KINDS, INPUT, IR_SCHEMA, IR_VERSION, MERGE_KINDS, POOL_KINDS, SCHEME_FIXED,
+                          SCHEME_SP2, ComputeLayer, IRModel, Layer, MergeLayer, PoolLayer)
 
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
@@ -26,6 +26,12 @@ _CODE_ARRAYS = ("fixed", "sp2_sign", "sp2_k1", "sp2_k2")
 
 
 def _layer_manifest(layer: Layer) -> dict[str, Any]:
+    if isinstance(layer, MergeLayer):
+        return {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs),
+                "in_shapes": [list(s) for s in layer.in_shapes], "in_fmts": [f.as_dict() for f in layer.in_fmts],
+                "out_shape": list(layer.out_shape), "out_fmt": layer.out_fmt.as_dict(), "align": list(layer.align),
+                "mult": layer.mult, "shift": layer.shift, "acc_bits": layer.acc_bits,
+                "requant_bits": layer.requant_bits}
     entry: dict[str, Any] = {"name": layer.name, "kind": layer.kind, "in_shape": list(layer.in_shape),
                              "out_shape": list(layer.out_shape), "in_fmt": layer.in_fmt.as_dict(),
                              "out_fmt": layer.out_fmt.as_dict()}
@@ -41,6 +47,8 @@ def _layer_manifest(layer: Layer) -> dict[str, Any]:
         if layer.kind == "avgpool":
             entry.update(mult=layer.mult, shift=layer.shift, acc_bits=layer.acc_bits,
                          requant_bits=layer.requant_bits)
+    if layer.inputs:
+        entry["inputs"] = list(layer.inputs)
     return entry
 
 
@@ -261,6 +269,69 @@ def _read_pool(r: _Reader, entry: dict, where: str) -> PoolLayer:
     return layer
 
 
+def _read_inputs(r: _Reader, entry: dict, where: str, count: int | None) -> tuple[str, ...]:
+    """Field 'inputs' (names of earlier layers or 'input'); optional for a one-input layer."""
+    if "inputs" not in entry and count is None:
+        return ()
+    value = r.get(entry, "inputs", where)
+    want = count or 1
+    if not isinstance(value, list) or len(value) != want or not all(isinstance(v, str) for v in value):
+        raise r.fail(where, f"field 'inputs' must be a list of {want} layer names, got {value!r}")
+    return tuple(value)
+
+
+def _read_merge(r: _Reader, entry: dict, where: str) -> MergeLayer:
+    """An add or concat; every number must be the one its formats imply (arith.merge_params)."""
+    kind = entry["kind"]
+    inputs = _read_inputs(r, entry, where, 2)
+    shapes, fmts = r.get(entry, "in_shapes", where), r.get(entry, "in_fmts", where)
+    if not isinstance(shapes, list) or len(shapes) != 2 or not isinstance(fmts, list) or len(fmts) != 2:
+        raise r.fail(where, "fields 'in_shapes' and 'in_fmts' must list one shape and one format per input")
+    in_shapes = tuple(r.shape({"in_shapes": s}, "in_shapes", f"{where} input {j}", (1, 3)) for j, s in enumerate(shapes))
+    in_fmts = tuple(r.fmt({"in_fmts": f}, "in_fmts", f"{where} input {j}") for j, f in enumerate(fmts))
+    out_shape = r.shape(entry, "out_shape", where, (1, 3))
+    for key, shape in (("in_shapes", in_shapes[0]), ("in_shapes", in_shapes[1]), ("out_shape", out_shape)):
+        limits.check_tensor_shape(shape, f"IR {r.path}: {where} field '{key}'")
+    a, b = in_shapes
+    expect = a if kind == "add" else a[:-1] + (a[-1] + b[-1],)
+    if (a != b if kind == "add" else a[:-1] != b[:-1]) or out_shape != expect:
+        raise r.fail(where, f"fields 'in_shapes' {[list(s) for s in in_shapes]} and 'out_shape' {list(out_shape)} "
+                            f"do not make an {kind}" + (" (equal shapes)" if kind == "add" else
+                                                        " (equal but for the channels, which add up)"))
+    out_fmt = r.fmt(entry, "out_fmt", where)
+    try:
+        derived = arith.merge_params(kind, list(in_fmts), out_fmt)
+    except ValueError as exc:
+        raise r.fail(where, str(exc)) from exc
+    got = (tuple(r.get(entry, "align", where)) if isinstance(entry.get("align"), list) else entry.get("align"),
+           *(r.int_(entry, k, where) for k in ("mult", "shift", "acc_bits", "requant_bits")))
+    for key, value, want in zip(("align", "mult", "shift", "acc_bits", "requant_bits"), got, derived):
+        if value != want:
+            raise r.fail(where, f"field '{key}' is {value!r}; the input and output formats make it {want!r} "
+                                "(docs/ir.md: add and concat)")
+    return MergeLayer(name=entry["name"], kind=kind, inputs=inputs, in_shapes=in_shapes, in_fmts=in_fmts,
+                      out_shape=out_shape, out_fmt=out_fmt, align=derived[0], mult=derived[1], shift=derived[2],
+                      acc_bits=derived[3], requant_bits=derived[4])
+
+
+def _check_links(r: _Reader, layer: Layer, where: str, sources: tuple[str, ...],
+                 outputs: dict[str, tuple[tuple[int, ...], ActFormat]]) -> None:
+    """Each input a layer names is an earlier layer (or the network input) of its shape and format."""
+    shapes = layer.in_shapes if isinstance(layer, MergeLayer) else (layer.in_shape,)
+    fmts = layer.in_fmts if isinstance(layer, MergeLayer) else (layer.in_fmt,)
+    for source, in_shape, in_fmt in zip(sources, shapes, fmts):
+        if source not in outputs:
+            raise r.fail(where, f"field 'inputs' names {source!r}, which is neither '{INPUT}' nor an earlier layer")
+        shape, fmt = outputs[source]
+        flat = (int(np.prod(shape)),)
+        if in_shape != shape and not (layer.kind == "dense" and in_shape == flat):
+            raise r.fail(where, f"field 'in_shape' {list(in_shape)} does not match the previous output "
+                                f"{list(shape)} (of '{source}')")
+        if in_fmt != fmt:
+            raise r.fail(where, f"field 'in_fmt' {in_fmt.as_dict()} does not match the previous output format "
+                                f"{fmt.as_dict()} (of '{source}')")
+
+
 def load_ir(path: str | Path) -> IRModel:
     """Load and validate an IR directory; any inconsistency raises an MSQError naming layer and field."""
     path = Path(path)
@@ -290,29 +361,34 @@ def load_ir(path: str | Path) -> IRModel:
     if not (path / ARRAYS).is_file():
         raise r.fail(ARRAYS, "file is missing")
     layers: list[Layer] = []
-    shape, fmt = input_shape, input_fmt
-    seen: set[str] = set()
+    outputs = {INPUT: (input_shape, input_fmt)}
+    used: set[str] = set()
     with limits.NpzArrays(path / ARRAYS, "IR") as npz:
         for i, entry in enumerate(entries):
             name_i = check_identifier(r.get(entry, "name", f"layer {i}"), f"IR {path}: layer {i} field 'name'")
-            if name_i in seen:
-                raise r.fail(f"layer {i}", f"duplicate layer name {name_i!r}")
-            seen.add(name_i)
+            if name_i in outputs:
+                raise r.fail(f"layer {i}", f"duplicate layer name {name_i!r}" if name_i != INPUT else
+                             f"layer name {INPUT!r} is reserved for the network input")
             where = f"layer {i} '{name_i}'"
             kind = r.get(entry, "kind", where)
             if kind in COMPUTE_KINDS:
                 layer: Layer = _read_compute(r, entry, npz, where)
             elif kind in POOL_KINDS:
                 layer = _read_pool(r, entry, where)
+            elif kind in MERGE_KINDS:
+                layer = _read_merge(r, entry, where)
             else:
-                raise r.fail(where, f"unknown kind {kind!r}: expected one of {', '.join(COMPUTE_KINDS + POOL_KINDS)}")
-            flat = (int(np.prod(shape)),)
-            if layer.in_shape != shape and not (layer.kind == "dense" and layer.in_shape == flat):
-                raise r.fail(where, f"field 'in_shape' {list(layer.in_shape)} does not match the previous "
-                                    f"output {list(shape)}")
-            if layer.in_fmt != fmt:
-                raise r.fail(where, f"field 'in_fmt' {layer.in_fmt.as_dict()} does not match the previous "
-                                    f"output format {fmt.as_dict()}")
-            shape, fmt = layer.out_shape, layer.out_fmt
+                raise r.fail(where, f"unknown kind {kind!r}: expected one of "
+                                    f"{', '.join(COMPUTE_KINDS + POOL_KINDS + MERGE_KINDS)}")
+            if not isinstance(layer, MergeLayer):
+                layer.inputs = _read_inputs(r, entry, where, None)
+            sources = layer.inputs or ((layers[-1].name,) if layers else (INPUT,))
+            _check_links(r, layer, where, sources, outputs)
+            used.update(sources)
+            outputs[name_i] = (layer.out_shape, layer.out_fmt)
             layers.append(layer)
+    unused = [layer.name for layer in layers[:-1] if layer.name not in used]
+    if unused:
+        raise r.fail(MANIFEST, f"layer '{unused[0]}' is never read: every layer but the last (the output) must "
+                               "feed a later one")
     return IRModel(name=name, input_shape=input_shape, input_fmt=input_fmt, layers=layers, source=source)

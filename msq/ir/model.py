@@ -23,6 +23,8 @@ SCHEME_FIXED = 0
 SCHEME_SP2 = 1
 COMPUTE_KINDS = ("dense", "conv")
 POOL_KINDS = ("maxpool", "avgpool")
+MERGE_KINDS = ("add", "concat")
+INPUT = "input"  # what a layer's ``inputs`` call the network input
 
 
 @dataclass
@@ -56,6 +58,7 @@ class ComputeLayer:
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     row_bits: np.ndarray | None = None
+    inputs: tuple[str, ...] = ()  # empty: the layer before it (see IRModel.inputs_of)
 
     @property
     def rows(self) -> int:
@@ -128,9 +131,41 @@ class PoolLayer:
     shift: int = 0
     acc_bits: int = 0
     requant_bits: int = 0
+    inputs: tuple[str, ...] = ()
 
 
-Layer = ComputeLayer | PoolLayer
+@dataclass
+class MergeLayer:
+    """Residual ``add`` or channel ``concat`` of the layers named in ``inputs`` (docs/ir.md § add
+    and concat): each input ``i`` is shifted left by ``align[i]`` to the common fraction
+    ``max(in_fmts[i].frac)``; ``add`` sums them, ``concat`` stacks them along the channels; then one
+    requantization ``mult``/``shift`` (no bias) to ``out_fmt``. Every field follows from the formats
+    (:func:`msq.ir.arith.merge_params`); the loader checks that it does.
+    """
+
+    name: str
+    kind: str
+    inputs: tuple[str, ...]
+    in_shapes: tuple[tuple[int, ...], ...]
+    in_fmts: tuple[ActFormat, ...]
+    out_shape: tuple[int, ...]
+    out_fmt: ActFormat
+    align: tuple[int, ...]
+    mult: int
+    shift: int
+    acc_bits: int
+    requant_bits: int
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return self.in_shapes[0]
+
+    @property
+    def in_fmt(self) -> ActFormat:
+        return self.in_fmts[0]
+
+
+Layer = ComputeLayer | PoolLayer | MergeLayer
 
 
 @dataclass
@@ -161,6 +196,27 @@ class IRModel:
             if layer.name in seen:
                 raise MSQError(f"IR '{self.name}': layer {i}: duplicate layer name {layer.name!r}")
             seen.add(layer.name)
+
+    def inputs_of(self, i: int) -> tuple[str, ...]:
+        """The names of what layer ``i`` reads: its ``inputs``, or by default the layer before it
+        (:data:`INPUT`, the network input, for the first)."""
+        return self.layers[i].inputs or ((self.layers[i - 1].name,) if i else (INPUT,))
+
+    def graph_layer(self) -> Layer | None:
+        """The first layer that makes the IR a graph rather than a chain (an add or concat, or a
+        layer that does not read the one before it); None for a chain."""
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, MergeLayer) or self.inputs_of(i) != ((self.layers[i - 1].name,) if i else (INPUT,)):
+                return layer
+        return None
+
+    def check_chain(self, backend: str) -> None:
+        """Backends that stream one layer into the next refuse a graph (add/concat, branches)."""
+        layer = self.graph_layer()
+        if layer is not None:
+            raise MSQError(f"IR '{self.name}': layer '{layer.name}' ({layer.kind}) is not supported by the "
+                           f"hardware backends yet ({backend}): they take chains of dense, conv and pooling "
+                           "layers; the integer reference and torch integer model run it")
 
     def compute_layers(self) -> list[ComputeLayer]:
         return [layer for layer in self.layers if isinstance(layer, ComputeLayer)]
