@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from test_equivalence import assert_rtl_exact
 
 from msq.ir.plan import LayerPlan, Plan, default_plan, save_plan
+from msq.backends.rtl import verilog
 from msq.backends.rtl.generate import read_design
 from msq.backends.rtl.lint import lint
 from msq.backends.rtl.simulate import simulate
@@ -144,3 +145,18 @@ def test_rtl_cli_rejects_missing_ir(tmp_path):
     assert res.exit_code == 2 and "msq export" in res.output
     res = CliRunner().invoke(main, ["sim", str(tmp_path)])
     assert res.exit_code == 2 and "msq rtl" in res.output
+
+
+@pytest.mark.parametrize("wbits,accw", [(4, 16), (8, 17), (2, 9)])
+def test_packed_weight_codes_make_the_operand_a_concatenation(wbits, accw):
+    """The packed DSP operand {w_hi - [w_lo < 0], sign copies of w_lo, w_lo} (msq_fixed_engine)
+    equals w_hi * 2^ACCW + w_lo modulo 2^(ACCW + wbits), for every weight pair."""
+    lo, hi = -(1 << (wbits - 1)), 1 << (wbits - 1)
+    w_lo, w_hi = np.meshgrid(np.arange(lo, hi), np.arange(lo, hi), indexing="ij")
+    codes = np.stack([w_lo.ravel(), w_hi.ravel()])[None, None, :, :]  # (fold, step, p, s)
+    stored = verilog.packed_weight_codes(codes)[0, 0, 1] & ((1 << wbits) - 1)
+    low = w_lo.ravel() & ((1 << accw) - 1)  # w_lo sign-extended to ACCW bits
+    operand = (stored << accw) | low
+    width = accw + wbits
+    assert np.array_equal(operand % (1 << width), (w_hi.ravel() * (1 << accw) + w_lo.ravel()) % (1 << width))
+    assert not np.array_equal(stored, w_hi.ravel() & ((1 << wbits) - 1))  # the correction is there

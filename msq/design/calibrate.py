@@ -162,8 +162,7 @@ def synth_micro(build: Build, workdir: Path) -> dict[str, Any]:
     for name in kernels:
         shutil.copyfile(KERNELS / name, workdir / name)
     counts = yosys.synthesize([workdir / "cal_top.v"] + [workdir / k for k in kernels], "cal_top", FAMILY, workdir)
-    return {"lut": counts.lut, "ff": counts.ff - build.wrapper_ff, "dsp": counts.dsp, "bram36": counts.bram36,
-            "carry": counts.carry}
+    return {"lut": counts.lut, "ff": counts.ff - build.wrapper_ff, "dsp": counts.dsp, "bram36": counts.bram36}
 
 
 def jobs() -> list[tuple[str, tuple, Build]]:

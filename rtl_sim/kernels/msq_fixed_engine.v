@@ -1,8 +1,9 @@
 // Fixed-point engine of the folded layer: PE rows x SIMD inputs per cycle on DSP48 multipliers.
-// PACK = 1 puts two rows (2q, 2q+1) into one multiply: (w_lo + w_hi * 2^S) * x through the DSP
-// pre-adder, S = ACCW, accumulated as one packed value; at the fold end the low field is
+// PACK = 1 puts two rows (2q, 2q+1) into one multiply: (w_lo + w_hi * 2^S) * x, S = ACCW, the
+// operand a bit concatenation because the weight ROM holds w_hi - [w_lo < 0] in the high row's
+// field; accumulated as one packed value; at the fold end the low field is
 // L = signed P[S-1:0] and the high field U = (P >>> S) + P[S-1] (the borrow of a negative L).
-// Exact while every partial sum fits ACCW bits: S = ACCW, ACCW + WBITS <= 25 (pre-adder) and
+// Exact while every partial sum fits ACCW bits: S = ACCW, ACCW + WBITS <= 25 (the A operand) and
 // 2 * ACCW + 1 <= 48 (P); the generator enables packing only then.
 // ARCH selects how a row's SIMD products are summed:
 //   0: products registered in DSPs, adder tree in LUTs (msq_tree), accumulator in LUTs;
@@ -90,7 +91,8 @@ module msq_fixed_engine #(
                 wire signed [PW-1:0]    prod;
                 if (PACK != 0) begin : g_mul_pack
                     wire signed [WBITS-1:0] wh = op[XW+WBITS +: WBITS];
-                    wire signed [ACCW+WBITS-1:0] pre = {{ACCW{wl[WBITS-1]}}, wl} + {wh, {ACCW{1'b0}}};
+                    // wl + wh * 2^ACCW as bits: the ROM holds wh less wl's sign (verilog.packed_weight_codes)
+                    wire signed [ACCW+WBITS-1:0] pre = {wh, {(ACCW - WBITS){wl[WBITS-1]}}, wl};
                     assign prod = pre * xs;
                 end else begin : g_mul_one
                     assign prod = xs * wl;

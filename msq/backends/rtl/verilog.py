@@ -34,7 +34,7 @@ BLOCK_ROM_BITS = 16384  # ROMs this large go to block RAM, smaller ones to LUTs
 TREE_REGISTER_LEVELS = 1  # adder trees are registered every this many levels (1: after every adder)
 X_COPY_ROWS = 8  # rows of a shift-add engine served by one copy of the input word register (fan-out)
 FIXED_SUM = 1          # fixed engine: 1 = chain through the DSP post-adders, 0 = LUT adder tree
-DSP_A_BITS, DSP_P_BITS = 25, 48  # DSP48E1 pre-adder input and accumulator widths (packing limits)
+DSP_A_BITS, DSP_P_BITS = 25, 48  # DSP48E1 A operand and accumulator widths (packing limits)
 DEFAULT_FAMILY = "xc7"  # of msq.boards.FAMILIES: where the generated Verilog's pipeline registers sit
 
 
@@ -200,8 +200,8 @@ def requant_units(pe: int, steps: int) -> int:
 
 
 def fixed_packing(e: EngineRows) -> bool:
-    """Two rows per DSP multiply (pre-adder) in a DSP engine when the pair and its sums fit a
-    DSP48E1: ``acc_bits + wbits`` bits into the pre-adder, ``2 * acc_bits + 1`` into P (so 8-bit
+    """Two rows per DSP multiply in a DSP engine when the pair and its sums fit a DSP48E1:
+    ``acc_bits + wbits`` bits into its A operand, ``2 * acc_bits + 1`` into P (so 8-bit
     high rows pack only while their accumulator has at most 17 bits)."""
     return (e.kind in DSP_ENGINES and e.pe % 2 == 0 and e.acc_bits + e.wbits <= DSP_A_BITS
             and 2 * e.acc_bits + 1 <= DSP_P_BITS)
@@ -269,19 +269,27 @@ def _weight_words(layer: ComputeLayer, e: EngineRows, lp: LayerPlan) -> tuple[li
         code = np.zeros_like(flat)
         code[rows] = booth_code(flat[rows], layer.wbits)
     else:
-        code = flat & ((1 << cw) - 1)
-    words = []
-    for f in range(nf):
-        for st in range(sf):
-            word = 0
-            for p in range(pe):
-                k = f * pe + p
-                if k >= len(rows):
-                    continue
-                for s in range(simd):
-                    word |= int(code[rows[k], st * simd + s]) << ((p * simd + s) * cw)
-            words.append(word)
+        code = flat
+    # codes[f, st, p, s]: row f * pe + p of the engine (0 past its last row), columns of step st
+    padded = np.concatenate([np.asarray(rows, dtype=np.int64), -np.ones(nf * pe - len(rows), dtype=np.int64)])
+    codes = np.where(padded[:, None] >= 0, code[np.maximum(padded, 0)], 0).reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3)
+    if e.kind in DSP_ENGINES and fixed_packing(e):
+        codes = packed_weight_codes(codes)
+    codes = codes & ((1 << cw) - 1)
+    shifts = [int(b) for b in (np.arange(pe * simd) * cw)]
+    words = [sum(int(c) << b for c, b in zip(codes[f, st].reshape(-1), shifts)) for f in range(nf) for st in range(sf)]
     return words, pe * simd * cw
+
+
+def packed_weight_codes(codes: np.ndarray) -> np.ndarray:
+    """The weights of a packed DSP engine as its ROM holds them (``codes[..., p, s]``, rows 2q and
+    2q+1 sharing a multiply): the high row's weight less the low row's sign, ``w_hi - [w_lo < 0]``
+    (modulo 2^wbits), so that the multiplier operand ``w_hi * 2^ACCW + w_lo`` is the bit
+    concatenation {w_hi - [w_lo < 0], sign copies of w_lo, w_lo}: no pre-adder in front of the
+    multiplier (on ECP5 its LUTs were on the critical path)."""
+    out = codes.copy()
+    out[..., 1::2, :] = codes[..., 1::2, :] - (codes[..., 0::2, :] < 0)
+    return out
 
 
 def _requant_words(layer: ComputeLayer, rows: np.ndarray, pe: int, units: int, nf: int) -> tuple[list[int], int]:
