@@ -50,6 +50,7 @@ from msq.frontend.assignment import assign_schemes
 from msq.frontend.export import export_model
 from msq.frontend.models import QuantConfig, build_mlp
 from msq.ir.model import IRModel
+from readme_tables import clock_mhz  # benchmarks/ is on the path of a script run from it
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BOARDS = ("pynq-z2", "zc706")
@@ -199,18 +200,18 @@ def markdown(data: dict) -> str:
              f"by the planner within {100 * data['headroom']:.0f} % of each board resource; interval = the cycle "
              "model (equal to RTL simulation); resources measured by Yosys where synthesized, else the "
              "calibrated estimate; peak = the board's resource-bound MAC/cycle.", "",
-             "| board | network | design | fits | interval | inf/s | MAC/cycle | of peak | LUT | FF | DSP | BRAM36 "
-             "| MSQ vs this |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| board | network | design | fits | interval | clock MHz | inf/s | MAC/cycle | of peak | LUT | FF | DSP "
+             "| BRAM36 | MSQ vs this |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     by_key = {(r["board"], r["network"], r["design"]): r for r in data["results"]}
     for r in data["results"]:
         if "interval" not in r:
-            lines.append(f"| {r['board']} | {r['network']} | {r['design']} | no | | | | | | | | | |")
+            lines.append(f"| {r['board']} | {r['network']} | {r['design']} | no | | | | | | | | | | |")
             continue
         msq = by_key.get((r["board"], r["network"], "msq"), {})
         vs = msq.get(f"vs_{r['design']}")
         src = "" if r["synthesized"] else " (est)"
         lines.append(f"| {r['board']} | {r['network']} | {r['design']} | {'yes' if r['fits'] else 'no'} | "
-                     f"{r['interval']:g} | {r['inferences_per_s']:,.0f} | {r['mac_per_cycle']:,.0f} | "
+                     f"{r['interval']:g} | {clock_mhz(r)} | {r['inferences_per_s']:,.0f} | {r['mac_per_cycle']:,.0f} | "
                      f"{100 * r['peak_fraction']:.0f} % | {r['lut']:,}{src} | {r['ff']:,}{src} | {r['dsp']}{src} | "
                      f"{r['bram']:g} | {f'{vs:.2f}x' if vs else '-'} |")
     lines += ["", f"Calibration: {data['calibration']}. Run time {data['seconds']:.0f} s."]

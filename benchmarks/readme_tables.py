@@ -190,6 +190,13 @@ def _resource(d: dict[str, Any], key: str) -> str:
     return f"{d[key]:,.0f}" + ("" if d["synthesized"] else " (est.)")
 
 
+def clock_mhz(row: dict[str, Any]) -> str:
+    """The clock a headline row's inferences/s use: the board's, or the lower Fmax nextpnr measured."""
+    if row.get("fmax_mhz"):
+        return f"{min(row['clock_mhz'], row['fmax_mhz']):g} (nextpnr)"
+    return f"{row['clock_mhz']:g}"
+
+
 def headline_block(r: dict[str, Any]) -> str:
     """Every board, network and design of headline.json, with MSQ's ratio to each baseline."""
     h = r["headline"]
@@ -200,17 +207,17 @@ def headline_block(r: dict[str, Any]) -> str:
              f"DSP packing and planner within {100 * h['headroom']:.0f} % of the board; interval = the cycle "
              "model (equal to RTL simulation); peak = the board's resource-bound MAC/cycle; resources by Yosys "
              "where synthesized, else the calibrated estimate. " + _source("headline"), "",
-             "| board | network | design | cycles / inference | inferences/s | of peak | LUT | FF | DSP | BRAM36 | MSQ vs it |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| board | network | design | cycles / inference | clock MHz | inferences/s | of peak | LUT | FF | DSP | BRAM36 "
+             "| MSQ vs it |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     msq = {(d["board"], d["network"]): d for d in h["results"] if d["design"] == "msq"}
     for d in h["results"]:
         net = _network(d["network"], d["rows"])
         if "interval" not in d:
-            lines.append(f"| {d['board']} | {net} | {d['design']} | does not fit | | | | | | | |")
+            lines.append(f"| {d['board']} | {net} | {d['design']} | does not fit | | | | | | | | |")
         else:
             vs = msq.get((d["board"], d["network"]), {}).get(f"vs_{d['design']}")
             lines.append(f"| {d['board']} | {net} | {d['design']}{'' if d['fits'] else ' (over budget)'} | "
-                         f"{d['interval']:g} | {d['inferences_per_s']:,.0f} | {100 * d['peak_fraction']:.0f} % | "
+                         f"{d['interval']:g} | {clock_mhz(d)} | {d['inferences_per_s']:,.0f} | {100 * d['peak_fraction']:.0f} % | "
                          f"{_resource(d, 'lut')} | {_resource(d, 'ff')} | {_resource(d, 'dsp')} | {d['bram']:g} | "
                          + (f"**{vs:.2f}×**" if vs else "") + " |")
     auto = [d["auto_of_explore_best"] for d in h["results"] if "auto_of_explore_best" in d]
