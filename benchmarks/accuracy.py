@@ -209,7 +209,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.precision_only:
         res = json.loads((RESULTS / "accuracy.json").read_text())
-        res["precision"] = precision_run(args.models, args.seeds, args.epochs)
+        new = precision_run(args.models, args.seeds, args.epochs)
+        old = res.get("precision", {})
+        if (old.get("epochs"), old.get("seeds")) == (new["epochs"], new["seeds"]):  # keep the other models' rows
+            new["models"] = {**old["models"], **new["models"]}
+        res["precision"] = new
         atomic.write_json(RESULTS / "accuracy.json", res)
         atomic.write_text(RESULTS / "accuracy.md", markdown(res))
         print(markdown(res))
