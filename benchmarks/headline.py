@@ -50,7 +50,7 @@ from msq.frontend.assignment import assign_schemes
 from msq.frontend.export import export_model
 from msq.frontend.models import QuantConfig, build_mlp
 from msq.ir.model import IRModel
-from readme_tables import clock_mhz  # benchmarks/ is on the path of a script run from it
+from readme_tables import clock_mhz, row_clock_mhz  # benchmarks/ is on the path of a script run from it
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BOARDS = ("pynq-z2", "zc706")
@@ -119,8 +119,7 @@ def design_row(network: str, design: str, ir: IRModel, board: Board, ratio: floa
                    synth_seconds=round(time.perf_counter() - start, 1))
         row["fits"] = all(row[k] <= planner.HEADROOM * getattr(board, b)  # measured: the 80 % budget
                           for k, b in (("lut", "lut"), ("ff", "ff"), ("dsp", "dsp"), ("bram", "bram36")))
-    clock = min(board.clock_mhz, row["fmax_mhz"]) if row.get("fmax_mhz") else board.clock_mhz
-    row["inferences_per_s"] = round(clock * 1e6 / res.interval, 1)
+    row["inferences_per_s"] = round(row_clock_mhz(row) * 1e6 / res.interval, 1)
     return row
 
 

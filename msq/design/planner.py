@@ -75,7 +75,7 @@ def layer_options(layer: Layer, target: int, lut_fixed: bool = True) -> list[Lay
         if isinstance(layer, ComputeLayer):
             steps = verilog.steps_per_fold(layer, LayerPlan(simd))
             r_s, r_f, r_h = len(layer.sp2_rows), len(layer.fixed_rows), len(layer.high_rows)
-            nf = min(target // (n_pix * steps), max(r_s, r_f, r_h))
+            nf = min(target // (n_pix * steps), _most_rows(layer))
             if nf >= 1:
                 pe_s, pe_f, pe_h = (math.ceil(r / nf) for r in (r_s, r_f, r_h))
                 out += [LayerPlan(simd, pe_s, dsp, lut, pe_h) for dsp, lut in fixed_splits(pe_f, lut_fixed)]

@@ -273,7 +273,7 @@ def _weight_words(layer: ComputeLayer, e: EngineRows, lp: LayerPlan) -> tuple[li
     # codes[f, st, p, s]: row f * pe + p of the engine (0 past its last row), columns of step st
     padded = np.concatenate([np.asarray(rows, dtype=np.int64), -np.ones(nf * pe - len(rows), dtype=np.int64)])
     codes = np.where(padded[:, None] >= 0, code[np.maximum(padded, 0)], 0).reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3)
-    if e.kind in DSP_ENGINES and fixed_packing(e):
+    if fixed_packing(e):
         codes = packed_weight_codes(codes)
     codes = codes & ((1 << cw) - 1)
     shifts = [int(b) for b in (np.arange(pe * simd) * cw)]
