@@ -27,7 +27,7 @@ from msq.boards import load_board
 from msq.ir import arith
 from msq.ir.arith import ActFormat
 from msq.ir.model import ComputeLayer, IRModel
-from msq.ir.plan import LayerPlan, Plan
+from msq.ir.plan import LayerPlan, Plan, simd_unit
 
 # Seeds whose random IRs together cover weight widths 2..8, every layer kind, padding and stride,
 # SP2-only, fixed-only and mixed layers (test_seeds_cover_widths_and_schemes checks it). Verilator
@@ -134,3 +134,16 @@ def test_rounding_term_wider_than_requant_bits(backend, tmp_path):
     assert set(ref.infer(ir, x).ravel()) == {0}  # floor((-7 + 8) / 16) = 0
     plan = Plan({"dense1": LayerPlan(1, 0, 1)})
     {"torch_int": _torch_int, "hls_csim": _hls_csim, "verilog": _verilog}[backend](ir, plan, x, tmp_path)
+
+
+def test_one_step_layers_wait_for_their_registered_claim(tmp_path):
+    """Every layer finishes its frame in one step: its claim of the next buffers lands a cycle late
+    (registered, for timing), so it cannot go on to the next frame in that cycle; the RTL and the
+    cycle model agree that each frame then takes two cycles."""
+    ir = random_ir(113)
+    plan = Plan({layer.name: LayerPlan(simd_unit(layer), len(layer.sp2_rows), len(layer.fixed_rows), 0,
+                                       len(layer.high_rows)) for layer in ir.layers},
+                int(np.prod(ir.input_shape)), int(np.prod(ir.output_shape)))
+    assert set(cycles.all_layer_cycles(ir, plan).values()) == {1}
+    assert cycles.inference_interval(ir, plan) == 2
+    _verilog(ir, plan, extreme_inputs(ir, n_random=16, seed=7), tmp_path)

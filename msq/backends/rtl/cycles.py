@@ -2,7 +2,9 @@
 
 Every layer owns :func:`buffer_counts` frame buffers of its input. A writer (the input stream, or
 the layer before) claims the next free buffer when it starts a frame; a layer starts a frame when
-its oldest buffer is full and it can claim one of the next stage's, then issues one step per cycle:
+its oldest buffer is full and it can claim one of the next stage's (a layer's claim reaches the next
+buffers one cycle later, through a register, and it cannot go on to a frame in that cycle), then
+issues one step per cycle:
 ``pixels x folds x steps-per-fold`` for a dense/conv layer (:func:`layer_steps`), ``pixels x
 groups x taps`` for pooling. Each fold's (group's) results reach the next buffer a fixed number of
 cycles after its last step (:func:`write_delays`); a buffer is full the cycle after its last beat,
@@ -169,6 +171,7 @@ def timing(ir: IRModel, plan: Plan, inferences: int) -> Timing:
     steps = [layer_steps(layer, plan[layer.name]) for layer in layers]
     delays = [write_delays(layer, plan[layer.name]) for layer in layers]
     run = [False] * len(layers)
+    claim_q = [False] * len(layers)  # each layer's registered claim of the next stage's buffer
     step = [0] * len(layers)
     pending: list[dict[int, list[int]]] = [{} for _ in layers]  # cycle -> ports writing, per layer
     filling, in_beat, sent = False, 0, 0
@@ -181,7 +184,7 @@ def timing(ir: IRModel, plan: Plan, inferences: int) -> Timing:
         # --- combinational, from the registers of cycle t ---
         in_ready = filling or buffers[0].can_claim()
         in_fire = sent < inferences * n_in_beats and in_ready
-        claims = [in_fire and not filling] + [False] * len(layers)
+        claims = [in_fire and not filling] + claim_q
         writes: list[list[int]] = [[0] if in_fire else []] + [[] for _ in layers]
         releases = [False] * (len(layers) + 1)
         starts, go_ons, frame_ends = [False] * len(layers), [False] * len(layers), [False] * len(layers)
@@ -189,9 +192,8 @@ def timing(ir: IRModel, plan: Plan, inferences: int) -> Timing:
             src, dst = buffers[i], buffers[i + 1]
             frame_ends[i] = run[i] and step[i] == steps[i] - 1
             starts[i] = not run[i] and src.rd_full() and dst.can_claim()
-            go_ons[i] = frame_ends[i] and src.rd_next_full() and dst.can_claim()
+            go_ons[i] = frame_ends[i] and src.rd_next_full() and dst.can_claim() and not claim_q[i]
             releases[i] = frame_ends[i]
-            claims[i + 1] = starts[i] or go_ons[i]
             writes[i + 1] = pending[i].pop(t, [])
             if run[i]:
                 per_beat, port_delays = delays[i]
@@ -221,6 +223,7 @@ def timing(ir: IRModel, plan: Plan, inferences: int) -> Timing:
                     step[i] += 1
         for k, buf in enumerate(buffers):
             buf.clock(claims[k], sorted(writes[k]), releases[k])
+        claim_q = [s or g for s, g in zip(starts, go_ons)]
     return Timing(timing_in, timing_out, n_out_beats)
 
 
