@@ -89,7 +89,8 @@ def shift_add_engine(engine: str, wbits: int, abits: int, simd: int) -> Build:
 def fixed_engine(wbits: int, abits: int, simd: int, pack: int) -> Build:
     xw = abits + 1
     return _wrap("msq_fixed_engine", {"PE": PE, "SIMD": simd, "XW": xw, "WBITS": wbits, "ACCW": ACC_REF,
-                                      "PACK": pack, "ARCH": verilog.FIXED_SUM, "RSTEP": verilog.TREE_REGISTER_LEVELS},
+                                      "PACK": pack, "ARCH": verilog.FIXED_SUM, "RSTEP": verilog.TREE_REGISTER_LEVELS,
+                                      "SEG": verilog.chain_segment(simd)},
                  {"rst_n": 1, "v": 1, "first": 1, "last": 1, "x": simd * xw, "w": PE * simd * wbits},
                  {"acc_pre": 1, "acc_v": 1, "accs": PE * ACC_REF}, ["msq_fixed_engine.v", "msq_step_control.v", "msq_tree.v"])
 

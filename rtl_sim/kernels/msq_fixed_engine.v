@@ -7,9 +7,12 @@
 // 2 * ACCW + 1 <= 48 (P); the generator enables packing only then.
 // ARCH selects how a row's SIMD products are summed:
 //   0: products registered in DSPs, adder tree in LUTs (msq_tree), accumulator in LUTs;
-//   1: a systolic chain through the DSP post-adders (c_s <= c_{s-1} + x_s * w_s; column s's
-//      operands are delayed s cycles, in flip-flops with a reset so they are not turned into SRL
-//      LUTs), the accumulator over the SF steps of a fold in LUTs.
+//   1: systolic chains through the DSP post-adders, one per segment of SEG columns
+//      (c_j <= c_{j-1} + x_j * w_j; column j of a segment has its operands delayed j cycles, in
+//      flip-flops with a reset so they are not turned into SRL LUTs), the SIMD / SEG segment sums
+//      added by a registered tree in LUTs (msq_tree), the accumulator over the SF steps of a fold
+//      in LUTs. One chain over all SIMD columns would need SIMD^2/2 operand delays per lane
+//      (measured: 157 FF per MAC at SIMD 64); segments need SEG^2/2 per segment.
 // MREG (ARCH 1) places the chain's extra register, the latency being the same either way:
 //   0: after the chain (xc7: Yosys packs multiply and post-add into one DSP48E1);
 //   1: on each product, before the chain add (ECP5: its multipliers have no post-adder, and a
@@ -25,7 +28,8 @@ module msq_fixed_engine #(
     parameter integer PACK   = 0,
     parameter integer ARCH   = 1,
     parameter integer MREG   = 0,
-    parameter integer RSTEP  = 2   // adder tree register spacing (ARCH 0)
+    parameter integer RSTEP  = 2,  // adder tree register spacing
+    parameter integer SEG    = 8   // ARCH 1: columns per chain (divides SIMD)
 ) (
     input  wire                 clk,
     input  wire                 rst_n,
@@ -45,7 +49,9 @@ module msq_fixed_engine #(
     localparam integer H   = $clog2(SIMD);
     localparam integer TW  = LW + H;
     localparam integer EXT = (PW > LW ? PW : LW) + 1;
-    localparam integer SUM_LAT = ARCH == 1 ? SIMD + 1 : 1 + H / RSTEP;
+    localparam integer NSEG = SIMD / SEG;                         // ARCH 1: chains per lane
+    localparam integer HS  = $clog2(NSEG);                        // ... and their tree's height
+    localparam integer SUM_LAT = ARCH == 1 ? SEG + 1 + HS / RSTEP : 1 + H / RSTEP;
     localparam integer LAT = 2 + SUM_LAT + 1;
 
 
@@ -71,18 +77,19 @@ module msq_fixed_engine #(
                     assign op0 = {w[(l * SIMD + s) * WBITS +: WBITS], xr[s*XW +: XW]};
                 end
                 wire [XW+OPW-1:0] op;
-                if (ARCH == 1 && s > 0) begin : g_skew
-                    reg [XW+OPW-1:0] d [0:s-1];
+                if (ARCH == 1 && s % SEG > 0) begin : g_skew
+                    localparam integer D = s % SEG;   // the column's place in its chain
+                    reg [XW+OPW-1:0] d [0:D-1];
                     integer i;
                     always @(posedge clk) begin
                         if (!rst_n) begin
-                            for (i = 0; i < s; i = i + 1) d[i] <= {(XW + OPW){1'b0}};
+                            for (i = 0; i < D; i = i + 1) d[i] <= {(XW + OPW){1'b0}};
                         end else begin
                             d[0] <= op0;
-                            for (i = 1; i < s; i = i + 1) d[i] <= d[i-1];
+                            for (i = 1; i < D; i = i + 1) d[i] <= d[i-1];
                         end
                     end
-                    assign op = d[s-1];
+                    assign op = d[D-1];
                 end else begin : g_noskew
                     assign op = op0;
                 end
@@ -108,25 +115,38 @@ module msq_fixed_engine #(
             wire                 unused_c;       // no carries enter the fixed engine's tree
             /* verilator lint_on UNUSEDSIGNAL */
             if (ARCH == 1) begin : g_chain
-                wire [SIMD*LW-1:0] terms;   // the chain's inputs: the products, registered when MREG
-                reg signed [LW-1:0] c [0:SIMD-1];
-                integer j;
-                always @(posedge clk) begin
-                    c[0] <= terms[LW-1:0];
-                    for (j = 1; j < SIMD; j = j + 1) c[j] <= c[j-1] + terms[j*LW +: LW];
+                wire [SIMD*LW-1:0] terms;   // the chains' inputs: the products, registered when MREG
+                wire [NSEG*LW-1:0] seg_sums;
+                genvar g;
+                for (g = 0; g < NSEG; g = g + 1) begin : g_seg
+                    reg signed [LW-1:0] c [0:SEG-1];
+                    integer j;
+                    always @(posedge clk) begin
+                        c[0] <= terms[g*SEG*LW +: LW];
+                        for (j = 1; j < SEG; j = j + 1) c[j] <= c[j-1] + terms[(g*SEG + j)*LW +: LW];
+                    end
+                    if (MREG != 0) begin : g_out
+                        assign seg_sums[g*LW +: LW] = c[SEG-1];
+                    end else begin : g_sum_reg
+                        reg signed [LW-1:0] sum_r;
+                        always @(posedge clk) sum_r <= c[SEG-1];
+                        assign seg_sums[g*LW +: LW] = sum_r;
+                    end
                 end
                 if (MREG != 0) begin : g_mreg
                     reg [SIMD*LW-1:0] m;
                     always @(posedge clk) m <= prods;
                     assign terms = m;
-                    assign fold_sum = c[SIMD-1];
-                end else begin : g_sum_reg
-                    reg signed [LW-1:0] sum_r;
-                    always @(posedge clk) sum_r <= c[SIMD-1];
+                end else begin : g_direct
                     assign terms = prods;
-                    assign fold_sum = sum_r;
                 end
-                assign unused_c = 1'b0;
+                // the segment sums, added modulo 2^LW as the chain would (every partial sum fits LW)
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire signed [LW+HS-1:0] ssum;
+                /* verilator lint_on UNUSEDSIGNAL */
+                msq_tree #(.N(NSEG), .IW(LW), .H(HS), .RSTEP(RSTEP)) seg_tree (
+                    .clk(clk), .leaves(seg_sums), .cin({NSEG{1'b0}}), .sum(ssum), .cout(unused_c));
+                assign fold_sum = ssum[LW-1:0];
             end else begin : g_tree
                 reg [SIMD*LW-1:0] m;
                 always @(posedge clk) m <= prods;

@@ -33,7 +33,8 @@ ENGINE_KERNEL = {"sp2": "msq_shift_add_engine.v", "fixed": "msq_fixed_engine.v",
 BLOCK_ROM_BITS = 16384  # ROMs this large go to block RAM, smaller ones to LUTs
 TREE_REGISTER_LEVELS = 1  # adder trees are registered every this many levels (1: after every adder)
 X_COPY_ROWS = 8  # rows of a shift-add engine served by one copy of the input word register (fan-out)
-FIXED_SUM = 1          # fixed engine: 1 = chain through the DSP post-adders, 0 = LUT adder tree
+FIXED_SUM = 1          # fixed engine: 1 = chains through the DSP post-adders, 0 = LUT adder tree
+FIXED_CHAIN_COLUMNS = 8  # longest DSP chain (FIXED_SUM 1): its operand delays grow as its length squared
 DSP_A_BITS, DSP_P_BITS = 25, 48  # DSP48E1 A operand and accumulator widths (packing limits)
 DEFAULT_FAMILY = "xc7"  # of msq.boards.FAMILIES: where the generated Verilog's pipeline registers sit
 
@@ -207,13 +208,20 @@ def fixed_packing(e: EngineRows) -> bool:
             and 2 * e.acc_bits + 1 <= DSP_P_BITS)
 
 
+def chain_segment(simd: int) -> int:
+    """msq_fixed_engine's SEG: columns per DSP chain, the largest divisor of ``simd`` up to
+    FIXED_CHAIN_COLUMNS (the chains' sums meet in a LUT adder tree)."""
+    return max(d for d in range(1, min(simd, FIXED_CHAIN_COLUMNS) + 1) if simd % d == 0)
+
+
 def engine_latency(layer: ComputeLayer, kind: str, lp: LayerPlan) -> int:
     """Cycles from a fold's last step to its output beat leaving the requantization stage."""
     levels = math.ceil(math.log2(lp.simd)) if lp.simd > 1 else 0
     if kind not in DSP_ENGINES:  # shift-add engines
         sum_lat = levels // TREE_REGISTER_LEVELS
     elif FIXED_SUM:
-        sum_lat = lp.simd + 1  # the chain and its extra register (msq_fixed_engine MREG)
+        seg = chain_segment(lp.simd)  # the chains, their extra register (MREG), their sums' tree
+        sum_lat = seg + 1 + math.ceil(math.log2(lp.simd // seg)) // TREE_REGISTER_LEVELS
     else:
         sum_lat = 1 + levels // TREE_REGISTER_LEVELS
     operands = 3 if kind not in DSP_ENGINES else 2  # the shift-add engines register the weight word once more
@@ -361,7 +369,8 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
         else:
             pack = int(fixed_packing(e))
             inst = (f"    msq_fixed_engine #(.PE({pe}), .SIMD(SIMD), .XW(XW), .WBITS({e.wbits}), .ACCW({accw}), "
-                    f".PACK({pack}), .ARCH({FIXED_SUM}), .MREG({product_register(family)}), .RSTEP({TREE_REGISTER_LEVELS})) "
+                    f".PACK({pack}), .ARCH({FIXED_SUM}), .MREG({product_register(family)}), .RSTEP({TREE_REGISTER_LEVELS}), "
+                    f".SEG({chain_segment(lp.simd)})) "
                     f"{kind} (")
             what = (f"{'high-precision ' if kind == 'fixed_hi' else ''}fixed-point engine on DSPs: {len(rows)} rows "
                     f"of {e.wbits}-bit weights, {pe} per fold (DSP multiplies" + (", two rows per DSP" if pack else "") + ")")
