@@ -140,13 +140,18 @@ module msq_fixed_engine #(
                 end else begin : g_direct
                     assign terms = prods;
                 end
-                // the segment sums, added modulo 2^LW as the chain would (every partial sum fits LW)
-                /* verilator lint_off UNUSEDSIGNAL */
-                wire signed [LW+HS-1:0] ssum;
-                /* verilator lint_on UNUSEDSIGNAL */
-                msq_tree #(.N(NSEG), .IW(LW), .H(HS), .RSTEP(RSTEP)) seg_tree (
-                    .clk(clk), .leaves(seg_sums), .cin({NSEG{1'b0}}), .sum(ssum), .cout(unused_c));
-                assign fold_sum = ssum[LW-1:0];
+                if (NSEG > 1) begin : g_seg_tree
+                    // the segment sums, added modulo 2^LW as one chain would (every partial sum fits LW)
+                    /* verilator lint_off UNUSEDSIGNAL */
+                    wire signed [LW+HS-1:0] ssum;
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    msq_tree #(.N(NSEG), .IW(LW), .H(HS), .RSTEP(RSTEP)) tree (
+                        .clk(clk), .leaves(seg_sums), .cin({NSEG{1'b0}}), .sum(ssum), .cout(unused_c));
+                    assign fold_sum = ssum[LW-1:0];
+                end else begin : g_one_chain  // no tree: a module boundary would keep Yosys from merging
+                    assign fold_sum = seg_sums;
+                    assign unused_c = 1'b0;
+                end
             end else begin : g_tree
                 reg [SIMD*LW-1:0] m;
                 always @(posedge clk) m <= prods;
