@@ -8,7 +8,9 @@ bits, and at F = 0.1; fixed-point rows throughout (so only the precision differs
 F = 0.1 (what ``msq flow --high-fraction 0.1`` trains). Average bits are weighted by weights.
 
 Writes benchmarks/results/accuracy.json and accuracy.md for digits (the README quotes the tables),
-accuracy-DATASET.json/.md for another dataset (``--dataset mnist5k``, extra msq[mnist]).
+accuracy-DATASET.json/.md for another dataset (``--dataset mnist5k``, extra msq[mnist]; ``make bench``
+runs it at 15 epochs, what fits two shared cores), precision rows included. A run of some models
+(``--models cnn``) keeps the other models' rows when they were measured with the same epochs and seeds.
 Targets: msq within 1.0 point of float and not more than 0.5 point below fixed-only; deployed
 accuracy within 0.3 point of fake-quant; intra-layer within 0.3 point of layer-wise at equal bits.
 """
