@@ -20,6 +20,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python benchmarks/accuracy.py --dataset mnist5k --epochs 15
 	$(BIN)/python benchmarks/flow.py
 	$(BIN)/python benchmarks/hls_csim.py
 	$(BIN)/python benchmarks/rtl_sim.py

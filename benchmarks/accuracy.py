@@ -8,7 +8,9 @@ bits, and at F = 0.1; fixed-point rows throughout (so only the precision differs
 F = 0.1 (what ``msq flow --high-fraction 0.1`` trains). Average bits are weighted by weights.
 
 Writes benchmarks/results/accuracy.json and accuracy.md for digits (the README quotes the tables),
-accuracy-DATASET.json/.md for another dataset (``--dataset mnist5k``, extra msq[mnist]).
+accuracy-DATASET.json/.md for another dataset (``--dataset mnist5k``, extra msq[mnist]; ``make bench``
+runs it at 15 epochs, what fits two shared cores), precision rows included. A run of some models
+(``--models cnn``) keeps the other models' rows when they were measured with the same epochs and seeds.
 Targets: msq within 1.0 point of float and not more than 0.5 point below fixed-only; deployed
 accuracy within 0.3 point of fake-quant; intra-layer within 0.3 point of layer-wise at equal bits.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 import dataclasses
 
 import numpy as np
+import torch
 from brevitas.nn import QuantLinear
 from torch import nn
 
@@ -103,13 +106,14 @@ def average_bits(net: nn.Module) -> float:
     return bits / total
 
 
-def precision_variants(model: str) -> list[tuple[str, dict, object]]:
+def precision_variants(model: str, dataset: str = "digits") -> list[tuple[str, dict, object]]:
     """(label, TrainConfig overrides, model factory or None) of the precision rows; the intra-layer
-    fraction at equal bits comes from the layer-wise model's average bits."""
+    fraction at equal bits comes from the layer-wise model's average bits on ``dataset``'s input shape
+    (the first layer's share of the weights, and so the fraction, depends on it)."""
     from msq.frontend.data import load_dataset
 
-    data = load_dataset("digits")
-    cfg = TrainConfig(model=model, scheme="fixed").quant_config()
+    data = load_dataset(dataset)
+    cfg = TrainConfig(model=model, dataset=dataset, scheme="fixed").quant_config()
     avg = average_bits(layerwise_factory(model)(data.in_shape, data.classes, cfg, data.signed))
     equal = round((avg - 4) / (WIDE_BITS - 4), 3)
     return [("uniform 4-bit", {}, None),
@@ -119,19 +123,19 @@ def precision_variants(model: str) -> list[tuple[str, dict, object]]:
             ("msq + intra-layer F=0.1", {"high_fraction": 0.1, "scheme": "msq"}, None)]
 
 
-def precision_run(models_: list[str], seeds: list[int], epochs: int) -> dict:
+def precision_run(models_: list[str], seeds: list[int], epochs: int, dataset: str = "digits") -> dict:
     """Train every precision row x seed; fake-quant and deployed (integer reference) accuracy."""
     from msq.frontend.data import load_dataset
 
-    data = load_dataset("digits")
+    data = load_dataset(dataset)
     table: dict = {}
     for model in models_:
-        for label, overrides, factory in precision_variants(model):
+        for label, overrides, factory in precision_variants(model, dataset):
             accs, deployed, bits = [], [], []
             for seed in seeds:
                 settings = {"scheme": "fixed", **overrides}
-                cfg = TrainConfig(model=model, wbits=4, abits=4, high_bits=WIDE_BITS, epochs=epochs, seed=seed,
-                                  **settings)
+                cfg = TrainConfig(model=model, dataset=dataset, wbits=4, abits=4, high_bits=WIDE_BITS,
+                                  epochs=epochs, seed=seed, **settings)
                 net, _, _, m = fit(cfg, factory=factory)
                 ir = export_model(net, data.in_shape)
                 accs.append(m["accuracy"]["test"])
@@ -142,11 +146,12 @@ def precision_run(models_: list[str], seeds: list[int], epochs: int) -> dict:
                 "deployed_mean": statistics.mean(deployed), "average_bits": statistics.mean(bits)}
             print(f"{model:4s} {label:34s} {statistics.mean(accs):6.2f} {accs} deployed {deployed} "
                   f"bits {statistics.mean(bits):.2f}", flush=True)
-    return {"epochs": epochs, "seeds": seeds, "models": table}
+    return {"dataset": dataset, "epochs": epochs, "seeds": seeds, "models": table}
 
 
 def precision_markdown(res: dict) -> list[str]:
-    lines = ["", f"Precision (issue 16): W4A4 fixed-point rows unless named, digits, mean of seeds {res['seeds']}, "
+    lines = ["", f"Precision (issue 16): W4A4 fixed-point rows unless named, {res.get('dataset', 'digits')}, "
+             f"mean of seeds {res['seeds']}, "
              f"{res['epochs']} epochs; bits = weight bits per weight.", "",
              "| model | precision | bits | fake-quant | deployed |", "|---|---|---|---|---|"]
     for model, rows in res["models"].items():
@@ -206,33 +211,45 @@ def main() -> None:
                     help="re-measure only these (e.g. msq after a recalibration); the others are kept")
     ap.add_argument("--precision-only", action="store_true",
                     help="re-measure only the precision rows (uniform / layer-wise / intra-layer); the rest is kept")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: the benchmark shares the machine; results do not depend on it)")
     args = ap.parse_args()
-    if args.precision_only:
-        res = json.loads((RESULTS / "accuracy.json").read_text())
-        new = precision_run(args.models, args.seeds, args.epochs)
-        old = res.get("precision", {})
-        if (old.get("epochs"), old.get("seeds")) == (new["epochs"], new["seeds"]):  # keep the other models' rows
-            new["models"] = {**old["models"], **new["models"]}
-        res["precision"] = new
-        atomic.write_json(RESULTS / "accuracy.json", res)
-        atomic.write_text(RESULTS / "accuracy.md", markdown(res))
-        print(markdown(res))
-        return
-    kept, old = None, {}
+    torch.set_num_threads(args.threads)
     json_path, md_path = result_files(args.dataset)
-    if set(args.schemes) != set(SCHEMES):
-        old = json.loads(json_path.read_text())
-        if (old["epochs"], old["seeds"]) != (args.epochs, args.seeds):
-            raise SystemExit("accuracy.json was measured with other epochs or seeds: re-measure every scheme")
-        kept = old["models"]
-    res = run(args.models, args.seeds, args.epochs, tuple(args.schemes), kept, args.dataset)
-    if args.dataset == "digits" and not kept:
-        res["precision"] = precision_run(args.models, args.seeds, args.epochs)
-    elif "precision" in old:
-        res["precision"] = old["precision"]
+    if args.precision_only:
+        precision = precision_run(args.models, args.seeds, args.epochs, args.dataset)
+        res = _load(json_path)  # read after training: another invocation (other models) may have written it
+        if not res:
+            raise SystemExit(f"{json_path} is missing: run without --precision-only first")
+        res["precision"] = _merge(res.get("precision"), precision)
+    elif set(args.schemes) != set(SCHEMES):
+        old = _load(json_path)
+        if (old.get("epochs"), old.get("seeds")) != (args.epochs, args.seeds):
+            raise SystemExit(f"{json_path.name} was measured with other epochs or seeds: re-measure every scheme")
+        res = run(args.models, args.seeds, args.epochs, tuple(args.schemes), old["models"], args.dataset)
+        if "precision" in old:
+            res["precision"] = old["precision"]
+    else:  # every scheme of these models; the other models' rows measured the same way are kept
+        res = run(args.models, args.seeds, args.epochs, dataset=args.dataset)
+        res["precision"] = precision_run(args.models, args.seeds, args.epochs, args.dataset)
+        old = _load(json_path)
+        res = _merge(old, res)
+        res["precision"] = _merge(old.get("precision"), res["precision"])
     atomic.write_json(json_path, res)
     atomic.write_text(md_path, markdown(res))
     print(markdown(res))
+
+
+def _load(path: Path) -> dict:
+    """Earlier results, or {} before the first run."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _merge(old: dict | None, new: dict) -> dict:
+    """``new``, plus the rows of models it lacks from ``old`` when both used the same epochs and seeds."""
+    if old and (old.get("epochs"), old.get("seeds")) == (new["epochs"], new["seeds"]):
+        new["models"] = {**old["models"], **new["models"]}
+    return new
 
 
 if __name__ == "__main__":

@@ -202,15 +202,16 @@ def test_summary_shows_high_rows():
     assert f"+{len(layer.high_rows)}H" in summary_table(ir) and f"{layer.wbits}/{layer.high_bits}" in summary_table(ir)
 
 
-def test_accuracy_benchmark_compares_precisions_at_equal_average_bits():
+@pytest.mark.parametrize("dataset, shape", [("digits", (64,)), ("mnist5k", (1, 28, 28))])
+def test_accuracy_benchmark_compares_precisions_at_equal_average_bits(dataset, shape):
     spec = importlib.util.spec_from_file_location("accuracy_bench", ROOT / "benchmarks" / "accuracy.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    variants = bench.precision_variants("mlp")
-    layerwise = variants[1][2]((64,), 10, QuantConfig(scheme="fixed"), False)
+    variants = bench.precision_variants("mlp", dataset)
+    layerwise = variants[1][2](shape, 10, QuantConfig(scheme="fixed"), False)
     bits = [tq.bits for tq in msq_quantizers(layerwise).values()]
     assert bits == [8, 4, 8]  # first and last layer wide
     equal = next(over["high_fraction"] for label, over, _ in variants if "equal bits" in label)
-    intra = build_model("mlp", (64,), 10, QuantConfig(scheme="fixed", high_bits=8))
-    assign_schemes(intra, 0.0, equal, torch.rand(8, 64))
+    intra = build_model("mlp", shape, 10, QuantConfig(scheme="fixed", high_bits=8))
+    assign_schemes(intra, 0.0, equal, torch.rand(8, *shape))
     assert bench.average_bits(intra) == pytest.approx(bench.average_bits(layerwise), abs=0.05)
