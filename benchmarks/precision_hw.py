@@ -87,16 +87,15 @@ def _print(report: str | Step) -> None:
         print(report, flush=True)
 
 
-def hardware_row(model: str, label: str, net: Any, metrics: dict, board: Board, work: Path,
-                 synth: bool, rtlsim: int) -> dict[str, Any]:
-    """Plan, estimate and (optionally) simulate and synthesize one trained precision row."""
+def planned_row(model: str, label: str, net: Any, metrics: dict, board: Board) -> tuple[dict[str, Any], IRModel, Plan]:
+    """One trained precision row exported, evaluated on the integer reference and planned for
+    ``board`` (the estimate); also its IR and plan for :func:`measure`."""
     data = load_dataset("digits")
     ir = export_model(net, data.in_shape, model_name=design_name(model, label))
-    x = ir.quantize_input(data.x_test)
     row: dict[str, Any] = {
         "model": model, "precision": label, "average_bits": round(average_bits(net), 3),
         "fake_quant": metrics["accuracy"]["test"],
-        "deployed": 100.0 * float(np.mean(ref.predict(ir, x) == data.y_test)),
+        "deployed": 100.0 * float(np.mean(ref.predict(ir, ir.quantize_input(data.x_test)) == data.y_test)),
         "layer_bits": {layer.name: [layer.wbits, layer.high_bits] if layer.high_bits else [layer.wbits]
                        for layer in ir.compute_layers()}}
     res = planner.plan_search(ir, board)
@@ -104,10 +103,16 @@ def hardware_row(model: str, label: str, net: Any, metrics: dict, board: Board, 
     row.update(interval=res.interval, latency=res.latency, plan=res.plan.as_dict(), estimate=est,
                estimate_fits=fits_budget(est, board), engine_rows=engine_rows(ir, res.plan),
                inferences_per_s=round(board.clock_mhz * 1e6 / res.interval, 1), synthesized=False)
-    if not (synth or rtlsim):
-        return row
+    return row, ir, res.plan
+
+
+def measure(row: dict[str, Any], ir: IRModel, plan: Plan, board: Board, work: Path, synth: bool,
+            rtlsim: int) -> None:
+    """Generate the Verilog of ``plan``; simulate ``rtlsim`` test images in Verilator and/or
+    synthesize it with Yosys, adding the results to ``row``."""
     rtl = work / f"{ir.name}-{board.name}"
-    generate_rtl(ir, rtl, x[:rtlsim], plan=res.plan, n_extreme_random=EXTREME_VECTORS, family=board.family)
+    x = ir.quantize_input(load_dataset("digits").x_test[:rtlsim])
+    generate_rtl(ir, rtl, x, plan=plan, n_extreme_random=EXTREME_VECTORS, family=board.family)
     if rtlsim:
         sim = simulate(rtl, simulator="verilator", progress=_print)
         row["rtlsim"] = {"simulator": "verilator", "samples": sim["samples"], "mismatches": len(sim["mismatches"]),
@@ -119,7 +124,6 @@ def hardware_row(model: str, label: str, net: Any, metrics: dict, board: Board, 
         row.update(synthesized=True, synth={**measured, "lut_levels": s.get("lut_levels"),
                                             "seconds": round(time.perf_counter() - start, 1)},
                    fits=fits_budget(measured, board))
-    return row
 
 
 def markdown(data: dict) -> str:
@@ -150,7 +154,9 @@ def markdown(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save(out: Path, data: dict) -> None:
+def save(out: Path, data: dict, start: float) -> None:
+    """Write the JSON and the table as they stand, with the run time so far."""
+    data["seconds"] = round(time.perf_counter() - start, 1)
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / "precision_hw.json", data)
     atomic.write_text(out / "precision_hw.md", markdown(data))
@@ -175,17 +181,21 @@ def main() -> None:
                 if r["model"] not in args.models]
     data = {"board": board.name, "clock_mhz": board.clock_mhz, "headroom": planner.HEADROOM, "seed": SEED,
             "epochs": args.epochs, "seconds": 0.0, "results": kept}
-    with tempfile.TemporaryDirectory(prefix="msq-precision-hw-") as tmp:
-        work = Path(args.keep) if args.keep else Path(tmp)
-        for model in args.models:
-            for label, overrides, factory in precision_variants(model):
-                print(f"{model} {label}: training {args.epochs} epochs ...", flush=True)
-                net, metrics = train(model, overrides, factory, args.epochs)
-                row = hardware_row(model, label, net, metrics, board, work, args.synth, args.rtlsim)
-                data["results"] = sorted(data["results"] + [row], key=lambda r: MODELS.index(r["model"]))
-                data["seconds"] = round(time.perf_counter() - start, 1)
-                save(out, data)
-                print(markdown(data).splitlines()[-3], flush=True)
+    designs = []  # every row planned first, so a long synthesis run that stops keeps every estimate
+    for model in args.models:
+        for label, overrides, factory in precision_variants(model):
+            print(f"{model} {label}: training {args.epochs} epochs ...", flush=True)
+            net, metrics = train(model, overrides, factory, args.epochs)
+            row, ir, plan = planned_row(model, label, net, metrics, board)
+            designs.append((row, ir, plan))
+            data["results"] = sorted(data["results"] + [row], key=lambda r: MODELS.index(r["model"]))
+            save(out, data, start)
+    if args.synth or args.rtlsim:
+        with tempfile.TemporaryDirectory(prefix="msq-precision-hw-") as tmp:
+            for row, ir, plan in designs:
+                print(f"{ir.name}: generating the Verilog ...", flush=True)
+                measure(row, ir, plan, board, Path(args.keep) if args.keep else Path(tmp), args.synth, args.rtlsim)
+                save(out, data, start)
     print(f"wrote {out / 'precision_hw.json'} and precision_hw.md in {data['seconds']:.0f} s")
 
 
