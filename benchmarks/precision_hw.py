@@ -171,25 +171,31 @@ def main() -> None:
     ap.add_argument("--rtlsim", type=int, default=0, metavar="N",
                     help="simulate every design in Verilator on N test images (0: no simulation)")
     ap.add_argument("--keep", default=None, help="keep the generated designs under this directory")
+    ap.add_argument("--precisions", nargs="+", default=None, metavar="TEXT",
+                    help="run only the precision rows whose label contains one of these (e.g. layer-wise 'equal bits')")
     ap.add_argument("--update", action="store_true",
-                    help="keep the rows of OUT/precision_hw.json for the models not run here")
+                    help="keep the rows of OUT/precision_hw.json that are not run here")
     args = ap.parse_args()
     board, out, start = load_board(BOARD), Path(args.out), time.perf_counter()
+    variants = [(model, variant) for model in MODELS for variant in precision_variants(model)]
+    rank = {(model, variant[0]): i for i, (model, variant) in enumerate(variants)}  # the table's row order
+    runs = [(model, variant) for model, variant in variants if model in args.models
+            and (args.precisions is None or any(text in variant[0] for text in args.precisions))]
     kept = []
     if args.update and (out / "precision_hw.json").is_file():
+        ran = {(model, variant[0]) for model, variant in runs}
         kept = [r for r in json.loads((out / "precision_hw.json").read_text())["results"]
-                if r["model"] not in args.models]
+                if (r["model"], r["precision"]) not in ran]
     data = {"board": board.name, "clock_mhz": board.clock_mhz, "headroom": planner.HEADROOM, "seed": SEED,
             "epochs": args.epochs, "seconds": 0.0, "results": kept}
     designs = []  # every row planned first, so a long synthesis run that stops keeps every estimate
-    for model in args.models:
-        for label, overrides, factory in precision_variants(model):
-            print(f"{model} {label}: training {args.epochs} epochs ...", flush=True)
-            net, metrics = train(model, overrides, factory, args.epochs)
-            row, ir, plan = planned_row(model, label, net, metrics, board)
-            designs.append((row, ir, plan))
-            data["results"] = sorted(data["results"] + [row], key=lambda r: MODELS.index(r["model"]))
-            save(out, data, start)
+    for model, (label, overrides, factory) in runs:
+        print(f"{model} {label}: training {args.epochs} epochs ...", flush=True)
+        net, metrics = train(model, overrides, factory, args.epochs)
+        row, ir, plan = planned_row(model, label, net, metrics, board)
+        designs.append((row, ir, plan))
+        data["results"] = sorted(data["results"] + [row], key=lambda r: rank.get((r["model"], r["precision"]), len(rank)))
+        save(out, data, start)
     if args.synth or args.rtlsim:
         with tempfile.TemporaryDirectory(prefix="msq-precision-hw-") as tmp:
             for row, ir, plan in designs:
