@@ -13,7 +13,7 @@ synthesized with Yosys for pynq-z2 (the flow's synthesis call): LUT/FF/DSP/BRAM3
 and whether it fits 80 % of every resource.
 
     .venv/bin/python benchmarks/precision_hw.py [--out benchmarks/results] [--models mlp cnn]
-        [--epochs 40] [--synth] [--rtlsim 16] [--keep DIR] [--update]
+        [--epochs 40] [--synth] [--rtlsim 8] [--keep DIR] [--precisions TEXT ..] [--update]
 
 Writes OUT/precision_hw.json and OUT/precision_hw.md; the JSON is rewritten after every row, so a
 long run that stops keeps the rows it finished.
