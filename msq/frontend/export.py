@@ -23,6 +23,7 @@ from msq import limits, numerics
 from msq.errors import MSQError
 from msq.names import check_label
 from msq.numerics import RowScheme
+from msq.frontend.fold import fold_row
 from msq.frontend.models import ACT_FIX
 from msq.frontend.quantizer import MSQTensorQuant
 from msq.frontend.trace import check_supported
@@ -118,7 +119,8 @@ def _bias(module: nn.Module, rows: int) -> np.ndarray:
 
 
 def close_layer(p: PendingLayer, out_fmt: ActFormat, relu: bool, rounding: str = "half_up") -> ComputeLayer:
-    """Fold bias and BatchNorm into per-row (mult, shift, bias); derive accumulator and requant widths.
+    """Fold bias and BatchNorm into per-row (mult, shift, bias) that round every reachable accumulator
+    as the real arithmetic does (:func:`msq.frontend.fold.fold_row`); derive accumulator and requant widths.
 
     ``rounding`` is how the layer's output rounds (``arith.rounding_offset``): an imported QONNX
     model may floor or ceil where MSQ's own quantizers round half up.
@@ -127,13 +129,11 @@ def close_layer(p: PendingLayer, out_fmt: ActFormat, relu: bool, rounding: str =
     a = np.ones(rows) if p.bn_a is None else p.bn_a
     c = np.zeros(rows) if p.bn_c is None else p.bn_c
     step = a * p.in_fmt.scale * p.w_scale  # real value of one accumulator unit, per row
-    mm = [arith.multiplier(float(v)) for v in step / out_fmt.scale]
-    mult = np.array([m for m, _ in mm], dtype=np.int64)
-    shift = np.array([n for _, n in mm], dtype=np.int64)
-    bias = np.rint((a * p.bias + c) / out_fmt.scale * 2.0**shift).astype(np.int64)  # in 2^-n output steps
-    bias = bias + arith.rounding_offset(shift, rounding)
     acc_bits = arith.accumulator_bits(p.w_int, p.in_fmt)
     acc_lo, acc_hi = arith.accumulator_range(p.w_int, p.in_fmt)
+    rows_folded = [fold_row(float(r), float(o), int(l), int(h), out_fmt.lo, out_fmt.hi, rounding)
+                   for r, o, l, h in zip(step / out_fmt.scale, (a * p.bias + c) / out_fmt.scale, acc_lo, acc_hi)]
+    mult, shift, bias = (np.array(v, dtype=np.int64) for v in zip(*rows_folded))  # bias in 2^-n output steps
     rq_bits = arith.requant_bits(acc_lo, acc_hi, mult, shift, bias)
     if acc_bits > arith.MAX_ACC_BITS or rq_bits > arith.MAX_REQUANT_BITS:
         raise MSQError(f"layer '{p.name}': needs a {acc_bits}-bit accumulator and {rq_bits}-bit requantization "
