@@ -123,6 +123,21 @@ def precision_variants(model: str, dataset: str = "digits") -> list[tuple[str, d
             ("msq + intra-layer F=0.1", {"high_fraction": 0.1, "scheme": "msq"}, None)]
 
 
+def train_precision_row(model: str, dataset: str, overrides: dict, factory, epochs: int,
+                        seed: int) -> tuple[nn.Module, dict]:
+    """One precision row's model trained (fixed-point rows unless ``overrides`` name a scheme): the
+    trained network and its metrics."""
+    cfg = TrainConfig(model=model, dataset=dataset, wbits=4, abits=4, high_bits=WIDE_BITS, epochs=epochs,
+                      seed=seed, **{"scheme": "fixed", **overrides})
+    net, _, _, metrics = fit(cfg, factory=factory)
+    return net, metrics
+
+
+def deployed_accuracy(ir, data) -> float:
+    """Test accuracy (%) of the integer reference on an exported IR."""
+    return 100.0 * float(np.mean(ref.predict(ir, ir.quantize_input(data.x_test)) == data.y_test))
+
+
 def precision_run(models_: list[str], seeds: list[int], epochs: int, dataset: str = "digits") -> dict:
     """Train every precision row x seed; fake-quant and deployed (integer reference) accuracy."""
     from msq.frontend.data import load_dataset
@@ -133,13 +148,10 @@ def precision_run(models_: list[str], seeds: list[int], epochs: int, dataset: st
         for label, overrides, factory in precision_variants(model, dataset):
             accs, deployed, bits = [], [], []
             for seed in seeds:
-                settings = {"scheme": "fixed", **overrides}
-                cfg = TrainConfig(model=model, dataset=dataset, wbits=4, abits=4, high_bits=WIDE_BITS,
-                                  epochs=epochs, seed=seed, **settings)
-                net, _, _, m = fit(cfg, factory=factory)
+                net, m = train_precision_row(model, dataset, overrides, factory, epochs, seed)
                 ir = export_model(net, data.in_shape)
                 accs.append(m["accuracy"]["test"])
-                deployed.append(100.0 * float(np.mean(ref.predict(ir, ir.quantize_input(data.x_test)) == data.y_test)))
+                deployed.append(deployed_accuracy(ir, data))
                 bits.append(average_bits(net))
             table.setdefault(model, {})[label] = {
                 "accuracy_mean": statistics.mean(accs), "accuracy_per_seed": accs,

@@ -28,26 +28,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from msq import atomic, ref
+from msq import atomic
 from msq.backends.rtl.generate import generate_rtl
 from msq.backends.rtl.simulate import simulate
 from msq.backends.synth.driver import synthesize
 from msq.boards import Board, load_board
 from msq.design import planner
 from msq.design.estimate import Resources
-from msq.frontend.data import load_dataset
+from msq.frontend.data import Dataset, load_dataset
 from msq.frontend.export import export_model
-from msq.frontend.train import TrainConfig, fit
 from msq.ir.model import IRModel
 from msq.ir.plan import ENGINES, Plan, all_engine_rows
 from msq.progress import Step
-from accuracy import WIDE_BITS, average_bits, precision_variants  # benchmarks/ is on the path of a script run from it
+from accuracy import average_bits, deployed_accuracy, precision_variants, train_precision_row  # benchmarks/ is on the path of a script run from it
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("mlp", "cnn")
 BOARD = "pynq-z2"
+DATASET = "digits"
 SEED = 0
 EXTREME_VECTORS = 2  # extreme and random inputs appended to the test images of a simulation
 
@@ -73,29 +71,21 @@ def fits_budget(counts: dict[str, float], board: Board) -> bool:
                         planner.HEADROOM)
 
 
-def train(model: str, overrides: dict, factory: Any, epochs: int) -> tuple[Any, dict]:
-    """One precision row's model as benchmarks/accuracy.py's precision_run trains it (seed 0)."""
-    settings = {"scheme": "fixed", **overrides}
-    cfg = TrainConfig(model=model, wbits=4, abits=4, high_bits=WIDE_BITS, epochs=epochs, seed=SEED, **settings)
-    net, _, _, metrics = fit(cfg, factory=factory)
-    return net, metrics
-
-
 def _print(report: str | Step) -> None:
     """Text lines of a tool's progress to the log (steps are too many to print)."""
     if isinstance(report, str):
         print(report, flush=True)
 
 
-def planned_row(model: str, label: str, net: Any, metrics: dict, board: Board) -> tuple[dict[str, Any], IRModel, Plan]:
+def planned_row(model: str, label: str, net: Any, metrics: dict, board: Board,
+                data: Dataset) -> tuple[dict[str, Any], IRModel, Plan]:
     """One trained precision row exported, evaluated on the integer reference and planned for
     ``board`` (the estimate); also its IR and plan for :func:`measure`."""
-    data = load_dataset("digits")
     ir = export_model(net, data.in_shape, model_name=design_name(model, label))
     row: dict[str, Any] = {
         "model": model, "precision": label, "average_bits": round(average_bits(net), 3),
         "fake_quant": metrics["accuracy"]["test"],
-        "deployed": 100.0 * float(np.mean(ref.predict(ir, ir.quantize_input(data.x_test)) == data.y_test)),
+        "deployed": deployed_accuracy(ir, data),
         "layer_bits": {layer.name: [layer.wbits, layer.high_bits] if layer.high_bits else [layer.wbits]
                        for layer in ir.compute_layers()}}
     res = planner.plan_search(ir, board)
@@ -106,12 +96,12 @@ def planned_row(model: str, label: str, net: Any, metrics: dict, board: Board) -
     return row, ir, res.plan
 
 
-def measure(row: dict[str, Any], ir: IRModel, plan: Plan, board: Board, work: Path, synth: bool,
-            rtlsim: int) -> None:
+def measure(row: dict[str, Any], ir: IRModel, plan: Plan, board: Board, data: Dataset, work: Path,
+            synth: bool, rtlsim: int) -> None:
     """Generate the Verilog of ``plan``; simulate ``rtlsim`` test images in Verilator and/or
     synthesize it with Yosys, adding the results to ``row``."""
     rtl = work / f"{ir.name}-{board.name}"
-    x = ir.quantize_input(load_dataset("digits").x_test[:rtlsim])
+    x = ir.quantize_input(data.x_test[:rtlsim])
     generate_rtl(ir, rtl, x, plan=plan, n_extreme_random=EXTREME_VECTORS, family=board.family)
     if rtlsim:
         sim = simulate(rtl, simulator="verilator", progress=_print)
@@ -177,6 +167,7 @@ def main() -> None:
                     help="keep the rows of OUT/precision_hw.json that are not run here")
     args = ap.parse_args()
     board, out, start = load_board(BOARD), Path(args.out), time.perf_counter()
+    images = load_dataset(DATASET)
     variants = [(model, variant) for model in MODELS for variant in precision_variants(model)]
     rank = {(model, variant[0]): i for i, (model, variant) in enumerate(variants)}  # the table's row order
     runs = [(model, variant) for model, variant in variants if model in args.models
@@ -191,8 +182,8 @@ def main() -> None:
     designs = []  # every row planned first, so a long synthesis run that stops keeps every estimate
     for model, (label, overrides, factory) in runs:
         print(f"{model} {label}: training {args.epochs} epochs ...", flush=True)
-        net, metrics = train(model, overrides, factory, args.epochs)
-        row, ir, plan = planned_row(model, label, net, metrics, board)
+        net, metrics = train_precision_row(model, DATASET, overrides, factory, args.epochs, SEED)
+        row, ir, plan = planned_row(model, label, net, metrics, board, images)
         designs.append((row, ir, plan))
         data["results"] = sorted(data["results"] + [row], key=lambda r: rank.get((r["model"], r["precision"]), len(rank)))
         save(out, data, start)
@@ -200,7 +191,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="msq-precision-hw-") as tmp:
             for row, ir, plan in designs:
                 print(f"{ir.name}: generating the Verilog ...", flush=True)
-                measure(row, ir, plan, board, Path(args.keep) if args.keep else Path(tmp), args.synth, args.rtlsim)
+                measure(row, ir, plan, board, images, Path(args.keep) if args.keep else Path(tmp), args.synth, args.rtlsim)
                 save(out, data, start)
     print(f"wrote {out / 'precision_hw.json'} and precision_hw.md in {data['seconds']:.0f} s")
 
