@@ -70,7 +70,7 @@ def random_model(seed: int, kind: str | None = None, high: bool = False) -> tupl
 
 
 @torch.no_grad()
-def _randomize(model: nn.Sequential, rng: np.random.Generator, in_shape, signed: bool,
+def _randomize(model: nn.Module, rng: np.random.Generator, in_shape, signed: bool,
                high_rng: np.random.Generator | None = None) -> None:
     for name, tq in msq_quantizers(model).items():
         layer = model.get_submodule(name)
@@ -118,6 +118,52 @@ def random_ir(seed: int, kind: str | None = None, high: bool = False) -> IRModel
         if all(_live(m) for m in model if hasattr(m, "act_quant") and m.act_quant.is_quant_enabled):
             return export_model(model, in_shape, model_name=f"random{attempt}", source={"random_seed": attempt})
     raise AssertionError(f"no live random model from seed {seed}")
+
+
+class ConcatNet(nn.Module):
+    """Two conv branches (3x3 and 1x1) concatenated on the channels, a ReLU quantizer, a dense."""
+
+    def __init__(self, cfg: QuantConfig, in_shape: tuple[int, int, int], classes: int, widths: tuple[int, int] = (3, 2),
+                 signed: bool = False):
+        super().__init__()
+        cin, h, w = in_shape
+        self.inp = models.input_quant(cfg, signed)
+        self.a, self.qa = models.conv(cfg, cin, widths[0]), models.branch_quant(cfg)
+        self.b, self.qb = models.conv(cfg, cin, widths[1], kernel=1, padding=0), models.branch_quant(cfg)
+        self.q = models.relu(cfg)
+        self.fc, self.out = models.linear(cfg, sum(widths) * h * w, classes), models.logits_quant(cfg)
+
+    def forward(self, x):
+        x = self.inp(x)
+        y = self.q(torch.relu(torch.cat([self.qa(self.a(x)), self.qb(self.b(x))], dim=1)))
+        return self.out(self.fc(torch.flatten(y, 1)))
+
+
+GRAPH_KINDS = ("resnet-tiny", "concat")
+
+
+def random_graph_ir(seed: int, kind: str | None = None) -> IRModel:
+    """The IR of a random small graph model: ``resnet-tiny`` (residual adds, identity and 1x1
+    projection shortcuts) or ``concat`` (two branches of random widths concatenated), random
+    image shape, bits and weights (as :func:`random_model`); redrawn from the next seed while a
+    layer is dead."""
+    for attempt in range(seed, seed + 20):
+        rng = np.random.default_rng(attempt)
+        torch.manual_seed(attempt)
+        pick = kind or str(rng.choice(GRAPH_KINDS))
+        cfg = QuantConfig(wbits=int(rng.integers(2, 9)), abits=int(rng.integers(2, 9)), scheme="msq",
+                          out_bits=int(rng.integers(2, 9)))
+        signed = bool(rng.integers(2))
+        in_shape = (int(rng.integers(1, 4)), int(rng.integers(3, 8)), int(rng.integers(3, 8)))
+        classes = int(rng.integers(1, 8))
+        if pick == "resnet-tiny":
+            model: nn.Module = models.build_resnet_tiny(in_shape, classes, cfg, signed)
+        else:
+            model = ConcatNet(cfg, in_shape, classes, (int(rng.integers(1, 5)), int(rng.integers(1, 5))), signed)
+        _randomize(model, rng, in_shape, signed)
+        if all(_live(m) for m in model.modules() if hasattr(m, "act_quant") and m.act_quant.is_quant_enabled):
+            return export_model(model, in_shape, model_name=f"graph{attempt}", source={"random_seed": attempt})
+    raise AssertionError(f"no live random graph model from seed {seed}")
 
 
 def _live(module: nn.Module) -> bool:

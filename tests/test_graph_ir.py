@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from msq import ref
@@ -28,26 +27,9 @@ from msq.ir.io import load_ir, save_ir
 from msq.ir.model import MergeLayer
 from msq.ir.plan import default_plan
 from msq.rundir import RunDir
-from random_models import extreme_inputs
+from random_models import ConcatNet, extreme_inputs
 
 CFG = QuantConfig()
-
-
-class Concat(nn.Module):
-    """Two conv branches concatenated on the channels, then a ReLU before the quantizer."""
-
-    def __init__(self, cfg=CFG):
-        super().__init__()
-        self.inp = models.input_quant(cfg, False)
-        self.a, self.qa = models.conv(cfg, 1, 3), models.branch_quant(cfg)
-        self.b, self.qb = models.conv(cfg, 1, 2, kernel=1, padding=0), models.branch_quant(cfg)
-        self.q = models.relu(cfg)
-        self.fc, self.out = models.linear(cfg, 5 * 8 * 8, 10), models.logits_quant(cfg)
-
-    def forward(self, x):
-        x = self.inp(x)
-        y = self.q(F.relu(torch.cat([self.qa(self.a(x)), self.qb(self.b(x))], dim=1)))
-        return self.out(self.fc(torch.flatten(y, 1)))
 
 
 def _warmed(kind, seed=0):
@@ -64,7 +46,7 @@ def _warmed(kind, seed=0):
 @pytest.fixture(scope="module")
 def graphs(tmp_path_factory):
     out = {}
-    for name, kind in (("resnet-tiny", "resnet-tiny"), ("resnet8", "resnet8"), ("concat", lambda *a: Concat())):
+    for name, kind in (("resnet-tiny", "resnet-tiny"), ("resnet8", "resnet8"), ("concat", lambda shape, classes, cfg, signed: ConcatNet(cfg, shape, classes))):
         net = _warmed(kind)
         path = tmp_path_factory.mktemp(name)
         save_ir(export_model(net, (1, 8, 8), model_name=name), path)

@@ -202,6 +202,16 @@ class IRModel:
         (:data:`INPUT`, the network input, for the first)."""
         return self.layers[i].inputs or ((self.layers[i - 1].name,) if i else (INPUT,))
 
+    def consumers(self) -> dict[str, list[tuple[int, int]]]:
+        """Who reads each stream: for :data:`INPUT` and every layer name, the (layer index, input
+        slot) of each reader, in layer order; the last layer's list is empty (the output stream reads
+        it)."""
+        out: dict[str, list[tuple[int, int]]] = {INPUT: [], **{layer.name: [] for layer in self.layers}}
+        for i in range(len(self.layers)):
+            for slot, name in enumerate(self.inputs_of(i)):
+                out[name].append((i, slot))
+        return out
+
     def graph_layer(self) -> Layer | None:
         """The first layer that makes the IR a graph rather than a chain (an add or concat, or a
         layer that does not read the one before it); None for a chain."""

@@ -67,8 +67,13 @@ class Plan:
 
 
 def simd_unit(layer: Layer) -> int:
-    """What ``simd`` must divide: a dense layer's fan-in, otherwise the input channels."""
-    return layer.fan_in if layer.kind == "dense" else int(layer.in_shape[-1])
+    """What ``simd`` must divide: a dense layer's fan-in, a concat's channels of each input (a word
+    never straddles two inputs), otherwise the input channels."""
+    if layer.kind == "dense":
+        return layer.fan_in
+    if layer.kind == "concat":
+        return math.gcd(*(int(shape[-1]) for shape in layer.in_shapes))
+    return int(layer.in_shape[-1])
 
 
 @dataclass(frozen=True)
