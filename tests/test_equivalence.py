@@ -27,7 +27,7 @@ from msq.boards import load_board
 from msq.ir import arith
 from msq.ir.arith import ActFormat
 from msq.ir.model import ComputeLayer, IRModel, MergeLayer
-from msq.ir.plan import LayerPlan, Plan, simd_unit
+from msq.ir.plan import LayerPlan, Plan, engine_rows, simd_unit
 
 # Seeds whose random IRs together cover weight widths 2..8, every layer kind, padding and stride,
 # SP2-only, fixed-only and mixed layers (test_seeds_cover_widths_and_schemes checks it). Verilator
@@ -124,6 +124,20 @@ def test_skip_buffers_keep_the_pace(monkeypatch):
             m.setattr(cycles, "buffer_counts", lambda ir, plan: [(cycles.MIN_BUFFERS,) * len(c) for c in derived(ir, plan)])
             slower += cycles.inference_interval(ir, plan) > pace
     assert slower >= 3
+
+
+def test_lut_engine_builds_no_more_pes_than_rows(tmp_path):
+    """Seed 11's plan gives its last layer's fixed-point LUT engine 2 PEs for the 1 row the DSP
+    engine leaves it: the engine builds 1 (an idle lane would have no element to write, and its
+    unused lanes failed the lint), and both backends stay exact (hls_csim-11 above)."""
+    ir = random_ir(11)
+    plan = random_plan(ir, 11)
+    layer = ir.layers[-1]
+    lut = next(e for e in engine_rows(layer, plan[layer.name]) if e.kind == "fixed_lut")
+    assert plan[layer.name].pe_fixed_lut == 2 and len(lut.rows) == lut.pe == 1
+    project = generate_rtl(ir, tmp_path / "rtl", extreme_inputs(ir, n_random=4), plan=plan)
+    clean, messages = lint(project)
+    assert clean, messages
 
 
 def test_seeds_cover_widths_and_schemes():

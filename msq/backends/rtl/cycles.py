@@ -43,7 +43,7 @@ def write_delays(layer: Layer, lp: LayerPlan) -> tuple[int, list[int]]:
 
     if isinstance(layer, ComputeLayer):
         return (verilog.steps_per_fold(layer, lp),
-                [verilog.engine_latency(layer, e.kind, lp) for e in engine_rows(layer, lp)])
+                [verilog.engine_latency(layer, e, lp) for e in engine_rows(layer, lp)])
     if isinstance(layer, MergeLayer):
         return 1, [verilog.REQUANT_LANE_LATENCY]
     return layer.kernel[0] * layer.kernel[1], [verilog.pool_latency(layer)]

@@ -167,13 +167,9 @@ def frame_buffer(module: str, consumer: str, ports: list[Port], elems: int, xw: 
         writes.append(f"                if (wr[{i}] && ph{i} == g) case (beat{i})\n" + "\n".join(cases)
                       + "\n                    default: ;\n                endcase")
     doc = "; ".join(f"{p.name} ({p.lanes} lanes x {p.beats} beats)" for p in ports)
-    idle = [f"{p.name} lane {lane}" for p in ports for lane in range(p.lanes) if not (p.element[:, lane] >= 0).any()]
-    idle_off = (f"    /* verilator lint_off UNUSEDSIGNAL */ // {', '.join(idle)}: no element (an engine with more "
-                "lanes than rows)\n") if idle else ""
     return _template("frame_buffer.v.tmpl").substitute(
         header=header, module=module, consumer=consumer, nbuf=nbuf, bi=bi, np=len(ports),
         lanes=int(offsets[-1]), xw=xw, elems=elems, word=word, raw=_bits(elems // word - 1), ports_doc=doc,
-        idle_off=idle_off, idle_on="    /* verilator lint_on UNUSEDSIGNAL */\n" if idle else "",
         port_params="\n".join(params), port_regs="\n".join(regs), done_now="\n".join(done),
         port_reset="\n".join(reset), port_advance="\n".join(advance), writes="\n".join(writes))
 
@@ -221,8 +217,9 @@ def chain_segment(simd: int) -> int:
     return max(d for d in range(1, min(simd, FIXED_CHAIN_COLUMNS) + 1) if simd % d == 0)
 
 
-def engine_latency(layer: ComputeLayer, kind: str, lp: LayerPlan) -> int:
-    """Cycles from a fold's last step to its output beat leaving the requantization stage."""
+def engine_latency(layer: ComputeLayer, e: EngineRows, lp: LayerPlan) -> int:
+    """Cycles from a fold's last step to engine ``e``'s output beat leaving its requantization stage."""
+    kind = e.kind
     levels = math.ceil(math.log2(lp.simd)) if lp.simd > 1 else 0
     if kind not in DSP_ENGINES:  # shift-add engines
         sum_lat = levels // TREE_REGISTER_LEVELS
@@ -233,8 +230,7 @@ def engine_latency(layer: ComputeLayer, kind: str, lp: LayerPlan) -> int:
         sum_lat = 1 + levels // TREE_REGISTER_LEVELS
     operands = 3 if kind not in DSP_ENGINES else 2  # the shift-add engines register the weight word once more
     lat = operands + sum_lat + 1  # issue -> accumulators hold the fold (see the engines' timing notes)
-    pe = lp.pe(kind)
-    steps = math.ceil(pe / requant_units(pe, steps_per_fold(layer, lp)))
+    steps = math.ceil(e.pe / requant_units(e.pe, steps_per_fold(layer, lp)))
     return lat + steps + 5  # requantization: ROM read (2), select, multiply, add, shift, clamp -> beat
 
 
