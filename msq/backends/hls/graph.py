@@ -148,7 +148,7 @@ def skip_depths(ir: IRModel, plan: Plan) -> dict[Edge, tuple[int, str]]:
             if np.all(mine >= other):
                 continue
             why = (f"{words}, one frame of '{fork}': '{layer.name}' input {slot} ('{src}') needs {mine[0]} "
-                   f"elements of '{fork}' before its first word, input {1 - slot} ('{inputs[1 - slot]}') {other[0]}")
+                   f"element(s) of '{fork}' before its first word, input {1 - slot} ('{inputs[1 - slot]}') {other[0]}")
             for edge in edges(ir)[fork]:
                 on_path = (edge.reader, edge.slot) == (j, slot) or (
                     edge.reader < len(ir.layers) and ir.layers[edge.reader].name in ancestors[src]

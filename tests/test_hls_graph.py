@@ -1,0 +1,145 @@
+"""HLS backend on graph IRs (residual add, channel concat): forks, per-edge width converters, the
+merge kernels and the skip streams' depth; C-simulated bit-exact against the integer reference.
+
+These tests need g++ and the hls4ml package (ap_types headers); without them they fail, by design.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+from msq import ref
+from msq.backends.hls.layers import struct_name
+from msq.backends.hls.project import generate_project, read_project
+from msq.backends.hls import sources
+from msq.boards import load_board
+from msq.ir.arith import merge_params
+from msq.ir.io import load_ir, save_ir
+from msq.ir.model import IRModel, MergeLayer
+from msq.ir.plan import LayerPlan, Plan, default_plan
+from random_models import extreme_inputs, random_graph_ir, random_plan
+from test_hls import _check_csim, _csim_output
+
+
+def _csim_exact(ir: IRModel, plan: Plan, tmp_path, seed: int = 0) -> str:
+    """Generate the project on random inputs (+ the extreme ones it appends), C-simulate it: every
+    output element and every traced layer equals the reference. Returns the top function."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(ir.input_fmt.lo, ir.input_fmt.hi + 1, size=(12,) + tuple(ir.input_shape))
+    project = generate_project(ir, tmp_path / "hls", load_board("pynq-z2"), x, plan=plan)
+    meta = read_project(project)
+    assert meta["samples"]["extreme"] == len(extreme_inputs(ir)) > 0
+    _check_csim(project, meta["samples"]["total"])
+    both = np.concatenate([x, extreme_inputs(ir)])
+    np.testing.assert_array_equal(_csim_output(project), ref.infer(ir, both).reshape(len(both), -1))
+    return (project / sources.TOP_CPP).read_text()
+
+
+KINDS = {"resnet-tiny": "add", "concat": "concat"}  # the merge each random graph kind has
+
+
+@pytest.mark.parametrize("seed,kind,plan_seed", [(0, "resnet-tiny", 3), (2, "resnet-tiny", 5), (5, "resnet-tiny", 0),
+                                                 (1, "concat", 3), (3, "concat", 7), (6, "concat", 2)])
+def test_hls_random_graph_csim_equals_reference(seed, kind, plan_seed, tmp_path):
+    ir = random_graph_ir(seed, kind)
+    assert {layer.kind for layer in ir.layers if isinstance(layer, MergeLayer)} == {KINDS[kind]}
+    top = _csim_exact(ir, random_plan(ir, plan_seed), tmp_path, seed)
+    if kind == "concat":  # the network input feeds both branches through one fork
+        assert top.count("msq::fork<in_t, ") == 1
+
+
+def _skip_pragmas(top: str) -> dict[str, int]:
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"#pragma HLS STREAM variable=(\w+) depth=(\d+)", top)}
+
+
+def test_hls_graph_forks_every_multi_reader_stream_and_sizes_the_skip(tmp_path):
+    """resnet-tiny: conv1 is read by conv2 and by add1 (identity shortcut), add1 by conv4 and by
+    conv6 (projection shortcut): one fork each, and the fork output into the shortcut holds one frame
+    of the forked stream; concat: the input feeds a 3x3 and a 1x1 conv, the 1x1 branch is the skip."""
+    ir = random_graph_ir(0, "resnet-tiny")
+    names = {layer.name: struct_name(i, layer) for i, layer in enumerate(ir.layers)}
+    layer = {layer.name: layer for layer in ir.layers}
+    plan = random_plan(ir, 3)
+    project = generate_project(ir, tmp_path / "a", load_board("pynq-z2"), extreme_inputs(ir), plan=plan)
+    top = (project / sources.TOP_CPP).read_text()
+    multi = [name for name, readers in ir.consumers().items() if len(readers) > 1]
+    assert multi == ["conv1", "add1"]
+    assert top.count("msq::fork<") == len(multi)
+    conv1_words = int(np.prod(layer["conv1"].out_shape)) // layer["conv1"].rows  # a pixel a word
+    add1_words = int(np.prod(layer["add1"].out_shape)) // plan["add1"].simd
+    assert f"msq::fork<{names['conv1']}::out_word_t, {conv1_words}>(s_{names['conv1']}_out, " in top
+    assert f"msq::fork<{names['add1']}::out_word_t, {add1_words}>(s_{names['add1']}_out, " in top
+    assert _skip_pragmas(top) == {f"s_{names['conv1']}_out_to_{names['add1']}_1": conv1_words,
+                                  f"s_{names['add1']}_out_to_{names['conv6']}_0": add1_words}
+    comment = top[:top.index("#pragma HLS STREAM")].rsplit(";\n", 1)[-1]
+    assert comment.lstrip().startswith(f"// Skip stream, depth {conv1_words}, one frame of 'conv1'")
+    assert "C-sim streams are unbounded" in comment
+    for src in ("conv1", "add1"):  # each fork output is read by one process: a reader's converter or itself
+        for edge in re.findall(rf"msq::fork<[^>]*>\(s_{names[src]}_out, (\w+), (\w+)\);", top)[0]:
+            assert len(re.findall(rf"\({edge}, ", top)) == 1
+
+    concat = random_graph_ir(1, "concat")
+    cnames = [struct_name(i, layer) for i, layer in enumerate(concat.layers)]
+    assert [layer.kernel for layer in concat.layers[:2]] == [(3, 3), (1, 1)]
+    project = generate_project(concat, tmp_path / "b", load_board("pynq-z2"), extreme_inputs(concat),
+                               plan=default_plan(concat))
+    top = (project / sources.TOP_CPP).read_text()
+    beats = int(np.prod(concat.input_shape))  # in_width 1
+    assert f"msq::fork<in_t, {beats}>(s_x, s_x_to_{cnames[0]}_0, s_x_to_{cnames[1]}_0);" in top
+    assert _skip_pragmas(top) == {f"s_x_to_{cnames[1]}_0": beats}
+
+
+def test_hls_graph_simd_differs_between_a_producer_and_its_readers(tmp_path):
+    """conv1's word is a whole pixel (its rows); conv2 reads 2 channels a word, add1 4: each edge of
+    the fork has its own converter, and C-sim stays exact."""
+    ir = random_graph_ir(0, "resnet-tiny")
+    conv1 = ir.layers[0]
+    assert conv1.rows == 8
+    base = random_plan(ir, 3)
+    layers = {**base.layers, "conv2": dataclasses.replace(base["conv2"], simd=2), "add1": LayerPlan(4)}
+    plan = Plan(layers, base.in_width, base.out_width)
+    top = _csim_exact(ir, plan, tmp_path)
+    bits, total = conv1.out_fmt.bits, int(np.prod(conv1.out_shape))
+    assert (f"msq::regroup<L0_conv1::out_word_t, L1_conv2::in_word_t, {bits}, 8, 2, {total}>"
+            f"(s_L0_conv1_out_to_L1_conv2_0, s_L1_conv2_in);") in top
+    assert (f"msq::regroup<L0_conv1::out_word_t, L3_add1::in1_word_t, {bits}, 8, 4, {total}>"
+            f"(s_L0_conv1_out_to_L3_add1_1, s_L3_add1_in1);") in top
+    assert top.count("msq::regroup<") == len(sources.regroups(ir, plan))
+
+
+def _merge(name: str, kind: str, inputs: list, out_fmt) -> MergeLayer:
+    """An add or concat of the given layers, every field derived from their formats."""
+    shapes = tuple(tuple(layer.out_shape) for layer in inputs)
+    out_shape = shapes[0] if kind == "add" else shapes[0][:-1] + (sum(s[-1] for s in shapes),)
+    fmts = tuple(layer.out_fmt for layer in inputs)
+    align, mult, shift, acc, rq = merge_params(kind, list(fmts), out_fmt)
+    return MergeLayer(name, kind, tuple(layer.name for layer in inputs), shapes, fmts, out_shape, out_fmt,
+                      align, mult, shift, acc, rq)
+
+
+def test_hls_graph_three_readers_vector_concat_and_one_stream_read_twice(tmp_path):
+    """A hand-built graph: the input read by three convs (two chained forks), an add of two 1x1
+    branches, a concat of it with the 3x3 branch, and the logits concatenated with themselves (a
+    vector concat, the last layer, reading one stream on both inputs)."""
+    base = random_graph_ir(1, "concat")  # conv1 (3x3), conv2 (1x1), concat1, dense1
+    conv1, conv2, concat1, dense1 = base.layers
+    conv3 = dataclasses.replace(copy.deepcopy(conv2), name="conv3")
+    add3 = _merge("add3", "add", [conv2, conv3], conv2.out_fmt)
+    cat = _merge("concat1", "concat", [conv1, add3], concat1.out_fmt)
+    assert cat.out_shape == concat1.out_shape
+    cat2 = _merge("cat2", "concat", [dense1, dense1], dense1.out_fmt)
+    for layer, inputs in ((conv1, ("input",)), (conv2, ("input",)), (conv3, ("input",)), (dense1, ("concat1",))):
+        layer.inputs = inputs
+    ir = IRModel("fan", base.input_shape, base.input_fmt, [conv1, conv2, conv3, add3, cat, dense1, cat2])
+    ir_dir = tmp_path / "ir"
+    save_ir(ir, ir_dir)
+    ir = load_ir(ir_dir)  # the loader accepts it: every field consistent
+    plan = random_plan(ir, 4)
+    top = _csim_exact(ir, plan, tmp_path)
+    assert top.count("msq::fork<") == 3  # input: 3 readers, dense1: 2
+    assert "msq::fork<in_t, " in top and "s_x_fork0" in top
+    assert "msq::concat<L6_cat2>(" in top and "msq::add<L3_add3>(" in top
