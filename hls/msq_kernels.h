@@ -491,7 +491,7 @@ void avgpool(hls::stream<typename L::in_word_t>& in, hls::stream<typename L::out
 }
 
 // ---------------------------------------------------------------------------------------------
-// Residual add and channel concat (docs/ir.md § Add and concat), SIMD channels a cycle: each input
+// Residual add and channel concat (docs/ir.md, "Add and concat"), SIMD channels a cycle: each input
 // element is aligned to the common fraction (a left shift by ALIGN0 / ALIGN1, exact in acc_t),
 // summed (add) or passed on (concat), and requantized with the layer's constant MULT and SHIFT and
 // no bias, by the same requantizer as every other layer (round half up, clamp).
