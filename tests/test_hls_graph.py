@@ -17,7 +17,8 @@ from msq.backends.hls.layers import struct_name
 from msq.backends.hls.project import generate_project, read_project
 from msq.backends.hls import sources
 from msq.boards import load_board
-from msq.ir.arith import merge_params
+from msq.design.calibrate import synthetic_dense
+from msq.ir.arith import ActFormat, merge_params
 from msq.ir.io import load_ir, save_ir
 from msq.ir.model import IRModel, MergeLayer
 from msq.ir.plan import LayerPlan, Plan, default_plan
@@ -34,6 +35,7 @@ def _csim_exact(ir: IRModel, plan: Plan, tmp_path, seed: int = 0) -> str:
     meta = read_project(project)
     assert meta["samples"]["extreme"] == len(extreme_inputs(ir)) > 0
     _check_csim(project, meta["samples"]["total"])
+    assert (project / sources.TOP_CPP).read_text().isascii()
     both = np.concatenate([x, extreme_inputs(ir)])
     np.testing.assert_array_equal(_csim_output(project), ref.infer(ir, both).reshape(len(both), -1))
     return (project / sources.TOP_CPP).read_text()
@@ -75,9 +77,9 @@ def test_hls_graph_forks_every_multi_reader_stream_and_sizes_the_skip(tmp_path):
     assert f"msq::fork<{names['add1']}::out_word_t, {add1_words}>(s_{names['add1']}_out, " in top
     assert _skip_pragmas(top) == {f"s_{names['conv1']}_out_to_{names['add1']}_1": conv1_words,
                                   f"s_{names['add1']}_out_to_{names['conv6']}_0": add1_words}
-    comment = top[:top.index("#pragma HLS STREAM")].rsplit(";\n", 1)[-1]
-    assert comment.lstrip().startswith(f"// Skip stream, depth {conv1_words}, one frame of 'conv1'")
-    assert "C-sim streams are unbounded" in comment
+    comment = " ".join(re.sub(r"//", " ", top[:top.index("#pragma HLS STREAM")].rsplit(";\n", 1)[-1]).split())
+    assert comment.startswith(f"Skip stream, depth {conv1_words}: 1 frame(s) of 'conv1' ({conv1_words} words)")
+    assert comment.endswith("The depth matters for synthesis and co-simulation only: C-sim streams are unbounded.")
     for src in ("conv1", "add1"):  # each fork output is read by one process: a reader's converter or itself
         for edge in re.findall(rf"msq::fork<[^>]*>\(s_{names[src]}_out, (\w+), (\w+)\);", top)[0]:
             assert len(re.findall(rf"\({edge}, ", top)) == 1
@@ -111,14 +113,21 @@ def test_hls_graph_simd_differs_between_a_producer_and_its_readers(tmp_path):
     assert top.count("msq::regroup<") == len(sources.regroups(ir, plan))
 
 
-def _merge(name: str, kind: str, inputs: list, out_fmt) -> MergeLayer:
-    """An add or concat of the given layers, every field derived from their formats."""
-    shapes = tuple(tuple(layer.out_shape) for layer in inputs)
+def _merge(name: str, kind: str, inputs: list, out_fmt: ActFormat) -> MergeLayer:
+    """An add or concat of ``inputs`` (layers, or ``(name, shape, format)`` of the network input),
+    every field derived from their formats."""
+    srcs = [src if isinstance(src, tuple) else (src.name, tuple(src.out_shape), src.out_fmt) for src in inputs]
+    shapes, fmts = tuple(s[1] for s in srcs), tuple(s[2] for s in srcs)
     out_shape = shapes[0] if kind == "add" else shapes[0][:-1] + (sum(s[-1] for s in shapes),)
-    fmts = tuple(layer.out_fmt for layer in inputs)
     align, mult, shift, acc, rq = merge_params(kind, list(fmts), out_fmt)
-    return MergeLayer(name, kind, tuple(layer.name for layer in inputs), shapes, fmts, out_shape, out_fmt,
+    return MergeLayer(name, kind, tuple(s[0] for s in srcs), shapes, fmts, out_shape, out_fmt,
                       align, mult, shift, acc, rq)
+
+
+def _loaded(ir: IRModel, tmp_path) -> IRModel:
+    """``ir`` saved and loaded again: the loader accepts it, every field consistent."""
+    save_ir(ir, tmp_path / "ir")
+    return load_ir(tmp_path / "ir")
 
 
 def test_hls_graph_three_readers_vector_concat_and_one_stream_read_twice(tmp_path):
@@ -135,11 +144,32 @@ def test_hls_graph_three_readers_vector_concat_and_one_stream_read_twice(tmp_pat
     for layer, inputs in ((conv1, ("input",)), (conv2, ("input",)), (conv3, ("input",)), (dense1, ("concat1",))):
         layer.inputs = inputs
     ir = IRModel("fan", base.input_shape, base.input_fmt, [conv1, conv2, conv3, add3, cat, dense1, cat2])
-    ir_dir = tmp_path / "ir"
-    save_ir(ir, ir_dir)
-    ir = load_ir(ir_dir)  # the loader accepts it: every field consistent
+    ir = _loaded(ir, tmp_path)
     plan = random_plan(ir, 4)
     top = _csim_exact(ir, plan, tmp_path)
     assert top.count("msq::fork<") == 3  # input: 3 readers, dense1: 2
+    # concat1: the 1x1 branches (add3) lead the 3x3 one: their fork outputs hold a frame; add3's
+    # two identical branches need no deep FIFO; cat2 reads all of input 0 before input 1, so the
+    # fork output into input 1 holds a frame of dense1 (one word: at least 2)
+    frame = max(int(np.prod(ir.input_shape)) // plan.in_width, 2)
+    assert _skip_pragmas(top) == {"s_x_to_L1_conv2_0": frame, "s_x_to_L2_conv3_0": frame,
+                                  "s_L5_dense1_out_to_L6_cat2_1": 2}
     assert "msq::fork<in_t, " in top and "s_x_fork0" in top
     assert "msq::concat<L6_cat2>(" in top and "msq::add<L3_add3>(" in top
+
+
+def test_hls_graph_residual_mlp_skip_holds_a_frame_per_dense_layer(tmp_path):
+    """A vector residual: the input feeds dense1 -> dense2 and, directly, the add; two dense layers
+    on the longer branch, each reading its whole input before its first word: the skip stream holds
+    two input frames; C-sim exact."""
+    f = 6
+    d1, d2, d3 = (dataclasses.replace(synthetic_dense(f, rows, seed), name=f"dense{seed}")
+                  for seed, rows in ((1, f), (2, f), (3, 3)))
+    add1 = _merge("add1", "add", [d2, ("input", (f,), d1.in_fmt)], d1.out_fmt)
+    d3.inputs = ("add1",)
+    ir = _loaded(IRModel("mlpres", (f,), d1.in_fmt, [d1, d2, add1, d3]), tmp_path)
+    plan = Plan({"dense1": LayerPlan(2, 2, 1), "dense2": LayerPlan(3, 1, 1), "add1": LayerPlan(3),
+                 "dense3": LayerPlan(1, 1, 1)}, in_width=2, out_width=3)
+    top = _csim_exact(ir, plan, tmp_path)
+    assert _skip_pragmas(top) == {"s_x_to_L2_add1_1": 2 * f // plan.in_width}
+    assert "// Skip stream, depth 6: 2 frame(s) of 'input' (3 words)" in top

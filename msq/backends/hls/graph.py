@@ -94,14 +94,20 @@ def _ancestors(ir: IRModel) -> dict[str, set[str]]:
 
 
 def needed_input(layer: Layer, slot: int, n: int) -> int:
-    """Elements of input ``slot`` a layer reads before it can emit its first ``n`` output elements
-    (at pixel granularity): a dense layer all of them; a conv or pool up to the last pixel of the
-    window of the output pixel holding element ``n``; an add or concat up to that pixel."""
+    """Elements of input ``slot`` a layer reads before it can emit its first ``n`` output elements:
+    a dense layer all of them; a conv or pool up to the last pixel of the window of the output
+    pixel holding element ``n``; an add the same ``n``; a concat its share of them."""
+    if n <= 0:
+        return 0
     if isinstance(layer, ComputeLayer) and layer.kind == "dense":
         return layer.fan_in
-    pixel = (n - 1) // int(layer.out_shape[-1])
     if isinstance(layer, MergeLayer):
-        return (pixel + 1) * int(layer.in_shapes[slot][-1])
+        if layer.kind == "add":
+            return n
+        c0, c1 = (int(shape[-1]) for shape in layer.in_shapes)
+        pixels, rest = divmod(n, c0 + c1)
+        return pixels * (c0, c1)[slot] + (min(rest, c0) if slot == 0 else max(0, rest - c0))
+    pixel = (n - 1) // int(layer.out_shape[-1])
     h, w, c = layer.in_shape
     ho, wo = divmod(pixel, layer.out_shape[1])
     ph, pw = getattr(layer, "padding", (0, 0))
@@ -113,24 +119,32 @@ def needed_input(layer: Layer, slot: int, n: int) -> int:
 def lead(ir: IRModel, fork: str, src: str, n: int, ancestors: dict[str, set[str]]) -> int:
     """Elements of stream ``fork`` the stream ``src`` (computed from it) needs before it delivers
     its first ``n`` elements: :func:`needed_input` composed along every path back to ``fork``."""
-    if src == fork:
+    if src == fork or n <= 0:
         return n
     i = index_of(ir, src)
     return max((lead(ir, fork, s, needed_input(ir.layers[i], slot, n), ancestors)
                 for slot, s in enumerate(ir.inputs_of(i)) if fork in ancestors[s]), default=0)
 
 
+def frame_buffers(ir: IRModel, fork: str, src: str, ancestors: dict[str, set[str]]) -> int:
+    """The dense layers between stream ``fork`` and stream ``src`` (``src`` included): each reads a
+    whole frame before its first output word, so each holds back one frame of the branch."""
+    return sum(1 for layer in ir.layers if isinstance(layer, ComputeLayer) and layer.kind == "dense"
+               and layer.name != fork and fork in ancestors[layer.name] and layer.name in ancestors[src])
+
+
 def skip_depths(ir: IRModel, plan: Plan) -> dict[Edge, tuple[int, str]]:
     """The skip streams: per fork output (an :class:`Edge` of the forked stream) its FIFO depth in
     words and why. For each add or concat, the fork is the latest stream both inputs are computed
-    from, and each input's lead is what it needs of the fork's stream before each of its pixels
-    (:func:`lead`). An input whose lead is at most the other's at every pixel, and below it at some,
-    is the shorter branch: the fork outputs into it hold one frame of the forked stream (at least
-    :data:`DEFAULT_DEPTH` words). Every
-    process handles one frame per call, so with that depth the fork never waits on the skip within
-    a frame and the longer branch always receives the whole frame it needs (a dense layer on it
-    needs all of it before its first word). Where neither lead bounds the other, both branches get
-    the depth; equal leads need none."""
+    from, and each input's lead is what it needs of the fork's stream before each word the merge
+    emits (:func:`lead`). An input whose lead is at most the other's at every word, and below it at some,
+    is the shorter branch: the fork outputs into it hold one frame of the forked stream per dense
+    layer on the longer branch (:func:`frame_buffers`), at least one frame and
+    :data:`DEFAULT_DEPTH` words. One frame already rules out the deadlock: every process handles one
+    frame per call, so the fork never waits on the skip within a frame and the longer branch always
+    receives the whole frame it needs. Each dense layer on the longer branch delays its output by a
+    frame, so one frame each keeps successive frames overlapping. Where neither lead bounds the
+    other, both branches get the depth; equal leads need none."""
     ancestors = _ancestors(ir)
     order = {src: k for k, src in enumerate(edges(ir))}
     out: dict[Edge, tuple[int, str]] = {}
@@ -139,20 +153,23 @@ def skip_depths(ir: IRModel, plan: Plan) -> dict[Edge, tuple[int, str]]:
             continue
         inputs = ir.inputs_of(j)
         fork = max(ancestors[inputs[0]] & ancestors[inputs[1]], key=order.__getitem__)
-        pixels = range(1, int(np.prod(layer.out_shape[:-1])) + 1)
-        leads = [np.array([lead(ir, fork, src, p * int(layer.in_shapes[slot][-1]), ancestors) for p in pixels])
-                 for slot, src in enumerate(inputs)]
-        words = max(frame_elems(ir, fork) // word_elems(ir, plan, fork), DEFAULT_DEPTH)
+        simd, total = plan[layer.name].simd, int(np.prod(layer.out_shape))
+        leads = [np.array([lead(ir, fork, src, needed_input(layer, slot, n), ancestors)
+                           for n in range(simd, total + 1, simd)]) for slot, src in enumerate(inputs)]
+        frame = frame_elems(ir, fork) // word_elems(ir, plan, fork)
         for slot, src in enumerate(inputs):
-            mine, other = leads[slot], leads[1 - slot]
+            mine, other, longer = leads[slot], leads[1 - slot], inputs[1 - slot]
             if np.all(mine >= other):
                 continue
-            why = (f"{words}, one frame of '{fork}': '{layer.name}' input {slot} ('{src}') needs {mine[0]} "
-                   f"element(s) of '{fork}' before its first word, input {1 - slot} ('{inputs[1 - slot]}') {other[0]}")
+            frames = max(1, frame_buffers(ir, fork, longer, ancestors))
+            words = max(frames * frame, DEFAULT_DEPTH)
+            why = (f"{words}: {frames} frame(s) of '{fork}' ({frame} words), one per dense layer on the longer branch "
+                   f"(at least one). '{layer.name}' input {slot} ('{src}') needs {mine[0]} element(s) of '{fork}' "
+                   f"before its first word, input {1 - slot} ('{longer}') {other[0]}")
             for edge in edges(ir)[fork]:
                 on_path = (edge.reader, edge.slot) == (j, slot) or (
                     edge.reader < len(ir.layers) and ir.layers[edge.reader].name in ancestors[src]
-                    and ir.layers[edge.reader].name not in ancestors[inputs[1 - slot]])
+                    and ir.layers[edge.reader].name not in ancestors[longer])
                 if on_path and out.get(edge, (0, ""))[0] < words:
                     out[edge] = (words, why)
     return out
