@@ -60,8 +60,9 @@ def _skip_pragmas(top: str) -> dict[str, int]:
 
 def test_hls_graph_forks_every_multi_reader_stream_and_sizes_the_skip(tmp_path):
     """resnet-tiny: conv1 is read by conv2 and by add1 (identity shortcut), add1 by conv4 and by
-    conv6 (projection shortcut): one fork each, and the fork output into the shortcut holds one frame
-    of the forked stream; concat: the input feeds a 3x3 and a 1x1 conv, the 1x1 branch is the skip."""
+    conv6 (projection shortcut): one fork each; the fork output into the identity shortcut holds
+    the words conv1 emits before conv3 delivers its first pixel; concat: the input feeds a 3x3 and a
+    1x1 conv, the 1x1 branch is the skip."""
     ir = random_graph_ir(0, "resnet-tiny")
     names = {layer.name: struct_name(i, layer) for i, layer in enumerate(ir.layers)}
     layer = {layer.name: layer for layer in ir.layers}
@@ -75,10 +76,17 @@ def test_hls_graph_forks_every_multi_reader_stream_and_sizes_the_skip(tmp_path):
     add1_words = int(np.prod(layer["add1"].out_shape)) // plan["add1"].simd
     assert f"msq::fork<{names['conv1']}::out_word_t, {conv1_words}>(s_{names['conv1']}_out, " in top
     assert f"msq::fork<{names['add1']}::out_word_t, {add1_words}>(s_{names['add1']}_out, " in top
-    assert _skip_pragmas(top) == {f"s_{names['conv1']}_out_to_{names['add1']}_1": conv1_words,
-                                  f"s_{names['add1']}_out_to_{names['conv6']}_0": add1_words}
+    pragmas = _skip_pragmas(top)
+    # 3x3 image, 3x3 convs, padding 1: conv3 emits pixel (0, 0) while it reads the window of (0, 1),
+    # up to conv2's pixel (1, 2); conv2 emits that while reading the window of (2, 0), up to conv1's
+    # pixel (2, 1): 8 of conv1's 9 pixel words, all of which the shortcut must hold meanwhile
+    assert layer["conv1"].out_shape[:2] == (3, 3) and conv1_words == 9
+    assert pragmas.pop(f"s_{names['conv1']}_out_to_{names['add1']}_1") == 8
+    assert set(pragmas) <= {f"s_{names['add1']}_out_to_{names[n]}_0" for n in ("conv4", "conv6")}
+    assert 2 < pragmas[f"s_{names['add1']}_out_to_{names['conv6']}_0"] <= add1_words
     comment = " ".join(re.sub(r"//", " ", top[:top.index("#pragma HLS STREAM")].rsplit(";\n", 1)[-1]).split())
-    assert comment.startswith(f"Skip stream, depth {conv1_words}: 1 frame(s) of 'conv1' ({conv1_words} words)")
+    assert comment.startswith("Skip stream, depth 8: 'add1' reads input 1 ('conv1') while input 0 ('conv3') "
+                              "still waits for up to 8 more words of 'conv1' (9 a frame)")
     assert comment.endswith("The depth matters for synthesis and co-simulation only: C-sim streams are unbounded.")
     for src in ("conv1", "add1"):  # each fork output is read by one process: a reader's converter or itself
         for edge in re.findall(rf"msq::fork<[^>]*>\(s_{names[src]}_out, (\w+), (\w+)\);", top)[0]:
@@ -86,13 +94,16 @@ def test_hls_graph_forks_every_multi_reader_stream_and_sizes_the_skip(tmp_path):
 
     concat = random_graph_ir(1, "concat")
     cnames = [struct_name(i, layer) for i, layer in enumerate(concat.layers)]
-    assert [layer.kernel for layer in concat.layers[:2]] == [(3, 3), (1, 1)]
+    conv1 = concat.layers[0]
+    assert (conv1.kernel, conv1.padding, concat.layers[1].kernel) == ((3, 3), (1, 1), (1, 1))
     project = generate_project(concat, tmp_path / "b", load_board("pynq-z2"), extreme_inputs(concat),
                                plan=default_plan(concat))
     top = (project / sources.TOP_CPP).read_text()
-    beats = int(np.prod(concat.input_shape))  # in_width 1
-    assert f"msq::fork<in_t, {beats}>(s_x, s_x_to_{cnames[0]}_0, s_x_to_{cnames[1]}_0);" in top
-    assert _skip_pragmas(top) == {f"s_x_to_{cnames[1]}_0": beats}
+    h, w, c = concat.input_shape
+    assert f"msq::fork<in_t, {h * w * c}>(s_x, s_x_to_{cnames[0]}_0, s_x_to_{cnames[1]}_0);" in top  # in_width 1
+    # conv1 emits pixel p while it reads the window of p + 1, whose last pixel is W + 2 pixels on:
+    # the input words the 1x1 branch must hold, W + 3 pixels ahead of what it has read
+    assert _skip_pragmas(top) == {f"s_x_to_{cnames[1]}_0": (w + 3) * c}
 
 
 def test_hls_graph_simd_differs_between_a_producer_and_its_readers(tmp_path):
@@ -145,23 +156,22 @@ def test_hls_graph_three_readers_vector_concat_and_one_stream_read_twice(tmp_pat
         layer.inputs = inputs
     ir = IRModel("fan", base.input_shape, base.input_fmt, [conv1, conv2, conv3, add3, cat, dense1, cat2])
     ir = _loaded(ir, tmp_path)
-    plan = random_plan(ir, 4)
+    plan = dataclasses.replace(random_plan(ir, 4), in_width=1)
     top = _csim_exact(ir, plan, tmp_path)
     assert top.count("msq::fork<") == 3  # input: 3 readers, dense1: 2
-    # concat1: the 1x1 branches (add3) lead the 3x3 one: their fork outputs hold a frame; add3's
-    # two identical branches need no deep FIFO; cat2 reads all of input 0 before input 1, so the
-    # fork output into input 1 holds a frame of dense1 (one word: at least 2)
-    frame = max(int(np.prod(ir.input_shape)) // plan.in_width, 2)
-    assert _skip_pragmas(top) == {"s_x_to_L1_conv2_0": frame, "s_x_to_L2_conv3_0": frame,
-                                  "s_L5_dense1_out_to_L6_cat2_1": 2}
     assert "msq::fork<in_t, " in top and "s_x_fork0" in top
+    # concat1: both 1x1 branches (add3) hold what the 3x3 branch needs ahead of them (as in
+    # test_hls_graph_forks_every_multi_reader_stream_and_sizes_the_skip); add3's two identical
+    # branches and cat2's one-word stream need no more than the default depth
+    h, w, c = ir.input_shape
+    assert _skip_pragmas(top) == {"s_x_to_L1_conv2_0": (w + 3) * c, "s_x_to_L2_conv3_0": (w + 3) * c}
     assert "msq::concat<L6_cat2>(" in top and "msq::add<L3_add3>(" in top
 
 
 def test_hls_graph_residual_mlp_skip_holds_a_frame_per_dense_layer(tmp_path):
     """A vector residual: the input feeds dense1 -> dense2 and, directly, the add; two dense layers
     on the longer branch, each reading its whole input before its first word: the skip stream holds
-    two input frames; C-sim exact."""
+    two input frames, so the next frame can enter while they work; C-sim exact."""
     f = 6
     d1, d2, d3 = (dataclasses.replace(synthetic_dense(f, rows, seed), name=f"dense{seed}")
                   for seed, rows in ((1, f), (2, f), (3, 3)))
@@ -172,4 +182,4 @@ def test_hls_graph_residual_mlp_skip_holds_a_frame_per_dense_layer(tmp_path):
                  "dense3": LayerPlan(1, 1, 1)}, in_width=2, out_width=3)
     top = _csim_exact(ir, plan, tmp_path)
     assert _skip_pragmas(top) == {"s_x_to_L2_add1_1": 2 * f // plan.in_width}
-    assert "// Skip stream, depth 6: 2 frame(s) of 'input' (3 words)" in top
+    assert "2 dense layer(s) on that branch, a frame each" in " ".join(re.sub(r"//", " ", top).split())

@@ -93,10 +93,12 @@ def _ancestors(ir: IRModel) -> dict[str, set[str]]:
     return out
 
 
-def needed_input(layer: Layer, slot: int, n: int) -> int:
-    """Elements of input ``slot`` a layer reads before it can emit its first ``n`` output elements:
+def needed_input(layer: Layer, slot: int, n: int, ahead: bool = False) -> int:
+    """Elements of input ``slot`` a layer has read when it emits its first ``n`` output elements:
     a dense layer all of them; a conv or pool up to the last pixel of the window of the output
-    pixel holding element ``n``; an add the same ``n``; a concat its share of them."""
+    pixel holding element ``n``; an add the same ``n``; a concat its share of them. ``ahead``: at
+    most, for a dense or conv layer, whose mvau emits a pixel while it reads the next pixel's
+    first words (the window of the next pixel); otherwise at least."""
     if n <= 0:
         return 0
     if isinstance(layer, ComputeLayer) and layer.kind == "dense":
@@ -108,6 +110,8 @@ def needed_input(layer: Layer, slot: int, n: int) -> int:
         pixels, rest = divmod(n, c0 + c1)
         return pixels * (c0, c1)[slot] + (min(rest, c0) if slot == 0 else max(0, rest - c0))
     pixel = (n - 1) // int(layer.out_shape[-1])
+    if ahead and isinstance(layer, ComputeLayer):
+        pixel = min(pixel + 1, int(np.prod(layer.out_shape[:-1])) - 1)
     h, w, c = layer.in_shape
     ho, wo = divmod(pixel, layer.out_shape[1])
     ph, pw = getattr(layer, "padding", (0, 0))
@@ -116,14 +120,29 @@ def needed_input(layer: Layer, slot: int, n: int) -> int:
     return max(1, row * w + col + 1) * c
 
 
-def lead(ir: IRModel, fork: str, src: str, n: int, ancestors: dict[str, set[str]]) -> int:
-    """Elements of stream ``fork`` the stream ``src`` (computed from it) needs before it delivers
-    its first ``n`` elements: :func:`needed_input` composed along every path back to ``fork``."""
-    if src == fork or n <= 0:
-        return n
-    i = index_of(ir, src)
-    return max((lead(ir, fork, s, needed_input(ir.layers[i], slot, n), ancestors)
-                for slot, s in enumerate(ir.inputs_of(i)) if fork in ancestors[s]), default=0)
+@dataclass(frozen=True)
+class Leads:
+    """What the streams computed from stream ``fork`` need of it (``ancestors``: per stream, the
+    streams it is computed from, itself included)."""
+
+    ir: IRModel
+    plan: Plan
+    fork: str
+    ancestors: dict[str, set[str]]
+
+    def of(self, src: str, n: int, ahead: bool) -> int:
+        """Elements of ``fork`` stream ``src`` needs to deliver its first ``n`` elements (at most
+        with ``ahead``, else at least): :func:`needed_input` composed along every path back to
+        ``fork``, each stream's need rounded up to its whole words (a reader takes a word at once)."""
+        if n <= 0:
+            return 0
+        words = word_elems(self.ir, self.plan, src)
+        n = min(-(-n // words) * words, frame_elems(self.ir, src))
+        if src == self.fork:
+            return n
+        i = index_of(self.ir, src)
+        return max((self.of(s, needed_input(self.ir.layers[i], slot, n, ahead), ahead)
+                    for slot, s in enumerate(self.ir.inputs_of(i)) if self.fork in self.ancestors[s]), default=0)
 
 
 def frame_buffers(ir: IRModel, fork: str, src: str, ancestors: dict[str, set[str]]) -> int:
@@ -135,16 +154,13 @@ def frame_buffers(ir: IRModel, fork: str, src: str, ancestors: dict[str, set[str
 
 def skip_depths(ir: IRModel, plan: Plan) -> dict[Edge, tuple[int, str]]:
     """The skip streams: per fork output (an :class:`Edge` of the forked stream) its FIFO depth in
-    words and why. For each add or concat, the fork is the latest stream both inputs are computed
-    from, and each input's lead is what it needs of the fork's stream before each word the merge
-    emits (:func:`lead`). An input whose lead is at most the other's at every word, and below it at some,
-    is the shorter branch: the fork outputs into it hold one frame of the forked stream per dense
-    layer on the longer branch (:func:`frame_buffers`), at least one frame and
-    :data:`DEFAULT_DEPTH` words. One frame already rules out the deadlock: every process handles one
-    frame per call, so the fork never waits on the skip within a frame and the longer branch always
-    receives the whole frame it needs. Each dense layer on the longer branch delays its output by a
-    frame, so one frame each keeps successive frames overlapping. Where neither lead bounds the
-    other, both branches get the depth; equal leads need none."""
+    words and why (docs/hls.md, Graphs). For each add or concat, the fork is the latest stream both
+    inputs are computed from. The fork output into input ``s``'s branch needs, over the merge's
+    words ``k``, ``lag = max_k (words of the fork input o needs at most for its word k - words
+    input s has read at least for word k - 1)``: if the fork stalls on it, full, while the merge
+    waits for input ``o``'s word ``k``, input ``o`` has all it needs, so no deadlock. One frame more
+    per dense layer on input ``o``'s branch (each holds back a frame) keeps successive frames
+    overlapping. Outputs needing no more than :data:`DEFAULT_DEPTH` get no pragma."""
     ancestors = _ancestors(ir)
     order = {src: k for k, src in enumerate(edges(ir))}
     out: dict[Edge, tuple[int, str]] = {}
@@ -153,23 +169,30 @@ def skip_depths(ir: IRModel, plan: Plan) -> dict[Edge, tuple[int, str]]:
             continue
         inputs = ir.inputs_of(j)
         fork = max(ancestors[inputs[0]] & ancestors[inputs[1]], key=order.__getitem__)
+        leads = Leads(ir, plan, fork, ancestors)
+        word = word_elems(ir, plan, fork)
+        frame = frame_elems(ir, fork) // word
         simd, total = plan[layer.name].simd, int(np.prod(layer.out_shape))
-        leads = [np.array([lead(ir, fork, src, needed_input(layer, slot, n), ancestors)
-                           for n in range(simd, total + 1, simd)]) for slot, src in enumerate(inputs)]
-        frame = frame_elems(ir, fork) // word_elems(ir, plan, fork)
+
+        def need(slot: int, ahead: bool) -> np.ndarray:
+            """Words of the fork input ``slot`` needs for the merge's first 0, 1, 2, ... words."""
+            return np.array([-(-leads.of(inputs[slot], needed_input(layer, slot, n), ahead) // word)
+                             for n in range(0, total + 1, simd)])
+
         for slot, src in enumerate(inputs):
-            mine, other, longer = leads[slot], leads[1 - slot], inputs[1 - slot]
-            if np.all(mine >= other):
+            other = inputs[1 - slot]
+            lag = int(np.max(need(1 - slot, True)[1:] - need(slot, False)[:-1]))
+            dense = frame_buffers(ir, fork, other, ancestors)
+            depth = max(lag, dense * frame)
+            if depth <= DEFAULT_DEPTH:
                 continue
-            frames = max(1, frame_buffers(ir, fork, longer, ancestors))
-            words = max(frames * frame, DEFAULT_DEPTH)
-            why = (f"{words}: {frames} frame(s) of '{fork}' ({frame} words), one per dense layer on the longer branch "
-                   f"(at least one). '{layer.name}' input {slot} ('{src}') needs {mine[0]} element(s) of '{fork}' "
-                   f"before its first word, input {1 - slot} ('{longer}') {other[0]}")
+            why = (f"{depth}: '{layer.name}' reads input {slot} ('{src}') while input {1 - slot} ('{other}') still "
+                   f"waits for up to {lag} more words of '{fork}' ({frame} a frame)"
+                   + (f"; {dense} dense layer(s) on that branch, a frame each" if dense else ""))
             for edge in edges(ir)[fork]:
                 on_path = (edge.reader, edge.slot) == (j, slot) or (
                     edge.reader < len(ir.layers) and ir.layers[edge.reader].name in ancestors[src]
-                    and ir.layers[edge.reader].name not in ancestors[longer])
-                if on_path and out.get(edge, (0, ""))[0] < words:
-                    out[edge] = (words, why)
+                    and ir.layers[edge.reader].name not in ancestors[other])
+                if on_path and out.get(edge, (0, ""))[0] < depth:
+                    out[edge] = (depth, why)
     return out
