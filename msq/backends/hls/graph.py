@@ -5,12 +5,12 @@ A stream is the network input (:data:`INPUT`) or a layer's output. A stream with
 is copied to each by a chain of two-way ``msq::fork`` processes; every edge (stream, reader) gets
 its own width converter where the producer's word differs from what the reader takes. Where two
 branches from one fork meet again at an add or concat, the fork output into the branch that
-delivers its first word sooner (the skip stream) must hold one whole frame, or the fork stalls on
-it while the longer branch still waits for input: a deadlock under Vitis DATAFLOW.
+delivers sooner (the skip stream) must hold what the longer branch lags behind it, or the fork
+stalls on it while the longer branch still waits for input: a deadlock under Vitis DATAFLOW.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -66,6 +66,7 @@ def word_elems(ir: IRModel, plan: Plan, src: str) -> int:
 
 
 def frame_elems(ir: IRModel, src: str) -> int:
+    """Elements per frame of a stream."""
     return int(np.prod(ir.input_shape if src == INPUT else ir.layers[index_of(ir, src)].out_shape))
 
 
@@ -120,15 +121,16 @@ def needed_input(layer: Layer, slot: int, n: int, ahead: bool = False) -> int:
     return max(1, row * w + col + 1) * c
 
 
-@dataclass(frozen=True)
+@dataclass
 class Leads:
     """What the streams computed from stream ``fork`` need of it (``ancestors``: per stream, the
-    streams it is computed from, itself included)."""
+    streams it is computed from, itself included), memoized."""
 
     ir: IRModel
     plan: Plan
     fork: str
     ancestors: dict[str, set[str]]
+    known: dict[tuple[str, int, bool], int] = field(default_factory=dict)
 
     def of(self, src: str, n: int, ahead: bool) -> int:
         """Elements of ``fork`` stream ``src`` needs to deliver its first ``n`` elements (at most
@@ -140,9 +142,13 @@ class Leads:
         n = min(-(-n // words) * words, frame_elems(self.ir, src))
         if src == self.fork:
             return n
-        i = index_of(self.ir, src)
-        return max((self.of(s, needed_input(self.ir.layers[i], slot, n, ahead), ahead)
-                    for slot, s in enumerate(self.ir.inputs_of(i)) if self.fork in self.ancestors[s]), default=0)
+        key = (src, n, ahead)
+        if key not in self.known:
+            i = index_of(self.ir, src)
+            self.known[key] = max((self.of(s, needed_input(self.ir.layers[i], slot, n, ahead), ahead)
+                                   for slot, s in enumerate(self.ir.inputs_of(i)) if self.fork in self.ancestors[s]),
+                                  default=0)
+        return self.known[key]
 
 
 def frame_buffers(ir: IRModel, fork: str, src: str, ancestors: dict[str, set[str]]) -> int:

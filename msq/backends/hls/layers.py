@@ -1,5 +1,5 @@
 """C++ for one layer: its configuration struct (types, shapes, plan) and, for compute layers, its
-process function holding the ROMs.
+process function holding the ROMs (pooling, add and concat layers have no tables).
 
 A configuration struct ``L`` is what the kernel templates of ``hls/msq_kernels.h`` are
 instantiated with. A compute layer's weights are one ROM per engine (SP2; fixed point, DSP and
