@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from msq.backends.hls.layers import out_elems
+from msq.backends.hls.layers import line_rows, out_elems
 from msq.ir.model import INPUT, ComputeLayer, IRModel, Layer, MergeLayer
 from msq.ir.plan import Plan
 
@@ -95,11 +95,12 @@ def _ancestors(ir: IRModel) -> dict[str, set[str]]:
 
 
 def needed_input(layer: Layer, slot: int, n: int, ahead: bool = False) -> int:
-    """Elements of input ``slot`` a layer has read when it emits its first ``n`` output elements:
-    a dense layer all of them; a conv or pool up to the last pixel of the window of the output
-    pixel holding element ``n``; an add the same ``n``; a concat its share of them. ``ahead``: at
-    most, for a dense or conv layer, whose mvau emits a pixel while it reads the next pixel's
-    first words (the window of the next pixel); otherwise at least."""
+    """Elements of input ``slot`` a layer has read when it emits its first ``n`` output elements.
+    At least (``ahead`` false): a dense layer all of them; a conv or pool up to the last pixel of
+    the window of the output pixel holding element ``n``; an add the same ``n``; a concat its share
+    of them. At most (``ahead``): the same, except that a dense or conv layer's mvau emits a pixel
+    while it reads the next pixel's first words, and a sliding window reads on, a word a cycle,
+    while its line buffer has room: up to the row ``LINES`` below its current window's top."""
     if n <= 0:
         return 0
     if isinstance(layer, ComputeLayer) and layer.kind == "dense":
@@ -116,7 +117,10 @@ def needed_input(layer: Layer, slot: int, n: int, ahead: bool = False) -> int:
     h, w, c = layer.in_shape
     ho, wo = divmod(pixel, layer.out_shape[1])
     ph, pw = getattr(layer, "padding", (0, 0))
-    row = min(h - 1, ho * layer.stride[0] - ph + layer.kernel[0] - 1)
+    top = ho * layer.stride[0] - ph
+    if ahead:
+        return min(h, top + line_rows(layer.kernel, layer.stride)) * w * c
+    row = min(h - 1, top + layer.kernel[0] - 1)
     col = min(w - 1, wo * layer.stride[1] - pw + layer.kernel[1] - 1)
     return max(1, row * w + col + 1) * c
 

@@ -91,9 +91,14 @@ def _common(index: int, layer: Layer, requant: bool) -> list[str]:
     return lines
 
 
+def line_rows(kernel: tuple[int, int], stride: tuple[int, int]) -> int:
+    """Rows of a sliding window's line buffer: a power of two >= KH + SH."""
+    return 1 << (kernel[0] + stride[0] - 1).bit_length()
+
+
 def _geometry(shape_in, kernel, stride, padding, shape_out) -> list[str]:
     h, w, c = shape_in
-    lines = 1 << (kernel[0] + stride[0] - 1).bit_length()  # a power of two >= KH + SH
+    lines = line_rows(kernel, stride)
     return [f"    static const int H = {h}, W = {w}, C = {c};  // input image (H, W, C)",
             f"    static const int KH = {kernel[0]}, KW = {kernel[1]};",
             f"    static const int SH = {stride[0]}, SW = {stride[1]};",
