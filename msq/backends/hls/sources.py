@@ -8,8 +8,7 @@ import textwrap
 
 import numpy as np
 
-from msq.backends.hls import graph
-from msq.backends.hls.graph import Edge, regroups, skip_depths, word_elems
+from msq.backends.hls.graph import Edge, edges, frame_elems, regroups, skip_depths, word_elems
 from msq.backends.hls.layers import (act_type, compute_struct, fmt_comment, in_word, merge_struct, out_elems,
                                      pool_struct, port_type, process_name, struct_name)
 from msq.errors import MSQError
@@ -141,9 +140,9 @@ def top_source(ir: IRModel, plan: Plan, provenance: dict) -> str:
 
     def connect(src: str, var: str) -> None:
         """Fork ``var`` (the stream ``src``) to its readers, each through its converter if it has one."""
-        readers = graph.edges(ir)[src]
+        readers = edges(ir)[src]
         outs, rest = [], var
-        words = graph.frame_elems(ir, src) // word_elems(ir, plan, src)
+        words = frame_elems(ir, src) // word_elems(ir, plan, src)
         for k, edge in enumerate(readers[:-1]):
             last = k == len(readers) - 2
             to = stream(f"{var}_to_{names[edge.reader]}_{edge.slot}", word_t[src], edge)
