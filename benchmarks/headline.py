@@ -22,6 +22,7 @@ LUT/FF/DSP/BRAM and logic depth; on an ECP5 board placed and routed, with the Fm
     .venv/bin/python benchmarks/headline.py [--boards pynq-z2,zc706] [--networks mlp-128x3,...]
                                             [--designs msq,...] [--synth] [--update] [--out benchmarks/results]
                                             [--headroom 0.8] [--keep DIR]
+    .venv/bin/python benchmarks/headline.py --merge RUN1/headline.json,RUN2/headline.json [--out benchmarks/results]
 
 ECP5 (ulx3s-85f) runs plan at ``--headroom 0.4``: the cost model counts xc7 LUT6s and an ECP5
 design needs about twice as many LUT4s; the measured counts are still checked against 80 %.
@@ -156,12 +157,18 @@ def main() -> None:
     ap.add_argument("--keep", default=None, help="keep each synthesized design (Verilog, netlist, logs) under this directory")
     ap.add_argument("--update", action="store_true",
                     help="keep the rows of OUT/headline.json for other boards, networks and designs (replace only those run here)")
+    ap.add_argument("--merge", default=None, metavar="JSON[,JSON]",
+                    help="run nothing: put the rows of these headline.json files (e.g. synthesis runs made apart, with "
+                         "--out elsewhere) into OUT/headline.json in place of the rows of the same board, network and design")
     args = ap.parse_args()
     start = time.perf_counter()
     rows: list[dict] = []
+    if args.merge:
+        merged = [r for path in args.merge.split(",") for r in json.loads(Path(path).read_text())["results"]]
+        rows, args.update = merged, True
     with tempfile.TemporaryDirectory(prefix="msq-headline-") as tmp:
         synth_root = (Path(args.keep) if args.keep else Path(tmp)) if args.synth else None
-        for board_name in args.boards.split(","):
+        for board_name in ([] if args.merge else args.boards.split(",")):
             board = load_board(board_name)
             balance = cost_model.board_sp2_ratio(board, WBITS, ABITS)
             for network in args.networks.split(","):
@@ -177,15 +184,17 @@ def main() -> None:
                     if design == "msq":
                         rows[-1].update(explore_best(ir, board, rows[-1].get("interval"), args.headroom))
     out = Path(args.out)
+    seconds = round(time.perf_counter() - start, 1)
     if args.update and (out / "headline.json").is_file():
+        before = json.loads((out / "headline.json").read_text())
+        seconds = before["seconds"] if args.merge else seconds  # a merge runs nothing
         ran = {(r["board"], r["network"], r["design"]) for r in rows}
-        kept = [r for r in json.loads((out / "headline.json").read_text())["results"]
-                if (r["board"], r["network"], r["design"]) not in ran]
+        kept = [r for r in before["results"] if (r["board"], r["network"], r["design"]) not in ran]
         order = {(b, n, d): i for i, (b, n, d) in enumerate((b, n, d) for b in BOARDS for n in NETWORKS for d in DESIGNS)}
         rows = sorted(kept + rows, key=lambda r: order.get((r["board"], r["network"], r["design"]), len(order)))
     ratios(rows)
     data = {"calibration": cost_model.calibration()["yosys_version"], "wbits": WBITS, "abits": ABITS,
-            "seed": args.seed, "headroom": planner.HEADROOM, "seconds": round(time.perf_counter() - start, 1),
+            "seed": args.seed, "headroom": planner.HEADROOM, "seconds": seconds,
             "results": rows}
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / "headline.json", data)

@@ -130,7 +130,8 @@ training_options = _stack(
                  help="'mlp', 'cnn', 'resnet-tiny', 'resnet8', or your own: 'path/to/file.py:function' "
                       "(see docs/user-guide.md)."),
     click.option("--dataset", default="digits", show_default=True,
-                 help="'digits' (embedded), 'mnist5k' (pip install 'msq[mnist]') or a .npz file (docs/datasets.md)."),
+                 help="'digits' (embedded), 'mnist5k' (pip install 'msq[mnist]'), 'synthetic:HxWxC:K' (generated, for "
+                      "hardware checks) or a .npz file (docs/datasets.md)."),
     click.option("--wbits", type=int, default=4, show_default=True, help="Weight bits, 2..8."),
     click.option("--abits", type=int, default=4, show_default=True, help="Activation bits, 2..8."),
     click.option("--board", default="pynq-z2", show_default=True,

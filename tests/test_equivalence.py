@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from random_models import extreme_inputs, random_ir, random_plan
+from random_models import extreme_inputs, random_graph_ir, random_ir, random_plan
 
 from msq import ref
 from msq.backends.hls import csim
@@ -26,14 +26,18 @@ from msq.backends.torch_int import IntegerModel
 from msq.boards import load_board
 from msq.ir import arith
 from msq.ir.arith import ActFormat
-from msq.ir.model import ComputeLayer, IRModel
-from msq.ir.plan import LayerPlan, Plan, simd_unit
+from msq.ir.model import ComputeLayer, IRModel, MergeLayer
+from msq.ir.plan import LayerPlan, Plan, engine_rows, simd_unit
 
 # Seeds whose random IRs together cover weight widths 2..8, every layer kind, padding and stride,
 # SP2-only, fixed-only and mixed layers (test_seeds_cover_widths_and_schemes checks it). Verilator
 # builds dominate the run time, so the RTL takes a subset.
 SEEDS = (0, 1, 3, 5, 8, 9, 10, 11, 12, 32, 110, 113, 223)
 RTL_SEEDS = (3, 10, 32, 110, 113, 223)
+# Random graphs (random_graph_ir): 21 a residual network whose shortcuts need 3 frame buffers (its
+# identity shortcut skips two convs), 12 a concat of two convs that both read the network input
+# (one of its inputs needs 3 buffers).
+GRAPH_SEEDS = (12, 21)
 
 
 def _torch_int(ir: IRModel, plan: Plan, x: np.ndarray, tmp: Path) -> None:
@@ -92,6 +96,48 @@ def test_backend_equals_reference(backend, seed, tmp_path):
         _verilog(ir, plan, x, tmp_path, seed)
     else:
         {"torch_int": _torch_int, "hls_csim": _hls_csim}[backend](ir, plan, x, tmp_path)
+
+
+@pytest.mark.parametrize("seed", GRAPH_SEEDS)
+def test_graph_verilog_equals_reference(seed, tmp_path):
+    """Residual adds and concats in Verilator: a stream with several readers waits for all of them;
+    with random bubbles and back-pressure nothing deadlocks, every output is exact and every cycle
+    the cycle model's."""
+    ir = random_graph_ir(seed)
+    plan = random_plan(ir, seed)
+    merges = [c for layer, c in zip(ir.layers, cycles.buffer_counts(ir, plan)) if isinstance(layer, MergeLayer)]
+    assert merges and max(max(c) for c in merges) > cycles.MIN_BUFFERS
+    _verilog(ir, plan, extreme_inputs(ir, n_random=16, seed=seed), tmp_path, seed)
+
+
+def test_skip_buffers_keep_the_pace(monkeypatch):
+    """The frame buffers the cycle model derives for each input let every random graph run at its
+    slowest stage's pace; with the fewest buffers (two per input) the shortcuts stall some of them."""
+    slower = 0
+    derived = cycles.buffer_counts
+    for seed in (1, 6, 9, 11, 14, 21, 23, 24, 27):
+        ir = random_graph_ir(seed)
+        plan = random_plan(ir, seed)
+        pace = max(cycles.stage_cycles(ir, plan))
+        assert cycles.inference_interval(ir, plan) == pace
+        with monkeypatch.context() as m:
+            m.setattr(cycles, "buffer_counts", lambda ir, plan: [(cycles.MIN_BUFFERS,) * len(c) for c in derived(ir, plan)])
+            slower += cycles.inference_interval(ir, plan) > pace
+    assert slower >= 3
+
+
+def test_lut_engine_builds_no_more_pes_than_rows(tmp_path):
+    """Seed 11's plan gives its last layer's fixed-point LUT engine 2 PEs for the 1 row the DSP
+    engine leaves it: the engine builds 1 (an idle lane would have no element to write, and its
+    unused lanes failed the lint), and both backends stay exact (hls_csim-11 above)."""
+    ir = random_ir(11)
+    plan = random_plan(ir, 11)
+    layer = ir.layers[-1]
+    lut = next(e for e in engine_rows(layer, plan[layer.name]) if e.kind == "fixed_lut")
+    assert plan[layer.name].pe_fixed_lut == 2 and len(lut.rows) == lut.pe == 1
+    project = generate_rtl(ir, tmp_path / "rtl", extreme_inputs(ir, n_random=4), plan=plan)
+    clean, messages = lint(project)
+    assert clean, messages
 
 
 def test_seeds_cover_widths_and_schemes():

@@ -12,8 +12,8 @@ from torch import nn
 from msq import ref
 from msq.backends.qonnx_export import to_qonnx
 from msq.backends.torch_int import IntegerModel
+from msq.backends.hls.csim import CSIM_DIR, MISMATCHES_JSON
 from msq.boards import load_board
-from msq.design import planner
 from msq.errors import MSQError
 from msq.flow import Flow, FlowConfig
 from msq.frontend import models
@@ -25,7 +25,6 @@ from msq.frontend.train import TrainConfig, fit, predict
 from msq.ir.arith import ActFormat
 from msq.ir.io import load_ir, save_ir
 from msq.ir.model import MergeLayer
-from msq.ir.plan import default_plan
 from msq.rundir import RunDir
 from random_models import ConcatNet, extreme_inputs
 
@@ -187,24 +186,11 @@ def test_graph_model_checks_name_the_source_line(model, message):
         check_model(model(), (1, 8, 8), 64, CFG)
 
 
-def test_hardware_backends_refuse_a_graph_by_layer(graphs, tmp_path):
+def test_qonnx_export_refuses_a_graph_by_layer(graphs):
     ir = load_ir(graphs["resnet-tiny"][1])
-    refusal = r"layer 'add1' \(add\) is not supported by the hardware backends yet \({}\)"
-    from msq.backends.hls.project import generate_project
-    from msq.backends.rtl.generate import generate_rtl
-    from msq.design.estimate import estimate_design
-
-    board = load_board("pynq-z2")
-    x = ir.quantize_input(np.zeros((1, 1, 8, 8)))
-    for what, call in (("planner", lambda: planner.plan_search(ir, board)),
-                       ("HLS", lambda: generate_project(ir, tmp_path / "hls", board, x)),
-                       ("Verilog", lambda: generate_rtl(ir, tmp_path / "rtl", x)),
-                       ("QONNX export", lambda: to_qonnx(ir))):
-        with pytest.raises(MSQError, match=refusal.format(what)):
-            call()
-    with pytest.raises(MSQError, match=refusal.format("estimate")):
-        estimate_design(ir, default_plan(ir))
-    assert not (tmp_path / "hls").exists() and not (tmp_path / "rtl").exists()
+    with pytest.raises(MSQError, match=r"layer 'add1' \(add\) is not supported by the hardware backends yet "
+                                       r"\(QONNX export\)"):
+        to_qonnx(ir)
 
 
 def test_resnet_tiny_trains_and_deploys_exactly_as_fake_quant(tmp_path):
@@ -222,16 +208,19 @@ def test_resnet_tiny_trains_and_deploys_exactly_as_fake_quant(tmp_path):
     assert 100.0 * float(np.mean(deployed == data.y_test)) == metrics["accuracy"]["test"] > 30
 
 
-def test_flow_stops_cleanly_at_the_planner_for_a_graph(tmp_path):
+def test_flow_plans_and_generates_a_graph(tmp_path):
+    """A residual model goes through the flow like a chain: planned for the board (merge layers
+    included), its HLS project C-simulated exactly, its Verilog generated and lint clean."""
     out = tmp_path / "run"
-    cfg = FlowConfig(train=TrainConfig(model="resnet-tiny", epochs=1, seed=0), out=out, baseline=False)
-    with pytest.raises(MSQError, match=r"flow stopped at stage 'plan': IR 'run': layer 'add1' \(add\) is not "
-                                       r"supported by the hardware backends yet \(planner\)"):
-        Flow(cfg, load_board("pynq-z2")).execute()
+    cfg = FlowConfig(train=TrainConfig(model="resnet-tiny", epochs=1, seed=0), out=out, baseline=False, until="rtl")
+    Flow(cfg, load_board("pynq-z2")).execute()
     rd = RunDir(out)
-    assert rd.ir_dir.is_dir() and rd.eval_json.is_file()
-    assert not rd.plan_json.exists() and not rd.hls_dir.exists() and not rd.rtl_dir.exists()
+    plan = json.loads(rd.plan_json.read_text())
+    assert {"add1", "add2"} <= set(plan["layers"]) and plan["layers"]["add1"]["simd"] >= 1
     assert json.loads(rd.eval_json.read_text())["torch_int"]["mismatches"] == 0
+    assert (rd.rtl_dir / "hdl" / "msq_layer_add1.v").is_file()
+    assert "msq_fbuf_add1_1" in (rd.rtl_dir / "hdl" / "msq_layer_add1.v").read_text()
+    assert json.loads((rd.hls_dir / CSIM_DIR / MISMATCHES_JSON).read_text())["mismatches"] == 0
 
 
 @pytest.mark.parametrize("shape", [(3, 32, 32), (1, 8, 8), (2, 5, 7)])

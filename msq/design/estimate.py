@@ -6,7 +6,8 @@ Per layer, from the Yosys calibration table (msq/data/calibration.json, ``msq ca
   engine): ``PE x SIMD`` MACs at the calibrated cost per MAC of that engine, SIMD and width (the
   DSP engines pack two rows per DSP when the generator does);
 - the requantizers: ``ceil(PE / steps per fold)`` per engine, by datapath width;
-- the frame buffers of its input (every buffer), and the output stream's;
+- the frame buffers of its inputs (every buffer), and the output stream's;
+- average pooling, add and concat: a requantizer per lane;
 - ROMs: weights (``folds x steps`` words of ``PE x SIMD`` codes per engine) and requantization
   constants, in LUTs at the calibrated cost per bit, or block RAM when the generator puts them
   there (one RAMB36 per 72 bits of width and 512 words of depth);
@@ -28,7 +29,7 @@ from msq.backends.rtl import cycles, verilog
 from msq.design import cost_model
 from msq.design.calibrate import CAL_BUFFERS
 from msq.ir.arith import MULT_BITS, SHIFT_BITS
-from msq.ir.model import ComputeLayer, IRModel, Layer
+from msq.ir.model import ComputeLayer, IRModel, Layer, MergeLayer
 from msq.ir.plan import EngineRows, LayerPlan, Plan, engine_rows, folds
 
 LUT_TOLERANCE = 0.25
@@ -82,27 +83,32 @@ def buffers(elems: int, bits: int, count: int, table: dict[str, Any]) -> Resourc
     return Resources(lut, ff, 0.0)
 
 
-def layer_resources(layer: Layer, lp: LayerPlan, n_buffers: int = CAL_BUFFERS,
+def layer_resources(layer: Layer, lp: LayerPlan, n_buffers: tuple[int, ...] = (CAL_BUFFERS, CAL_BUFFERS),
                     table: dict[str, Any] | None = None) -> Resources:
-    """Estimated resources of one layer: engines, the ``n_buffers`` buffers of its input, controller."""
+    """Estimated resources of one layer: engines (or, for average pooling, add and concat, a
+    requantizer per lane), the ``n_buffers[i]`` buffers of its input ``i``, controller."""
     table = table or cost_model.calibration()
     total = ZERO
     if isinstance(layer, ComputeLayer):
         for e in engine_rows(layer, lp):
             total += engine(layer, e, lp, table)
-    total += buffers(int(np.prod(layer.in_shape)), layer.in_fmt.bits, n_buffers, table)
+    elif layer.kind != "maxpool":  # a lane's constant multiply, as a requantization stage measured
+        rq = cost_model.requant_cost(layer.requant_bits, table)
+        total += Resources(lp.simd * rq[0], lp.simd * rq[1], lp.simd * rq[2])
+    shapes, fmts = (layer.in_shapes, layer.in_fmts) if isinstance(layer, MergeLayer) else ((layer.in_shape,), (layer.in_fmt,))
+    for shape, fmt, count in zip(shapes, fmts, n_buffers):
+        total += buffers(int(np.prod(shape)), fmt.bits, count, table)
     return total + Resources(*cost_model.control_cost(table), 0.0)
 
 
 def estimate_design(ir: IRModel, plan: Plan, table: dict[str, Any] | None = None) -> Resources:
     """Estimated resources of the whole generated design (``msq rtl`` output) for ``plan``."""
-    ir.check_chain("estimate")
     table = table or cost_model.calibration()
     counts = cycles.buffer_counts(ir, plan)
     total = ZERO
     for layer, count in zip(ir.layers, counts):
         total += layer_resources(layer, plan[layer.name], count, table)
-    total += buffers(int(np.prod(ir.output_shape)), ir.output_fmt.bits, counts[-1], table)
+    total += buffers(int(np.prod(ir.output_shape)), ir.output_fmt.bits, counts[-1][0], table)
     return Resources(math.ceil(total.lut), math.ceil(total.ff), math.ceil(total.dsp), total.bram36)
 
 
@@ -116,7 +122,7 @@ def control_fit(table: dict[str, Any]) -> dict[str, float]:
     for m in table["measured"]["layer"]:
         fan_in, rows, simd, pe_s, pe_f = m["params"]
         layer = calibrate.synthetic_dense(fan_in, rows)
-        parts = layer_resources(layer, LayerPlan(simd, pe_s, pe_f), CAL_BUFFERS, table)
+        parts = layer_resources(layer, LayerPlan(simd, pe_s, pe_f), (CAL_BUFFERS,), table)
         luts.append(m["lut"] - parts.lut)
         ffs.append(m["ff"] - parts.ff)
     return {"lut": max(0.0, float(np.median(luts))), "ff": max(0.0, float(np.median(ffs)))}

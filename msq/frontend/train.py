@@ -112,7 +112,7 @@ def resolve_ratio(cfg: TrainConfig, board: Board | None = None, model: nn.Module
             return cfg.sp2_ratio, "user"
         balance = board_sp2_ratio(board, cfg.wbits, cfg.abits)
         ir = untrained_ir(model, data) if model is not None and data is not None else None
-        if ir is not None and ir.graph_layer() is None:  # the planner takes chains only (so far)
+        if ir is not None:
             planned = explore.planned_ratio(ir, board, balance)
             if planned is not None:
                 return planned, f"planner sweep on board {board.name}"

@@ -91,7 +91,8 @@ class EngineRows:
 def all_engine_rows(layer: ComputeLayer, lp: LayerPlan) -> list[EngineRows]:
     """Every engine kind of :data:`ENGINES` with its rows (possibly none). The fixed rows go first
     to the DSP engine, as many as it finishes in the folds both fixed engines need together
-    (``ceil(R / (pe_fixed + pe_fixed_lut))``), the rest to the LUT engine; the high-precision rows
+    (``ceil(R / (pe_fixed + pe_fixed_lut))``), the rest to the LUT engine, which builds no more PEs
+    than it gets rows (a lane without rows would idle in every fold); the high-precision rows
     go to their own DSP engine. Every engine's widths are derived here: ``wbits`` (``high_bits``
     for the high engine) and :meth:`ComputeLayer.group_acc_bits` of its row group."""
     fixed = layer.fixed_rows
@@ -99,7 +100,7 @@ def all_engine_rows(layer: ComputeLayer, lp: LayerPlan) -> list[EngineRows]:
     n_dsp = min(len(fixed), math.ceil(len(fixed) / shared) * lp.pe_fixed) if shared else 0
     low, high = (layer.wbits, layer.group_acc_bits(False)), (layer.high_bits or layer.wbits, layer.group_acc_bits(True))
     return [EngineRows("sp2", layer.sp2_rows, lp.pe_sp2, *low), EngineRows("fixed", fixed[:n_dsp], lp.pe_fixed, *low),
-            EngineRows("fixed_lut", fixed[n_dsp:], lp.pe_fixed_lut, *low),
+            EngineRows("fixed_lut", fixed[n_dsp:], min(lp.pe_fixed_lut, len(fixed) - n_dsp), *low),
             EngineRows("fixed_hi", layer.high_rows, lp.pe_fixed_hi, *high)]
 
 

@@ -47,10 +47,11 @@ module msq_tree #(
         if (H > 0 && H % RSTEP == 0) begin : g_reg
             reg signed [OW-1:0] sr;
             reg                 cr;
-            always @(posedge clk) begin
-                sr <= s;
-                cr <= c;
-            end
+            always @(posedge clk) sr <= s;
+            // the carry is a weight's sign, delayed: rows with the same signs would share these
+            // registers after synthesis (opt_merge), one driving another row's adders across the
+            // device (on ECP5 that route, 4.7 ns, was the critical path); kept per row
+            (* keep *) always @(posedge clk) cr <= c;
             assign sum  = sr;
             assign cout = cr;
         end else begin : g_wire

@@ -18,7 +18,7 @@ import numpy as np
 from msq import numerics
 from msq.ir.arith import ActFormat, requant_datapath_bits
 from msq.ir.model import ComputeLayer, Layer, MergeLayer, PoolLayer
-from msq.ir.plan import ENGINES, LayerPlan, all_engine_rows, folds
+from msq.ir.plan import LayerPlan, all_engine_rows, folds
 
 
 
@@ -124,9 +124,10 @@ class Folding:
     @classmethod
     def of(cls, layer: ComputeLayer, lp: LayerPlan) -> "Folding":
         sf = layer.fan_in // lp.simd
-        lanes = sum(lp.pe(kind) for kind in ENGINES)
+        pe = {e.kind: e.pe for e in all_engine_rows(layer, lp)}  # the PEs each engine builds
+        lanes = sum(pe.values())
         nq = -(-lanes // sf)
-        return cls(lp.simd, lp.pe_sp2, lp.pe_fixed + lp.pe_fixed_lut, lp.pe_fixed, lp.pe_fixed_hi, sf,
+        return cls(lp.simd, pe["sp2"], pe["fixed"] + pe["fixed_lut"], pe["fixed"], pe["fixed_hi"], sf,
                    folds(layer, lp), nq, -(-lanes // nq))
 
     def lanes(self, layer: ComputeLayer, lp: LayerPlan) -> list[tuple[np.ndarray, int, int]]:

@@ -1,16 +1,17 @@
 """The exact cycle model of the generated RTL (docs/rtl.md explains it; the tests measure it).
 
-Every layer owns :func:`buffer_counts` frame buffers of its input. A writer (the input stream, or
-the layer before) claims the next free buffer when it starts a frame; a layer starts a frame when
-its oldest buffer is full and it can claim one of the next stage's (a layer's claim reaches the next
-buffers one cycle later, through a register, and it cannot go on to a frame in that cycle), then
-issues one step per cycle:
+Every layer owns :func:`buffer_counts` frame buffers of each of its inputs (a merge layer has two).
+A writer (the input stream, or a layer) claims the next free buffer of every reader of its stream
+when it starts a frame; a layer starts a frame when the oldest buffer of each input is full and it
+can claim a buffer of each of its readers (a layer's claim reaches them one cycle later, through a
+register, and it cannot go on to a frame in that cycle), then issues one step per cycle:
 ``pixels x folds x steps-per-fold`` for a dense/conv layer (:func:`layer_steps`), ``pixels x
-groups x taps`` for pooling. Each fold's (group's) results reach the next buffer a fixed number of
-cycles after its last step (:func:`write_delays`); a buffer is full the cycle after its last beat,
-and is released by its reader's last step. The output buffers stream ``out_width`` elements per
-beat. :func:`timing` runs exactly these rules, cycle by cycle, for a burst of inferences at full
-input rate and no output back-pressure: the cycles of every input and output beat.
+groups x taps`` for pooling, ``pixels x groups`` for add and concat. Each fold's (group's) results
+reach the readers' buffers a fixed number of cycles after its last step (:func:`write_delays`); a
+buffer is full the cycle after its last beat, and is released by its reader's last step. The
+output buffers stream ``out_width`` elements per beat. :func:`timing` runs exactly these rules,
+cycle by cycle, for a burst of inferences at full input rate and no output back-pressure: the
+cycles of every input and output beat.
 """
 from __future__ import annotations
 
@@ -18,16 +19,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from msq.ir.model import ComputeLayer, IRModel, Layer
+from msq.ir.model import INPUT, ComputeLayer, IRModel, Layer, MergeLayer
 from msq.ir.plan import LayerPlan, Plan, engine_rows, folds
 
 
+MIN_BUFFERS = 2  # frame buffers of a layer's input: one written while the other is read
+
+
 def layer_steps(layer: Layer, lp: LayerPlan) -> int:
-    """Cycles a layer issues steps for one frame (its MAC or pooling cycles)."""
+    """Cycles a layer issues steps for one frame (its MAC, pooling or merge cycles)."""
     from msq.backends.rtl import verilog
 
     if isinstance(layer, ComputeLayer):
         return verilog.pixels(layer) * folds(layer, lp) * verilog.steps_per_fold(layer, lp)
+    if isinstance(layer, MergeLayer):
+        return verilog.pixels(layer) * (layer.out_shape[-1] // lp.simd)
     return verilog.pixels(layer) * (layer.in_shape[-1] // lp.simd) * layer.kernel[0] * layer.kernel[1]
 
 
@@ -37,7 +43,9 @@ def write_delays(layer: Layer, lp: LayerPlan) -> tuple[int, list[int]]:
 
     if isinstance(layer, ComputeLayer):
         return (verilog.steps_per_fold(layer, lp),
-                [verilog.engine_latency(layer, e.kind, lp) for e in engine_rows(layer, lp)])
+                [verilog.engine_latency(layer, e, lp) for e in engine_rows(layer, lp)])
+    if isinstance(layer, MergeLayer):
+        return 1, [verilog.REQUANT_LANE_LATENCY]
     return layer.kernel[0] * layer.kernel[1], [verilog.pool_latency(layer)]
 
 
@@ -52,22 +60,45 @@ def stage_cycles(ir: IRModel, plan: Plan) -> list[int]:
             + [int(np.prod(ir.output_shape)) // plan.out_width])
 
 
-def buffer_counts(ir: IRModel, plan: Plan) -> list[int]:
-    """Frames each stage's buffers hold (every layer's input, then the output stream's): enough that
-    a writer may run ahead of its reader by the writer's pipeline depth, so that neither waits in
-    steady state. ``n`` buffers let a writer start frame ``i + n`` once the reader released frame
-    ``i``; with writer and reader busy ``S_w`` and ``S_r`` cycles per frame and the writer's results
-    landing ``D`` cycles after its last step, ``n`` frames take at least ``S_w + D + S_r + 3`` cycles,
-    which ``n * max(S_w, S_r)`` must cover."""
+def _edges(ir: IRModel) -> list[list[int]]:
+    """Per stage (input stream 0, layer i at i + 1, output stream last), the stages it reads."""
+    index = {INPUT: 0, **{layer.name: i + 1 for i, layer in enumerate(ir.layers)}}
+    return [[]] + [[index[name] for name in ir.inputs_of(i)] for i in range(len(ir.layers))] + [[len(ir.layers)]]
+
+
+def buffer_counts(ir: IRModel, plan: Plan) -> list[tuple[int, ...]]:
+    """Frames each stage's buffers hold, per input (every layer's inputs in slot order, then the
+    output stream's): enough that a writer may run ahead of its reader by everything between them,
+    so that neither waits in steady state. A buffer is claimed when its writer starts a frame and
+    released when its reader ends it; between the two lie, on the longest path from writer to
+    reader, each stage's steps ``S``, its results' delay ``D`` and 3 cycles of hand-over, then the
+    reader's ``S``; ``n`` buffers cover that if ``n`` times the slowest stage on the way does (at
+    least 2). For a chain this is ``S_w + D + S_r + 3`` over ``max(S_w, S_r)``; a residual shortcut
+    holds frames for as long as the branch it skips takes."""
     stages = stage_cycles(ir, plan)
-    delays = [0] + [max(write_delays(layer, plan[layer.name])[1]) for layer in ir.layers]
-    return [max(2, -(-(stages[k] + stages[k + 1] + delays[k] + 3) // max(stages[k], stages[k + 1])))
-            for k in range(len(stages) - 1)]
+    delays = [0] + [max(write_delays(layer, plan[layer.name])[1]) for layer in ir.layers] + [0]
+    reads = _edges(ir)
+    counts = []
+    for reader in range(1, len(stages)):
+        per_input = []
+        for writer in reads[reader]:
+            # longest hand-over path writer -> reader, and the slowest stage on any path between
+            reach = {writer: (stages[writer] + delays[writer] + 3, stages[writer])}
+            for k in range(writer + 1, reader):
+                came = [reach[j] for j in reads[k] if j in reach]
+                if came:
+                    reach[k] = (max(c[0] for c in came) + stages[k] + delays[k] + 3,
+                                max(max(c[1] for c in came), stages[k]))
+            came = [reach[j] for j in reads[reader] if j in reach]  # the direct edge, and longer paths
+            path, slowest = max(c[0] for c in came), max(stages[reader], *(c[1] for c in came))
+            per_input.append(max(MIN_BUFFERS, -(-(path + stages[reader]) // slowest)))
+        counts.append(tuple(per_input))
+    return counts
 
 
 def timing_inferences(ir: IRModel, plan: Plan) -> int:
     """Inferences in a timing burst: enough for the dataflow to settle into its steady pattern."""
-    return 2 * max(buffer_counts(ir, plan)) + 2
+    return 2 * max(max(c) for c in buffer_counts(ir, plan)) + 2
 
 
 @dataclass
@@ -165,13 +196,20 @@ def timing(ir: IRModel, plan: Plan, inferences: int) -> Timing:
     n_in_beats = int(np.prod(ir.input_shape)) // plan.in_width
     n_out_beats = int(np.prod(ir.output_shape)) // plan.out_width
     counts = buffer_counts(ir, plan)
-    buffers = [_Buffer(counts[0], [n_in_beats])]
-    for k, layer in enumerate(layers):
-        buffers.append(_Buffer(counts[k + 1], [p.beats for p in verilog.output_ports(layer, plan[layer.name])]))
+    reads = _edges(ir)
+    ports = [[n_in_beats]] + [[p.beats for p in verilog.output_ports(layer, plan[layer.name])] for layer in layers]
+    # inputs[s]: the buffers stage s reads (layer i is stage i + 1; the output stream last), one per slot;
+    # readers[s]: the buffers stage s writes (every reader's of its stream)
+    inputs = [[]] + [[_Buffer(n, ports[w]) for n, w in zip(counts[s - 1], reads[s])] for s in range(1, len(reads))]
+    readers: list[list[_Buffer]] = [[] for _ in reads]
+    for s in range(1, len(reads)):
+        for buf, w in zip(inputs[s], reads[s]):
+            readers[w].append(buf)
+    out_buffer = inputs[-1][0]
     steps = [layer_steps(layer, plan[layer.name]) for layer in layers]
     delays = [write_delays(layer, plan[layer.name]) for layer in layers]
     run = [False] * len(layers)
-    claim_q = [False] * len(layers)  # each layer's registered claim of the next stage's buffer
+    claim_q = [False] * len(layers)  # each layer's registered claim of its readers' buffers
     step = [0] * len(layers)
     pending: list[dict[int, list[int]]] = [{} for _ in layers]  # cycle -> ports writing, per layer
     filling, in_beat, sent = False, 0, 0
@@ -182,25 +220,26 @@ def timing(ir: IRModel, plan: Plan, inferences: int) -> Timing:
         if len(timing_out) == inferences * n_out_beats:
             break
         # --- combinational, from the registers of cycle t ---
-        in_ready = filling or buffers[0].can_claim()
+        in_ready = filling or all(b.can_claim() for b in readers[0])
         in_fire = sent < inferences * n_in_beats and in_ready
-        claims = [in_fire and not filling] + claim_q
+        claims = [in_fire and not filling] + claim_q   # per writing stage
         writes: list[list[int]] = [[0] if in_fire else []] + [[] for _ in layers]
-        releases = [False] * (len(layers) + 1)
+        releases = [False] * len(reads)                # per reading stage
         starts, go_ons, frame_ends = [False] * len(layers), [False] * len(layers), [False] * len(layers)
         for i in range(len(layers)):
-            src, dst = buffers[i], buffers[i + 1]
+            srcs, dsts = inputs[i + 1], readers[i + 1]
             frame_ends[i] = run[i] and step[i] == steps[i] - 1
-            starts[i] = not run[i] and src.rd_full() and dst.can_claim()
-            go_ons[i] = frame_ends[i] and src.rd_next_full() and dst.can_claim() and not claim_q[i]
-            releases[i] = frame_ends[i]
+            free = all(b.can_claim() for b in dsts)
+            starts[i] = not run[i] and all(b.rd_full() for b in srcs) and free
+            go_ons[i] = frame_ends[i] and all(b.rd_next_full() for b in srcs) and free and not claim_q[i]
+            releases[i + 1] = frame_ends[i]
             writes[i + 1] = pending[i].pop(t, [])
             if run[i]:
                 per_beat, port_delays = delays[i]
                 if (step[i] + 1) % per_beat == 0:
                     for p, d in enumerate(port_delays):
                         pending[i].setdefault(t + d, []).append(p)
-        out_fire = buffers[-1].rd_full()
+        out_fire = out_buffer.rd_full()
         releases[-1] = out_fire and out_beat == n_out_beats - 1
         if in_fire:
             timing_in.append(t)
@@ -221,8 +260,9 @@ def timing(ir: IRModel, plan: Plan, inferences: int) -> Timing:
                     run[i], step[i] = go_ons[i], 0
                 else:
                     step[i] += 1
-        for k, buf in enumerate(buffers):
-            buf.clock(claims[k], sorted(writes[k]), releases[k])
+        for s in range(1, len(reads)):
+            for buf, w in zip(inputs[s], reads[s]):
+                buf.clock(claims[w], sorted(writes[w]), releases[s])
         claim_q = [s or g for s, g in zip(starts, go_ons)]
     return Timing(timing_in, timing_out, n_out_beats)
 

@@ -56,7 +56,6 @@ def generate_rtl(ir: IRModel, out: str | Path, inputs: np.ndarray, plan: Plan | 
     """
     out = Path(out)
     ir.check_names()
-    ir.check_chain("Verilog")
     plan = check_plan(ir, plan or default_plan(ir))
     inputs = np.asarray(inputs, dtype=np.int64).reshape((-1,) + tuple(ir.input_shape))
     extreme = vectors.extreme_inputs(ir, n_random=n_extreme_random)

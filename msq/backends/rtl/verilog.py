@@ -21,13 +21,13 @@ from msq.assets import RTL_SIM_DIR
 from msq.boards import FAMILIES
 from msq.backends.rtl import cycles
 from msq.ir.arith import MULT_BITS, SHIFT_BITS, ActFormat, requant_datapath_bits
-from msq.ir.model import ComputeLayer, IRModel, Layer, PoolLayer
+from msq.ir.model import INPUT, ComputeLayer, IRModel, Layer, MergeLayer, PoolLayer
 from msq.ir.plan import DSP_ENGINES, EngineRows, LayerPlan, Plan, engine_rows, folds
 
 KERNELS = RTL_SIM_DIR / "kernels"
 TEMPLATES = RTL_SIM_DIR / "templates"
-KERNEL_FILES = ("msq_rom.v", "msq_tree.v", "msq_step_control.v", "msq_shift_add_engine.v", "msq_fixed_engine.v",
-                "msq_requant_stage.v")
+KERNEL_FILES = ("msq_frame_control.v", "msq_rom.v", "msq_tree.v", "msq_step_control.v", "msq_shift_add_engine.v",
+                "msq_fixed_engine.v", "msq_requant_stage.v")
 ENGINE_KERNEL = {"sp2": "msq_shift_add_engine.v", "fixed": "msq_fixed_engine.v", "fixed_lut": "msq_shift_add_engine.v",
                  "fixed_hi": "msq_fixed_engine.v"}
 BLOCK_ROM_BITS = 16384  # ROMs this large go to block RAM, smaller ones to LUTs
@@ -53,6 +53,8 @@ def kernels_used(ir: IRModel, plan: Plan) -> list[str]:
     used = {ENGINE_KERNEL[e.kind] for layer in compute for e in engine_rows(layer, plan[layer.name])}
     if compute:
         used |= {"msq_rom.v", "msq_tree.v", "msq_step_control.v", "msq_requant_stage.v"}
+    if ir.layers:
+        used.add("msq_frame_control.v")
     return [name for name in KERNEL_FILES if name in used]
 
 
@@ -109,7 +111,8 @@ class Port:
 
 
 def pixels(layer: Layer) -> int:
-    return 1 if layer.kind == "dense" else int(layer.out_shape[0] * layer.out_shape[1])
+    """Output pixels of a layer's frame (1 for a vector)."""
+    return 1 if len(layer.out_shape) == 1 else int(layer.out_shape[0] * layer.out_shape[1])
 
 
 def output_ports(layer: Layer, lp: LayerPlan) -> list[Port]:
@@ -128,7 +131,7 @@ def output_ports(layer: Layer, lp: LayerPlan) -> list[Port]:
         groups = rows // lp.simd
         element = (np.arange(n_pix)[:, None, None] * rows + np.arange(groups)[None, :, None] * lp.simd
                    + np.arange(lp.simd)[None, None, :]).reshape(n_pix * groups, lp.simd)
-        ports.append(Port("pool", lp.simd, n_pix * groups, element))
+        ports.append(Port(layer.kind, lp.simd, n_pix * groups, element))
     return ports
 
 
@@ -214,8 +217,9 @@ def chain_segment(simd: int) -> int:
     return max(d for d in range(1, min(simd, FIXED_CHAIN_COLUMNS) + 1) if simd % d == 0)
 
 
-def engine_latency(layer: ComputeLayer, kind: str, lp: LayerPlan) -> int:
-    """Cycles from a fold's last step to its output beat leaving the requantization stage."""
+def engine_latency(layer: ComputeLayer, e: EngineRows, lp: LayerPlan) -> int:
+    """Cycles from a fold's last step to engine ``e``'s output beat leaving its requantization stage."""
+    kind = e.kind
     levels = math.ceil(math.log2(lp.simd)) if lp.simd > 1 else 0
     if kind not in DSP_ENGINES:  # shift-add engines
         sum_lat = levels // TREE_REGISTER_LEVELS
@@ -226,8 +230,7 @@ def engine_latency(layer: ComputeLayer, kind: str, lp: LayerPlan) -> int:
         sum_lat = 1 + levels // TREE_REGISTER_LEVELS
     operands = 3 if kind not in DSP_ENGINES else 2  # the shift-add engines register the weight word once more
     lat = operands + sum_lat + 1  # issue -> accumulators hold the fold (see the engines' timing notes)
-    pe = lp.pe(kind)
-    steps = math.ceil(pe / requant_units(pe, steps_per_fold(layer, lp)))
+    steps = math.ceil(e.pe / requant_units(e.pe, steps_per_fold(layer, lp)))
     return lat + steps + 5  # requantization: ROM read (2), select, multiply, add, shift, clamp -> beat
 
 
@@ -414,9 +417,41 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
 
 # --- pooling layers -------------------------------------------------------------------------------
 
+REQUANT_LANE_LATENCY = 5  # avgpool, add, concat: a step's last word -> its requantized beat (requant_lane)
+
+
+def requant_lane(layer: PoolLayer | MergeLayer, sumw: int, valid: str) -> list[str]:
+    """The end of a lane of an average pooling or merge layer, which holds its ``sumw``-bit sum in
+    ``nxt`` (valid at the cycle of the read pipeline's ``v_d[1]``): the sum registered, multiplied by
+    ``mult``, rounded by ``shift``, clamped to the output (``mult``, ``shift`` of the IR, no bias),
+    the beat ``REQUANT_LANE_LATENCY`` cycles after the step whose ``valid`` flag ends it."""
+    pw = max(requant_datapath_bits(layer.requant_bits, sumw, layer.shift), sumw + MULT_BITS + 1)
+    half = (1 << (layer.shift - 1)) if layer.shift else 0
+    lo, hi = _slit(layer.out_fmt.lo, pw), _slit(layer.out_fmt.hi, pw)
+    return [f"            reg  signed [{pw}-1:0] s3, p4;",
+            "            reg  [OW-1:0] y;",
+            f"            wire signed [{pw}-1:0] r4 = (p4 + {_slit(half, pw)}) >>> {layer.shift};",
+            "            /* verilator lint_off UNUSEDSIGNAL */ // only the low OW bits of the clamped value",
+            f"            wire signed [{pw}-1:0] c4 = (r4 < {lo}) ? {lo} : (r4 > {hi}) ? {hi} : r4;",
+            "            /* verilator lint_on UNUSEDSIGNAL */",
+            "            always @(posedge clk) begin",
+            f"                s3 <= {{{{({pw} - SUMW){{nxt[SUMW-1]}}}}, nxt}};",
+            f"                p4 <= s3 * {_slit(layer.mult, pw)};",
+            "                y <= c4[OW-1:0];",
+            "            end",
+            "            assign beat[l*OW +: OW] = y;",
+            "        end", "    endgenerate",
+            "    reg l3, l4;",
+            "    always @(posedge clk) begin",
+            f"        l3 <= rst_n && {valid};",
+            "        l4 <= rst_n && l3;",
+            "        beat_v <= rst_n && l4;",
+            "    end"]
+
+
 def pool_latency(layer: PoolLayer) -> int:
     """Cycles from a group's last tap to its output beat (see the lanes of :func:`pool_layer`)."""
-    return 3 if layer.kind == "maxpool" else 5
+    return 3 if layer.kind == "maxpool" else REQUANT_LANE_LATENCY
 
 
 def pool_layer(layer: PoolLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int, header: str) -> dict[str, str]:
@@ -452,31 +487,9 @@ def pool_layer(layer: PoolLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int,
                  "    always @(posedge clk) beat_v <= rst_n && v_d[1] && last_d[1];"]
     else:
         op = "sum, then requantize"
-        pw_ = max(requant_datapath_bits(layer.requant_bits, sumw, layer.shift), sumw + MULT_BITS + 1)
-        half = (1 << (layer.shift - 1)) if layer.shift else 0
         lane += ["            wire signed [SUMW-1:0] nxt = first_d[1] ? xs : (acc + xs);",
-                 f"            reg  signed [{pw_}-1:0] s3, p4;",
-                 "            reg  [OW-1:0] y;",
-                 f"            wire signed [{pw_}-1:0] r4 = (p4 + {_slit(half, pw_)}) >>> {layer.shift};",
-                 "            /* verilator lint_off UNUSEDSIGNAL */ // only the low OW bits of the clamped value",
-                 f"            wire signed [{pw_}-1:0] c4 = (r4 < {_slit(layer.out_fmt.lo, pw_)}) ? "
-                 f"{_slit(layer.out_fmt.lo, pw_)} : (r4 > {_slit(layer.out_fmt.hi, pw_)}) ? "
-                 f"{_slit(layer.out_fmt.hi, pw_)} : r4;",
-                 "            /* verilator lint_on UNUSEDSIGNAL */",
-                 "            always @(posedge clk) begin",
-                 "                if (v_d[1]) acc <= nxt;",
-                 f"                s3 <= {{{{({pw_} - SUMW){{nxt[SUMW-1]}}}}, nxt}};",
-                 f"                p4 <= s3 * {_slit(layer.mult, pw_)};",
-                 "                y <= c4[OW-1:0];",
-                 "            end",
-                 "            assign beat[l*OW +: OW] = y;",
-                 "        end", "    endgenerate",
-                 "    reg l3, l4;",
-                 "    always @(posedge clk) begin",
-                 "        l3 <= rst_n && v_d[1] && last_d[1];",
-                 "        l4 <= rst_n && l3;",
-                 "        beat_v <= rst_n && l4;",
-                 "    end"]
+                 "            always @(posedge clk) if (v_d[1]) acc <= nxt;"]
+        lane += requant_lane(layer, sumw, "v_d[1] && last_d[1]")
     files[module] = _template("pool_layer.v.tmpl").substitute(
         header=header, name=name, kind=layer.kind, module=module, kernel=list(layer.kernel), stride=list(layer.stride),
         in_shape=list(layer.in_shape), out_shape=list(layer.out_shape), simd=simd, taps=taps, op=op,
@@ -491,40 +504,110 @@ def pool_layer(layer: PoolLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int,
     return files
 
 
+# --- add and concat -------------------------------------------------------------------------------
+
+def _extend(src: str, iw: int, width: int, signed: bool) -> str:
+    """``src`` (``iw`` bits) sign- or zero-extended to ``width`` bits."""
+    if width == iw:
+        return src
+    return f"{{{{{width - iw}{{{src}[{iw - 1}] }}}}, {src}}}" if signed else f"{{{width - iw}'d0, {src}}}"
+
+
+def merge_layer(layer: MergeLayer, lp: LayerPlan, in_ports: list[list[Port]], nbuf: tuple[int, ...],
+                header: str) -> dict[str, str]:
+    """{module name: Verilog} of an add or concat layer and the buffers of its two inputs."""
+    name, module, simd = layer.name, layer_module(layer.name), lp.simd
+    (iw0, iw1), ow, sumw = (f.bits for f in layer.in_fmts), layer.out_fmt.bits, layer.acc_bits
+    chans = [int(shape[-1]) for shape in layer.in_shapes]
+    elems = [int(np.prod(shape)) for shape in layer.in_shapes]
+    files, buffers = {}, []
+    for j in range(2):
+        buffers.append(f"msq_fbuf_{name}_{j}")
+        files[buffers[j]] = frame_buffer(buffers[j], f"{name} (input {j}, {layer.inputs[j]})", in_ports[j], elems[j],
+                                         layer.in_fmts[j].bits, simd, nbuf[j], header)
+    concat = layer.kind == "concat"
+    groups = int(layer.out_shape[-1]) // simd
+    gb = _bits(groups - 1)
+    extended = [f"(e{j} <<< {layer.align[j]})" for j in range(2)]
+    lane = ["    genvar l;", "    generate", "        for (l = 0; l < SIMD; l = l + 1) begin : g_lane"]
+    for j, iw in enumerate((iw0, iw1)):
+        lane.append(f"            wire signed [SUMW-1:0] e{j} = "
+                    + _extend(f"x{j}_2[l*IW{j} +: IW{j}]", iw, sumw, layer.in_fmts[j].signed) + ";")
+    if concat:
+        lane.append(f"            wire signed [SUMW-1:0] nxt = sel_d[1] ? {extended[1]} : {extended[0]};")
+    else:
+        lane += ["            /* verilator lint_off UNUSEDSIGNAL */ // an add reads both inputs in every group",
+                 "            wire unused_sel = sel_d[1];",
+                 "            /* verilator lint_on UNUSEDSIGNAL */",
+                 f"            wire signed [SUMW-1:0] nxt = {extended[0]} + {extended[1]};"]
+    lane += requant_lane(layer, sumw, "v_d[1]")
+    g0 = chans[0] // simd if concat else groups
+    files[module] = _template("merge_layer.v.tmpl").substitute(
+        header=header, name=name, kind=layer.kind, module=module, input0=layer.inputs[0], input1=layer.inputs[1],
+        in_shapes=[list(shape) for shape in layer.in_shapes], out_shape=list(layer.out_shape), simd=simd,
+        reads="one word of input 0 or input 1 (input 0's channels first)" if concat else "one word of each input",
+        align0=layer.align[0], align1=layer.align[1], op="takes the one it read" if concat else "sums them",
+        pixels=pixels(layer), groups=groups, steps=pixels(layer) * groups,
+        in0_np=len(in_ports[0]), in0_lanes_bits=sum(p.lanes for p in in_ports[0]) * iw0,
+        in1_np=len(in_ports[1]), in1_lanes_bits=sum(p.lanes for p in in_ports[1]) * iw1, out_lanes_bits=simd * ow,
+        iw0=iw0, iw1=iw1, sumw=sumw, ow=ow, raw0=_bits(elems[0] // simd - 1), raw1=_bits(elems[1] // simd - 1),
+        gb=gb, g_last=_ulit(groups - 1, gb), g0_last=_ulit(g0 - 1, gb),
+        a0_last=_ulit(elems[0] // simd - 1, _bits(elems[0] // simd - 1)),
+        a1_last=_ulit(elems[1] // simd - 1, _bits(elems[1] // simd - 1)), concat=f"1'b{int(concat)}",
+        buffer0=buffers[0], buffer1=buffers[1], lanes="\n".join(lane))
+    return files
+
+
 # --- the top level --------------------------------------------------------------------------------
 
 def design_modules(ir: IRModel, plan: Plan, header: str, family: str = DEFAULT_FAMILY) -> dict[str, str]:
     """{module name: Verilog} of every generated module (kernels not included)."""
     files: dict[str, str] = {}
-    writers = [input_port(ir, plan)]
+    writers = {INPUT: [input_port(ir, plan)]}
     counts = cycles.buffer_counts(ir, plan)
     for k, layer in enumerate(ir.layers):
         lp = plan[layer.name]
+        ins = [writers[name] for name in ir.inputs_of(k)]
         if isinstance(layer, ComputeLayer):
-            files.update(compute_layer(layer, lp, writers, counts[k], header, family))
+            files.update(compute_layer(layer, lp, ins[0], counts[k][0], header, family))
+        elif isinstance(layer, MergeLayer):
+            files.update(merge_layer(layer, lp, ins, counts[k], header))
         else:
-            files.update(pool_layer(layer, lp, writers, counts[k], header))
-        writers = output_ports(layer, lp)
+            files.update(pool_layer(layer, lp, ins[0], counts[k][0], header))
+        writers[layer.name] = output_ports(layer, lp)
     out_elems = int(np.prod(ir.output_shape))
-    files["msq_fbuf_out"] = frame_buffer("msq_fbuf_out", "the output stream", writers, out_elems,
-                                         ir.output_fmt.bits, plan.out_width, counts[-1], header)
-    files["msq_top"] = top(ir, plan, writers, header)
+    files["msq_fbuf_out"] = frame_buffer("msq_fbuf_out", "the output stream", writers[ir.layers[-1].name], out_elems,
+                                         ir.output_fmt.bits, plan.out_width, counts[-1][0], header)
+    files["msq_top"] = top(ir, plan, header)
     return files
 
 
-def top(ir: IRModel, plan: Plan, last_ports: list[Port], header: str) -> str:
-    """``msq_top``: input writer, the layers, the output buffers and their AXI-Stream reader."""
+def top(ir: IRModel, plan: Plan, header: str) -> str:
+    """``msq_top``: input writer, the layers, the output buffers and their AXI-Stream reader. Each
+    stream (the input, every layer's output) has a claim, write strobes and lanes that every reader's
+    buffers take; its writer may claim when all its readers can (``<stream>_free``)."""
     in_elems, out_elems = int(np.prod(ir.input_shape)), int(np.prod(ir.output_shape))
     in_bits, out_bits = ir.input_fmt.bits, ir.output_fmt.bits
     in_tw, out_tw = tdata_width(plan.in_width, ir.input_fmt), tdata_width(plan.out_width, ir.output_fmt)
     in_beats, out_beats = in_elems // plan.in_width, out_elems // plan.out_width
     ib, ob = _bits(in_beats - 1), _bits(out_beats - 1)
-    lines = [f"    // ---- input stream -> the first layer's buffers ({plan.in_width} elements per beat) ----",
-             "    wire first_can_claim;",
+    readers = ir.consumers()
+    readers[ir.layers[-1].name].append((len(ir.layers), 0))  # the output stream
+
+    def can_claim(k: int, slot: int) -> str:
+        return "out_can_claim" if k == len(ir.layers) else f"{ir.layers[k].name}_in{slot}_can_claim"
+
+    def free(stream: str) -> str:
+        return " && ".join(can_claim(k, slot) for k, slot in readers[stream])
+
+    lines = [f"    // ---- input stream -> its readers' buffers ({plan.in_width} elements per beat) ----",
+             "    wire " + ", ".join(can_claim(k, slot) for k, slot in readers[INPUT]) + ";",
+             "    wire out_can_claim;  // the output stream's buffers",
+             f"    wire input_free = {free(INPUT)};",
              "    reg  filling;  // a frame is being written",
              f"    reg  [{ib}-1:0] in_beat;",
              "    wire in_fire = x_in_TVALID && x_in_TREADY;",
-             "    assign x_in_TREADY = filling || first_can_claim;",
+             "    assign x_in_TREADY = filling || input_free;",
              "    always @(posedge ap_clk) begin",
              "        if (!ap_rst_n) begin",
              f"            filling <= 1'b0; in_beat <= {{{ib}{{1'b0}}}};",
@@ -542,26 +625,34 @@ def top(ir: IRModel, plan: Plan, last_ports: list[Port], header: str) -> str:
         src = f"x_in_data[{plan.in_width * in_bits}-1:0]"
     else:
         src = "x_in_TDATA"
-    claim, wr, lanes, can_claim = "in_fire && !filling", "in_fire", src, "first_can_claim"
-    for layer in ir.layers:
+    stream = {INPUT: ("in_fire && !filling", "in_fire", src)}  # claim, write strobes, lanes
+    for k, layer in enumerate(ir.layers):
         n, lp = layer.name, plan[layer.name]
         ports = output_ports(layer, lp)
         lane_bits = sum(p.lanes for p in ports) * layer.out_fmt.bits
-        lines += [f"    // ---- layer {n} ----",
-                  f"    wire {n}_can_claim, {n}_claim;", f"    wire [{len(ports)}-1:0] {n}_wr;",
-                  f"    wire [{lane_bits}-1:0] {n}_lanes;",
-                  f"    {layer_module(n)} {n} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n"
-                  f"        .in_can_claim({can_claim}), .in_claim({claim}), .in_wr({wr}), .in_lanes({lanes}),\n"
-                  f"        .out_can_claim({n}_can_claim), .out_claim({n}_claim), .out_wr({n}_wr), "
+        own = [can_claim(r, slot) for r, slot in readers[n] if r != len(ir.layers)]
+        ins = ir.inputs_of(k)
+        slots = (["in"] if len(ins) == 1 else [f"in{j}" for j in range(len(ins))])
+        connect = "".join(f"        .{pre}_can_claim({can_claim(k, j)}), .{pre}_claim({stream[src_][0]}), "
+                          f".{pre}_wr({stream[src_][1]}), .{pre}_lanes({stream[src_][2]}),\n"
+                          for j, (pre, src_) in enumerate(zip(slots, ins)))
+        lines += [f"    // ---- layer {n} (reads {', '.join(ins)}) ----",
+                  f"    wire {n}_claim;", f"    wire [{len(ports)}-1:0] {n}_wr;",
+                  f"    wire [{lane_bits}-1:0] {n}_lanes;"]
+        if own:
+            lines.append("    wire " + ", ".join(own) + ";")
+        lines += [f"    {layer_module(n)} {n} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n" + connect
+                  + f"        .out_can_claim({free(n)}), .out_claim({n}_claim), .out_wr({n}_wr), "
                   f".out_lanes({n}_lanes));"]
-        can_claim, claim, wr, lanes = f"{n}_can_claim", f"{n}_claim", f"{n}_wr", f"{n}_lanes"
+        stream[n] = (f"{n}_claim", f"{n}_wr", f"{n}_lanes")
+    claim, wr, lanes = stream[ir.layers[-1].name]
     pad = out_tw - plan.out_width * out_bits
     tdata = "out_word" if not pad else f"{{{pad}'d0, out_word}}"
     lines += [f"    // ---- the last layer's output buffers -> output stream ({plan.out_width} elements per beat) ----",
               "    wire out_full, out_next_full, out_release;",
               f"    wire [{plan.out_width * out_bits}-1:0] out_word;",
               f"    reg  [{ob}-1:0] out_beat;",
-              f"    msq_fbuf_out out_buffer (\n        .clk(ap_clk), .rst_n(ap_rst_n), .can_claim({can_claim}), "
+              f"    msq_fbuf_out out_buffer (\n        .clk(ap_clk), .rst_n(ap_rst_n), .can_claim(out_can_claim), "
               f".claim({claim}), .wr({wr}), .lanes({lanes}),\n"
               "        .rd_full(out_full), .rd_next_full(out_next_full), .rd_release(out_release),\n"
               "        .rd_addr(out_beat), .rd_word(out_word));",
