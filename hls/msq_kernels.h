@@ -491,6 +491,87 @@ void avgpool(hls::stream<typename L::in_word_t>& in, hls::stream<typename L::out
 }
 
 // ---------------------------------------------------------------------------------------------
+// Residual add and channel concat (docs/ir.md, "Add and concat"), SIMD channels a cycle: each input
+// element is aligned to the common fraction (a left shift by ALIGN0 / ALIGN1, exact in acc_t),
+// summed (add) or passed on (concat), and requantized with the layer's constant MULT and SHIFT and
+// no bias, by the same requantizer as every other layer (round half up, clamp).
+template <class L, class T, int BITS, int ALIGN, class W>
+typename L::acc_t merge_aligned(W word, int k) {
+#pragma HLS INLINE
+    return typename L::acc_t(typename L::acc_t(T(field<BITS>(word, k))) << ALIGN);
+}
+
+// add: per pixel and channel group, one word of each input at the same position -> one word.
+template <class L>
+void add(hls::stream<typename L::in_word_t>& in0, hls::stream<typename L::in1_word_t>& in1,
+         hls::stream<typename L::out_word_t>& out) {
+#pragma HLS INLINE off
+    merge_add_words:
+    for (int i = 0; i < L::PIX * (L::C0 / L::SIMD); i++) {
+#pragma HLS PIPELINE II=1
+        const typename L::in_word_t a = in0.read();
+        const typename L::in1_word_t b = in1.read();
+        typename L::out_word_t word = 0;
+        for (int k = 0; k < L::SIMD; k++) {
+#pragma HLS UNROLL
+            const typename L::acc_t sum =
+                merge_aligned<L, typename L::in_t, L::IN_BITS, L::ALIGN0>(a, k) +
+                merge_aligned<L, typename L::in1_t, L::IN1_BITS, L::ALIGN1>(b, k);
+            set_field<L::OUT_BITS>(word, k, requantize<L>(sum, L::MULT, 0, L::SHIFT));
+        }
+        out.write(word);
+        trace_word<L, L::SIMD>(word);
+    }
+}
+
+// concat: per pixel, input 0's C0/SIMD channel groups, then input 1's C1/SIMD (SIMD divides both,
+// so a word never straddles the inputs) -> one word each.
+template <class L>
+void concat(hls::stream<typename L::in_word_t>& in0, hls::stream<typename L::in1_word_t>& in1,
+            hls::stream<typename L::out_word_t>& out) {
+#pragma HLS INLINE off
+    static const int G0 = L::C0 / L::SIMD, G = (L::C0 + L::C1) / L::SIMD;
+    int g = 0;  // channel group of the output pixel
+    merge_concat_words:
+    for (int i = 0; i < L::PIX * G; i++) {
+#pragma HLS PIPELINE II=1
+        typename L::in_word_t a = 0;
+        typename L::in1_word_t b = 0;
+        if (g < G0) {
+            a = in0.read();
+        } else {
+            b = in1.read();
+        }
+        typename L::out_word_t word = 0;
+        for (int k = 0; k < L::SIMD; k++) {
+#pragma HLS UNROLL
+            const typename L::acc_t v = (g < G0) ? merge_aligned<L, typename L::in_t, L::IN_BITS, L::ALIGN0>(a, k)
+                                                 : merge_aligned<L, typename L::in1_t, L::IN1_BITS, L::ALIGN1>(b, k);
+            set_field<L::OUT_BITS>(word, k, requantize<L>(v, L::MULT, 0, L::SHIFT));
+        }
+        out.write(word);
+        trace_word<L, L::SIMD>(word);
+        g = (g == G - 1) ? 0 : g + 1;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fork: a stream with two readers (a residual shortcut, or the network input read by two layers)
+// copies each of its WORDS words a frame to both. A stream with more readers chains forks. The
+// output feeding the shorter branch is the skip stream, its depth set in the top (docs/hls.md).
+template <class T, int WORDS>
+void fork(hls::stream<T>& in, hls::stream<T>& out0, hls::stream<T>& out1) {
+#pragma HLS INLINE off
+    fork_words:
+    for (int i = 0; i < WORDS; i++) {
+#pragma HLS PIPELINE II=1
+        const T word = in.read();
+        out0.write(word);
+        out1.write(word);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Width converter: a frame of TOTAL elements of B bits, read as words of IN_N elements and
 // written as words of OUT_N (also the top-level ports, whose words are padded to whole bytes:
 // the padding is dropped on input, zero on output). A shift register of IN_N + OUT_N elements;

@@ -1,5 +1,5 @@
 """C++ for one layer: its configuration struct (types, shapes, plan) and, for compute layers, its
-process function holding the ROMs.
+process function holding the ROMs (pooling, add and concat layers have no tables).
 
 A configuration struct ``L`` is what the kernel templates of ``hls/msq_kernels.h`` are
 instantiated with. A compute layer's weights are one ROM per engine (SP2; fixed point, DSP and
@@ -17,7 +17,7 @@ import numpy as np
 
 from msq import numerics
 from msq.ir.arith import ActFormat, requant_datapath_bits
-from msq.ir.model import ComputeLayer, Layer, PoolLayer
+from msq.ir.model import ComputeLayer, Layer, MergeLayer, PoolLayer
 from msq.ir.plan import LayerPlan, all_engine_rows, folds
 
 
@@ -91,9 +91,14 @@ def _common(index: int, layer: Layer, requant: bool) -> list[str]:
     return lines
 
 
+def line_rows(kernel: tuple[int, int], stride: tuple[int, int]) -> int:
+    """Rows of a sliding window's line buffer: a power of two >= KH + SH."""
+    return 1 << (kernel[0] + stride[0] - 1).bit_length()
+
+
 def _geometry(shape_in, kernel, stride, padding, shape_out) -> list[str]:
     h, w, c = shape_in
-    lines = 1 << (kernel[0] + stride[0] - 1).bit_length()  # a power of two >= KH + SH
+    lines = line_rows(kernel, stride)
     return [f"    static const int H = {h}, W = {w}, C = {c};  // input image (H, W, C)",
             f"    static const int KH = {kernel[0]}, KW = {kernel[1]};",
             f"    static const int SH = {stride[0]}, SW = {stride[1]};",
@@ -297,8 +302,40 @@ def pool_struct(index: int, layer: PoolLayer, lp: LayerPlan) -> str:
     return "\n".join(decl) + "\n"
 
 
+def merge_struct(index: int, layer: MergeLayer, lp: LayerPlan) -> str:
+    """Declaration of an add or concat layer (no tables): ``in_t`` is input 0's element, ``in1_t``
+    input 1's; both inputs and the output stream ``SIMD``-element words."""
+    name = struct_name(index, layer)
+    fmt1 = layer.in_fmts[1]
+    c0, c1 = (int(shape[-1]) for shape in layer.in_shapes)
+    decl = [f"// Layer {index} '{layer.name}': {layer.kind} of '{layer.inputs[0]}' and '{layer.inputs[1]}' -> "
+            + "x".join(map(str, layer.out_shape)) + f"; SIMD {lp.simd}",
+            f"struct {name} {{"]
+    decl += _common(index, layer, requant=True)
+    decl += [f"    typedef {act_type(fmt1)} in1_t;  // input 1: {fmt_comment(fmt1)}",
+             f"    static const int IN1_BITS = {fmt1.bits};",
+             f"    static const int PIX = {int(np.prod(layer.out_shape[:-1]))};  // pixels (1 for vectors)",
+             f"    static const int C0 = {c0}, C1 = {c1};  // channels of input 0 and input 1",
+             f"    static const int ALIGN0 = {layer.align[0]}, ALIGN1 = {layer.align[1]};  "
+             "// left shifts to the common fraction",
+             f"    static const int SIMD = {lp.simd};  // channels per cycle",
+             f"    typedef {word_type(lp.simd, layer.in_fmts[0].bits)} in_word_t;  // input 0",
+             f"    typedef {word_type(lp.simd, fmt1.bits)} in1_word_t;  // input 1",
+             f"    typedef {word_type(lp.simd, layer.out_fmt.bits)} out_word_t;",
+             f"    static const int MULT = {layer.mult};  // aligned value -> output requantization, no bias",
+             f"    static const int SHIFT = {layer.shift};",
+             "};"]
+    return "\n".join(decl) + "\n"
+
+
+def in_word(layer: Layer, slot: int) -> str:
+    """The member naming a layer's input word type of input ``slot`` (a merge has two)."""
+    return "in1_word_t" if slot else "in_word_t"
+
+
 def out_elems(layer: Layer, lp: LayerPlan) -> int:
-    """Elements per word of a layer's output stream: a whole pixel (compute), SIMD channels (pool)."""
+    """Elements per word of a layer's output stream: a whole pixel (compute), SIMD channels (pool,
+    add, concat)."""
     return layer.rows if isinstance(layer, ComputeLayer) else lp.simd
 
 

@@ -65,7 +65,6 @@ def generate_project(ir: IRModel, out: str | Path, board: Board, inputs: np.ndar
     expected outputs are the integer reference's. ``plan`` (default :func:`default_plan`) sets
     the stream widths and every layer's SIMD and PE lanes. ``steps`` go into ``options.tcl``.
     """
-    ir.check_chain("HLS")
     out = Path(out)
     ir.check_names()
     check_label(board.name, "board field 'name'")

@@ -4,13 +4,16 @@ Every file starts with :func:`banner`, naming the MSQ version and the IR it was 
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
-from msq.backends.hls.layers import (act_type, compute_struct, fmt_comment, out_elems, pool_struct, port_type,
-                                     process_name, struct_name)
+from msq.backends.hls.graph import Edge, edges, frame_elems, regroups, skip_depths, word_elems
+from msq.backends.hls.layers import (act_type, compute_struct, fmt_comment, in_word, merge_struct, out_elems,
+                                     pool_struct, port_type, process_name, struct_name)
 from msq.errors import MSQError
 from msq.ir.arith import MAX_SHIFT, MULT_BITS, SHIFT_BITS
-from msq.ir.model import ComputeLayer, IRModel
+from msq.ir.model import INPUT, ComputeLayer, IRModel, MergeLayer
 from msq.ir.plan import Plan
 
 TOP = "msq_top"
@@ -38,33 +41,18 @@ AP_INT_DEFAULT_W = 1024  # the ap_int headers' default maximum width
 AP_INT_LIMIT_W = 4096  # the largest AP_INT_MAX_W Vitis HLS accepts (UG1399)
 
 
-def regroups(ir: IRModel, plan: Plan) -> list[tuple[int, int, int, int, int]]:
-    """Width converters of the top function: (consumer layer index, or len(layers) for the output
-    port; elements per input word; per output word; bits; elements per frame). The input port feeds
-    layer 0; between layers one exists only where the producer's and consumer's words differ."""
-    out = [(0, plan.in_width, plan[ir.layers[0].name].simd, ir.input_fmt.bits, int(np.prod(ir.input_shape)))]
-    for i in range(1, len(ir.layers)):
-        before, layer = ir.layers[i - 1], ir.layers[i]
-        n_out, simd = out_elems(before, plan[before.name]), plan[layer.name].simd
-        if n_out != simd:
-            out.append((i, n_out, simd, layer.in_fmt.bits, int(np.prod(layer.in_shape))))
-    last = ir.layers[-1]
-    out.append((len(ir.layers), out_elems(last, plan[last.name]), plan.out_width, ir.output_fmt.bits,
-                int(np.prod(ir.output_shape))))
-    return out
-
-
 def widest_word(ir: IRModel, plan: Plan) -> tuple[int, str]:
     """(bits, what) of the widest ap_uint the design declares: ports, stream words, converter
     registers, a lane's ROM word. A lane's ROM word rounds up to whole chunks (< 8 more bits)."""
     widths = [(8 * -(-plan.in_width * ir.input_fmt.bits // 8), "the input port"),
               (8 * -(-plan.out_width * ir.output_fmt.bits // 8), "the output port")]
     names = [layer.name for layer in ir.layers] + ["the output port"]
-    widths += [((n_in + n_out) * bits, f"the converter into {names[i]}") for i, n_in, n_out, bits, _ in regroups(ir, plan)]
+    widths += [((r.n_in + r.n_out) * r.bits, f"the converter into {names[r.edge.reader]}") for r in regroups(ir, plan)]
     for layer in ir.layers:
         simd = plan[layer.name].simd
-        widths += [(simd * layer.in_fmt.bits, f"layer '{layer.name}' input word"),
-                   (out_elems(layer, plan[layer.name]) * layer.out_fmt.bits, f"layer '{layer.name}' output word")]
+        in_fmts = layer.in_fmts if isinstance(layer, MergeLayer) else (layer.in_fmt,)
+        widths += [(simd * fmt.bits, f"layer '{layer.name}' input word") for fmt in in_fmts]
+        widths.append((out_elems(layer, plan[layer.name]) * layer.out_fmt.bits, f"layer '{layer.name}' output word"))
         if isinstance(layer, ComputeLayer):
             widths.append((simd * max(layer.wbits, layer.high_bits) + 7, f"layer '{layer.name}' ROM lane word"))
     return max(widths)
@@ -118,6 +106,8 @@ def layers_header(ir: IRModel, plan: Plan, provenance: dict) -> tuple[str, dict[
             weights[path] = (banner(f"Process and ROMs of layer {i} '{layer.name}' (included once, by {LAYERS_H}).",
                                     provenance) + "\n" + process)
             decls.append(decl + f"#include \"{path}\"\n")
+        elif isinstance(layer, MergeLayer):
+            decls.append(merge_struct(i, layer, plan[layer.name]))
         else:
             decls.append(pool_struct(i, layer, plan[layer.name]))
     text = (banner("Layer configurations: types, shapes, plan, and the compute layers' processes.", provenance)
@@ -127,34 +117,66 @@ def layers_header(ir: IRModel, plan: Plan, provenance: dict) -> tuple[str, dict[
 
 
 def top_source(ir: IRModel, plan: Plan, provenance: dict) -> str:
-    """The top function: a DATAFLOW of one process per stage, packed words between them."""
+    """The top function: a DATAFLOW of one process per stage, packed words between them. A stream
+    with several readers is forked; each edge has its own width converter where the words differ,
+    and a skip stream its FIFO depth (msq.backends.hls.graph)."""
     names = [struct_name(i, layer) for i, layer in enumerate(ir.layers)]
+    word_t = {INPUT: "in_t", **{layer.name: f"{names[i]}::out_word_t" for i, layer in enumerate(ir.layers)}}
+    converters = {r.edge: r for r in regroups(ir, plan)}
+    skips = skip_depths(ir, plan)
+    reads: dict[tuple[int, int], str] = {}  # (layer index, input slot) -> the stream it reads
     lines: list[str] = []
 
-    def stream(var: str, word: str) -> str:
+    def stream(var: str, word: str, edge: Edge | None = None) -> str:
         lines.append(f"    hls::stream<{word}> {var}(\"{var}\");")
+        if edge in skips:
+            depth, why = skips[edge]
+            text = (f"Skip stream, depth {why}: the fork must not stall on this branch while the other still "
+                    "waits for input (docs/hls.md, Graphs). The depth matters for synthesis and co-simulation "
+                    "only: C-sim streams are unbounded.")
+            lines.extend([*("    // " + line for line in textwrap.wrap(text, 96, break_on_hyphens=False)),
+                          f"#pragma HLS STREAM variable={var} depth={depth}"])
         return var
 
-    def regroup(src: str, dst: str, t_in: str, t_out: str, n_in: int, n_out: int, bits: int, total: int) -> None:
-        lines.append(f"    msq::regroup<{t_in}, {t_out}, {bits}, {n_in}, {n_out}, {total}>({src}, {dst});")
+    def connect(src: str, var: str) -> None:
+        """Fork ``var`` (the stream ``src``) to its readers, each through its converter if it has one."""
+        readers = edges(ir)[src]
+        outs, rest = [], var
+        words = frame_elems(ir, src) // word_elems(ir, plan, src)
+        for k, edge in enumerate(readers[:-1]):
+            last = k == len(readers) - 2
+            to = stream(f"{var}_to_{names[edge.reader]}_{edge.slot}", word_t[src], edge)
+            more = (stream(f"{var}_to_{names[readers[-1].reader]}_{readers[-1].slot}", word_t[src], readers[-1])
+                    if last else stream(f"{var}_fork{k}", word_t[src]))
+            lines.append(f"    msq::fork<{word_t[src]}, {words}>({rest}, {to}, {more});")
+            outs.append(to)
+            rest = more
+        outs.append(rest)
+        for edge, out in zip(readers, outs):
+            if edge in converters:
+                r = converters[edge]
+                port = edge.reader == len(ir.layers)
+                dst_t = "out_t" if port else f"{names[edge.reader]}::{in_word(ir.layers[edge.reader], edge.slot)}"
+                dst = stream("s_y" if port else f"s_{names[edge.reader]}_in" + ("1" if edge.slot else ""), dst_t)
+                lines.append(f"    msq::regroup<{word_t[src]}, {dst_t}, {r.bits}, {r.n_in}, {r.n_out}, {r.total}>"
+                             f"({out}, {dst});")
+                out = dst
+            reads[(edge.reader, edge.slot)] = out
 
-    converters = {i: rest for i, *rest in regroups(ir, plan)}
-    prev = stream("s_x", "in_t")
-    lines.append("    msq::axis_in<in_axis_t, in_t, MSQ_IN_BEATS>(x_in, s_x);")
+    lines.append("    msq::axis_in<in_axis_t, in_t, MSQ_IN_BEATS>(x_in, " + stream("s_x", "in_t") + ");")
+    connect(INPUT, "s_x")
     for i, layer in enumerate(ir.layers):
         name = names[i]
-        if i in converters:
-            t_in = "in_t" if i == 0 else f"{names[i - 1]}::out_word_t"
-            src, prev = prev, stream(f"s_{name}_in", f"{name}::in_word_t")
-            regroup(src, prev, t_in, f"{name}::in_word_t", *converters[i])
+        srcs = [reads[(i, slot)] for slot in range(len(ir.inputs_of(i)))]
         if layer.kind in ("conv", "maxpool", "avgpool"):
-            src, prev = prev, stream(f"s_{name}_win", f"{name}::in_word_t")
-            lines.append(f"    msq::swu<{name}, {'false' if layer.kind == 'conv' else 'true'}>({src}, {prev});")
-        src, prev = prev, stream(f"s_{name}_out", f"{name}::out_word_t")
+            win = stream(f"s_{name}_win", f"{name}::in_word_t")
+            lines.append(f"    msq::swu<{name}, {'false' if layer.kind == 'conv' else 'true'}>({srcs[0]}, {win});")
+            srcs = [win]
+        out = stream(f"s_{name}_out", f"{name}::out_word_t")
         call = process_name(i, layer) if isinstance(layer, ComputeLayer) else f"msq::{layer.kind}<{name}>"
-        lines.append(f"    {call}({src}, {prev});")
-    regroup(prev, stream("s_y", "out_t"), f"{names[-1]}::out_word_t", "out_t", *converters[len(ir.layers)])
-    lines.append("    msq::axis_out<out_t, out_axis_t, MSQ_OUT_BEATS>(s_y, y_out);")
+        lines.append(f"    {call}({', '.join(srcs)}, {out});")
+        connect(layer.name, out)
+    lines.append(f"    msq::axis_out<out_t, out_axis_t, MSQ_OUT_BEATS>({reads[(len(ir.layers), 0)]}, y_out);")
     return (banner("The network as a dataflow of streaming processes (kernels: msq_kernels.h).", provenance)
             + f"#include \"{TOP_H}\"\n#include \"{LAYERS_H}\"\n\n"
             f"void {TOP}(hls::stream<in_axis_t>& x_in, hls::stream<out_axis_t>& y_out) {{\n"
