@@ -76,12 +76,12 @@ def _ulit(value: int, width: int) -> str:
     return f"{width}'d{value}"
 
 
-def _hex(words: list[int], width: int) -> str:
-    """A sized hex literal of ``words`` (word 0 in the low bits), each ``width`` bits."""
-    value = 0
-    for i, word in enumerate(words):
-        value |= (int(word) & ((1 << width) - 1)) << (i * width)
-    return f"{width * len(words)}'h{value:x}"
+def _rom_init(words: list[int], width: int) -> str:
+    """A ROM's contents as a concatenation of sized hex literals, one word per line, word 0 last (in
+    the low bits): one literal of the whole ROM made lines of 100k characters, more than Yosys's
+    Verilog lexer takes."""
+    mask = (1 << width) - 1
+    return "{" + ",\n                    ".join(f"{width}'h{int(w) & mask:x}" for w in reversed(words)) + "}"
 
 
 def tdata_width(elems: int, fmt: ActFormat) -> int:
@@ -243,12 +243,12 @@ def _rom_module(module: str, doc: str, width: int, words: list[int], header: str
     depth = len(words)
     aw = _bits(depth - 1)
     block = int(width * depth >= BLOCK_ROM_BITS)
-    return (f"// {header}\n// {doc}\n// {depth} words of {width} bits, word 0 first; "
+    return (f"// {header}\n// {doc}\n// {depth} words of {width} bits (INIT lists the last word first); "
             f"{'block RAM' if block else 'LUTs'}.\n"
             f"module {module} (\n    input  wire clk,\n    input  wire [{aw}-1:0] addr,\n"
             f"    output wire [{width}-1:0] data\n);\n"
             f"    msq_rom #(.W({width}), .DEPTH({depth}), .AW({aw}), .BLOCK({block}),\n"
-            f"              .INIT({_hex(words, width)})) rom (.clk(clk), .addr(addr), .data(data));\nendmodule\n")
+            f"              .INIT({_rom_init(words, width)})) rom (.clk(clk), .addr(addr), .data(data));\nendmodule\n")
 
 
 def code_bits(kind: str, wbits: int) -> int:
