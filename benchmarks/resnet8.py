@@ -92,7 +92,7 @@ def markdown(row: dict) -> str:
              f"| {row['vectors']} | {row['csim_mismatches']} | {rtl} | {'yes' if row['fits'] else 'no'} | "
              f"{row['cycles_per_inference']:,.0f} | {row['lut']:,} (est) | {row['ff']:,} (est) | {row['dsp']:,} (est) | "
              f"{row['bram']:g} |", "",
-             f"Plan: {row['plan_note']}" + ("" if row["fits"] else " The row gives the smallest design."),
+             f"Plan: {row['plan_note']}." + ("" if row["fits"] else " The row gives the smallest design."),
              "" if row["fits"] else f"RTL: {row['rtl_note']}.", ""]
     return "\n".join(lines)
 
