@@ -29,7 +29,7 @@ from msq.backends.rtl import cycles, verilog
 from msq.design import cost_model
 from msq.design.calibrate import CAL_BUFFERS
 from msq.ir.arith import MULT_BITS, SHIFT_BITS
-from msq.ir.model import ComputeLayer, IRModel, Layer, MergeLayer
+from msq.ir.model import ComputeLayer, IRModel, Layer
 from msq.ir.plan import EngineRows, LayerPlan, Plan, engine_rows, folds
 
 LUT_TOLERANCE = 0.25
@@ -83,7 +83,7 @@ def buffers(elems: int, bits: int, count: int, table: dict[str, Any]) -> Resourc
     return Resources(lut, ff, 0.0)
 
 
-def layer_resources(layer: Layer, lp: LayerPlan, n_buffers: tuple[int, ...] = (CAL_BUFFERS, CAL_BUFFERS),
+def layer_resources(layer: Layer, lp: LayerPlan, n_buffers: tuple[int, ...],
                     table: dict[str, Any] | None = None) -> Resources:
     """Estimated resources of one layer: engines (or, for average pooling, add and concat, a
     requantizer per lane), the ``n_buffers[i]`` buffers of its input ``i``, controller."""
@@ -95,8 +95,7 @@ def layer_resources(layer: Layer, lp: LayerPlan, n_buffers: tuple[int, ...] = (C
     elif layer.kind != "maxpool":  # a lane's constant multiply, as a requantization stage measured
         rq = cost_model.requant_cost(layer.requant_bits, table)
         total += Resources(lp.simd * rq[0], lp.simd * rq[1], lp.simd * rq[2])
-    shapes, fmts = (layer.in_shapes, layer.in_fmts) if isinstance(layer, MergeLayer) else ((layer.in_shape,), (layer.in_fmt,))
-    for shape, fmt, count in zip(shapes, fmts, n_buffers):
+    for shape, fmt, count in zip(layer.in_shapes, layer.in_fmts, n_buffers):
         total += buffers(int(np.prod(shape)), fmt.bits, count, table)
     return total + Resources(*cost_model.control_cost(table), 0.0)
 

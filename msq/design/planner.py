@@ -30,7 +30,7 @@ from msq.design import cost_model
 from msq.design.cost_model import HEADROOM
 from msq.design.estimate import Resources, estimate_design, layer_resources
 from msq.errors import MSQError
-from msq.ir.model import ComputeLayer, IRModel, Layer, MergeLayer
+from msq.ir.model import ComputeLayer, IRModel, Layer
 from msq.ir.plan import LayerPlan, Plan, divisors, simd_unit
 
 RESOURCES = ("lut", "ff", "dsp", "bram36")
@@ -101,8 +101,8 @@ class _Costs:
     def __call__(self, layer: Layer, lp: LayerPlan) -> Resources:
         key = (layer.name, lp)
         if key not in self.cache:
-            inputs = len(layer.in_shapes) if isinstance(layer, MergeLayer) else 1
-            self.cache[key] = layer_resources(layer, lp, (cycles.MIN_BUFFERS,) * inputs, table=self.table)
+            self.cache[key] = layer_resources(layer, lp, (cycles.MIN_BUFFERS,) * len(layer.in_shapes),
+                                              table=self.table)
         return self.cache[key]
 
 

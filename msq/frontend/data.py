@@ -9,6 +9,7 @@ A user dataset is one ``.npz`` with four arrays: ``x_train`` and ``x_test`` (flo
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,17 +81,12 @@ def load_synthetic(spec: str) -> Dataset:
     inputs in [0, 1], the same for every run. Each class has a random prototype; an input is its
     class's prototype plus uniform noise, clipped, so a model can learn it, but its accuracy says
     nothing about real data: it exists to push a model of that shape through the hardware."""
-    parts = spec.split(":")
-    try:
-        if len(parts) != 3 or parts[0] != SYNTHETIC:
-            raise ValueError
-        dims, classes = tuple(int(d) for d in parts[1].lower().split("x")), int(parts[2])
-        if len(dims) not in (1, 3):
-            raise ValueError
-    except ValueError:
+    m = re.fullmatch(SYNTHETIC + r":(\d+)(?:[xX](\d+)[xX](\d+))?:(\d+)", spec)
+    if m is None:
         raise MSQError(f"dataset {spec!r}: expected synthetic:HxWxC:K (an image, e.g. synthetic:32x32x3:10) "
-                       "or synthetic:F:K (a vector of F features), K the classes") from None
-    shape = dims if len(dims) == 1 else (dims[2], dims[0], dims[1])
+                       "or synthetic:F:K (a vector of F features), K the classes")
+    first, w, c, k = m.groups()
+    shape, classes = ((int(first),) if w is None else (int(c), int(first), int(w))), int(k)
     check_tensor_shape(shape, f"dataset {spec!r}")
     if SYNTHETIC_IMAGES * int(np.prod(shape)) > SYNTHETIC_MAX_VALUES:
         raise MSQError(f"dataset {spec!r}: {SYNTHETIC_IMAGES:,} inputs of {int(np.prod(shape)):,} elements exceed "

@@ -317,9 +317,7 @@ def _read_merge(r: _Reader, entry: dict, where: str) -> MergeLayer:
 def _check_links(r: _Reader, layer: Layer, where: str, sources: tuple[str, ...],
                  outputs: dict[str, tuple[tuple[int, ...], ActFormat]]) -> None:
     """Each input a layer names is an earlier layer (or the network input) of its shape and format."""
-    shapes = layer.in_shapes if isinstance(layer, MergeLayer) else (layer.in_shape,)
-    fmts = layer.in_fmts if isinstance(layer, MergeLayer) else (layer.in_fmt,)
-    for source, in_shape, in_fmt in zip(sources, shapes, fmts):
+    for source, in_shape, in_fmt in zip(sources, layer.in_shapes, layer.in_fmts):
         if source not in outputs:
             raise r.fail(where, f"field 'inputs' names {source!r}, which is neither '{INPUT}' nor an earlier layer")
         shape, fmt = outputs[source]

@@ -27,8 +27,21 @@ MERGE_KINDS = ("add", "concat")
 INPUT = "input"  # what a layer's ``inputs`` call the network input
 
 
+class OneInput:
+    """A dense, conv or pooling layer reads one stream; it answers ``in_shapes`` and ``in_fmts`` as
+    a merge layer does for its two, so code over every layer's inputs needs no case for either."""
+
+    @property
+    def in_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return (self.in_shape,)
+
+    @property
+    def in_fmts(self) -> tuple[ActFormat, ...]:
+        return (self.in_fmt,)
+
+
 @dataclass
-class ComputeLayer:
+class ComputeLayer(OneInput):
     """A dense or conv layer: per-row schemes, integer weights and per-row requantization.
 
     ``w_int`` is (rows, K) for dense and (rows, kh, kw, C) for conv: row r's weights in the order
@@ -112,7 +125,7 @@ class ComputeLayer:
 
 
 @dataclass
-class PoolLayer:
+class PoolLayer(OneInput):
     """Max or average pooling on integers, channels-last, no padding, floor mode.
 
     Average pooling sums the window (``acc_bits``), then requantizes with one ``mult``/``shift`` per

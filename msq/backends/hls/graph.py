@@ -172,7 +172,8 @@ def skip_depths(ir: IRModel, plan: Plan) -> dict[Edge, tuple[int, str]]:
     per dense layer on input ``o``'s branch (each holds back a frame) keeps successive frames
     overlapping. Outputs needing no more than :data:`DEFAULT_DEPTH` get no pragma."""
     ancestors = _ancestors(ir)
-    order = {src: k for k, src in enumerate(edges(ir))}
+    readers = edges(ir)
+    order = {src: k for k, src in enumerate(readers)}
     out: dict[Edge, tuple[int, str]] = {}
     for j, layer in enumerate(ir.layers):
         if not isinstance(layer, MergeLayer):
@@ -199,7 +200,7 @@ def skip_depths(ir: IRModel, plan: Plan) -> dict[Edge, tuple[int, str]]:
             why = (f"{depth}: '{layer.name}' reads input {slot} ('{src}') while input {1 - slot} ('{other}') still "
                    f"waits for up to {lag} more words of '{fork}' ({frame} a frame)"
                    + (f"; {dense} dense layer(s) on that branch, a frame each" if dense else ""))
-            for edge in edges(ir)[fork]:
+            for edge in readers[fork]:
                 on_path = (edge.reader, edge.slot) == (j, slot) or (
                     edge.reader < len(ir.layers) and ir.layers[edge.reader].name in ancestors[src]
                     and ir.layers[edge.reader].name not in ancestors[other])

@@ -50,8 +50,7 @@ def widest_word(ir: IRModel, plan: Plan) -> tuple[int, str]:
     widths += [((r.n_in + r.n_out) * r.bits, f"the converter into {names[r.edge.reader]}") for r in regroups(ir, plan)]
     for layer in ir.layers:
         simd = plan[layer.name].simd
-        in_fmts = layer.in_fmts if isinstance(layer, MergeLayer) else (layer.in_fmt,)
-        widths += [(simd * fmt.bits, f"layer '{layer.name}' input word") for fmt in in_fmts]
+        widths += [(simd * fmt.bits, f"layer '{layer.name}' input word") for fmt in layer.in_fmts]
         widths.append((out_elems(layer, plan[layer.name]) * layer.out_fmt.bits, f"layer '{layer.name}' output word"))
         if isinstance(layer, ComputeLayer):
             widths.append((simd * max(layer.wbits, layer.high_bits) + 7, f"layer '{layer.name}' ROM lane word"))
@@ -124,6 +123,7 @@ def top_source(ir: IRModel, plan: Plan, provenance: dict) -> str:
     word_t = {INPUT: "in_t", **{layer.name: f"{names[i]}::out_word_t" for i, layer in enumerate(ir.layers)}}
     converters = {r.edge: r for r in regroups(ir, plan)}
     skips = skip_depths(ir, plan)
+    readers_of = edges(ir)
     reads: dict[tuple[int, int], str] = {}  # (layer index, input slot) -> the stream it reads
     lines: list[str] = []
 
@@ -140,7 +140,7 @@ def top_source(ir: IRModel, plan: Plan, provenance: dict) -> str:
 
     def connect(src: str, var: str) -> None:
         """Fork ``var`` (the stream ``src``) to its readers, each through its converter if it has one."""
-        readers = edges(ir)[src]
+        readers = readers_of[src]
         outs, rest = [], var
         words = frame_elems(ir, src) // word_elems(ir, plan, src)
         for k, edge in enumerate(readers[:-1]):

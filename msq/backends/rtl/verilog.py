@@ -520,11 +520,13 @@ def merge_layer(layer: MergeLayer, lp: LayerPlan, in_ports: list[list[Port]], nb
     (iw0, iw1), ow, sumw = (f.bits for f in layer.in_fmts), layer.out_fmt.bits, layer.acc_bits
     chans = [int(shape[-1]) for shape in layer.in_shapes]
     elems = [int(np.prod(shape)) for shape in layer.in_shapes]
+    words = [e // simd for e in elems]  # per frame, per input
+    raw = [_bits(n - 1) for n in words]
     files, buffers = {}, []
     for j in range(2):
         buffers.append(f"msq_fbuf_{name}_{j}")
         files[buffers[j]] = frame_buffer(buffers[j], f"{name} (input {j}, {layer.inputs[j]})", in_ports[j], elems[j],
-                                         layer.in_fmts[j].bits, simd, nbuf[j], header)
+                                         (iw0, iw1)[j], simd, nbuf[j], header)
     concat = layer.kind == "concat"
     groups = int(layer.out_shape[-1]) // simd
     gb = _bits(groups - 1)
@@ -550,10 +552,9 @@ def merge_layer(layer: MergeLayer, lp: LayerPlan, in_ports: list[list[Port]], nb
         pixels=pixels(layer), groups=groups, steps=pixels(layer) * groups,
         in0_np=len(in_ports[0]), in0_lanes_bits=sum(p.lanes for p in in_ports[0]) * iw0,
         in1_np=len(in_ports[1]), in1_lanes_bits=sum(p.lanes for p in in_ports[1]) * iw1, out_lanes_bits=simd * ow,
-        iw0=iw0, iw1=iw1, sumw=sumw, ow=ow, raw0=_bits(elems[0] // simd - 1), raw1=_bits(elems[1] // simd - 1),
+        iw0=iw0, iw1=iw1, sumw=sumw, ow=ow, raw0=raw[0], raw1=raw[1],
         gb=gb, g_last=_ulit(groups - 1, gb), g0_last=_ulit(g0 - 1, gb),
-        a0_last=_ulit(elems[0] // simd - 1, _bits(elems[0] // simd - 1)),
-        a1_last=_ulit(elems[1] // simd - 1, _bits(elems[1] // simd - 1)), concat=f"1'b{int(concat)}",
+        a0_last=_ulit(words[0] - 1, raw[0]), a1_last=_ulit(words[1] - 1, raw[1]), concat=f"1'b{int(concat)}",
         buffer0=buffers[0], buffer1=buffers[1], lanes="\n".join(lane))
     return files
 
