@@ -12,7 +12,9 @@
 // twice here, the second time in one copy per XROWS rows (kept apart: each copy drives few rows,
 // not the whole engine); the weight word w arrives at cycle 2 from its ROM and is registered once
 // here, next to the products (the ROM may sit far away: on ECP5 its route into the first adder
-// was the critical path); so both meet at cycle 3. acc_v is high in the cycle the accumulators
+// was the critical path), in one register per row, kept apart (Yosys would merge the bits of
+// rows whose codes agree in every fold, and the merged register drive another row's tree across
+// the device); so both meet at cycle 3. acc_v is high in the cycle the accumulators
 // hold a finished fold (LAT cycles after its last step), acc_pre one cycle before.
 module msq_shift_add_engine #(
     parameter integer PE     = 2,
@@ -54,12 +56,8 @@ module msq_shift_add_engine #(
 
     localparam integer NX = (PE + XROWS - 1) / XROWS;  // copies of the input word register
 
-    reg [SIMD*XW-1:0]       x1;  // the input word at cycle 2
-    reg [PE*SIMD*CW-1:0]    wr;  // the weight word at cycle 3
-    always @(posedge clk) begin
-        x1 <= x;
-        wr <= w;
-    end
+    reg [SIMD*XW-1:0] x1;  // the input word at cycle 2
+    always @(posedge clk) x1 <= x;
 
     wire [NX*SIMD*XW-1:0] xc;
     genvar p, s, j;
@@ -71,10 +69,12 @@ module msq_shift_add_engine #(
         end
         for (p = 0; p < PE; p = p + 1) begin : g_row
             wire [SIMD*XW-1:0] xg = xc[(p / XROWS)*SIMD*XW +: SIMD*XW];
+            (* keep = "true" *) reg [SIMD*CW-1:0] wr;  // this row's weight codes at cycle 3
+            (* keep *) always @(posedge clk) wr <= w[p*SIMD*CW +: SIMD*CW];
             wire [SIMD*MW-1:0] leaves;
             wire [SIMD-1:0]    carries;
             for (s = 0; s < SIMD; s = s + 1) begin : g_col
-                wire [CW-1:0]        code = wr[(p * SIMD + s) * CW +: CW];
+                wire [CW-1:0]        code = wr[s*CW +: CW];
                 wire signed [MW-1:0] xe   = {{(MW - XW){xg[s*XW+XW-1]}}, xg[s*XW +: XW]};
                 if (CODE == 0) begin : g_sp2
                     // each term a multiplexer of constant shifts (no barrel shifter)
