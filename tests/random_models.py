@@ -16,7 +16,7 @@ from msq.frontend.export import export_model
 from msq.frontend.models import QuantConfig
 from msq.frontend.quantizer import msq_quantizers
 from msq.ir.model import IRModel
-from msq.ir.plan import LayerPlan, Plan, divisors, simd_unit
+from msq.ir.plan import LayerPlan, Plan, divisors, in_width_unit, simd_unit
 
 
 def random_model(seed: int, kind: str | None = None, high: bool = False) -> tuple[nn.Sequential, tuple[int, ...]]:
@@ -195,4 +195,4 @@ def random_plan(ir: IRModel, seed: int) -> Plan:
                                            int(split.integers(1, len(layer.high_rows) + 1)) if len(layer.high_rows) else 0)
         else:
             layers[layer.name] = LayerPlan(simd)
-    return Plan(layers, pick(divisors(int(np.prod(ir.input_shape)))), pick(divisors(int(np.prod(ir.output_shape)))))
+    return Plan(layers, pick(divisors(in_width_unit(ir))), pick(divisors(int(np.prod(ir.output_shape)))))

@@ -27,6 +27,7 @@ from msq.boards import load_board
 from msq.ir import arith
 from msq.ir.arith import ActFormat
 from msq.ir.model import ComputeLayer, IRModel, MergeLayer
+from msq.ir import plan as plan_module
 from msq.ir.plan import LayerPlan, Plan, engine_rows, simd_unit
 
 # Seeds whose random IRs together cover weight widths 2..8, every layer kind, padding and stride,
@@ -108,6 +109,27 @@ def test_graph_verilog_equals_reference(seed, tmp_path):
     merges = [c for layer, c in zip(ir.layers, cycles.buffer_counts(ir, plan)) if isinstance(layer, MergeLayer)]
     assert merges and max(max(c) for c in merges) > cycles.MIN_BUFFERS
     _verilog(ir, plan, extreme_inputs(ir, n_random=16, seed=seed), tmp_path, seed)
+
+
+# Block RAM frame buffers, forced onto every image a layer reads (BLOCK_FRAME_BITS 0): ir 5 and
+# graph 18 have engine ports a fold apart, which only the buffers' alignment delays keep exact
+# (without them 11 and 91 outputs differ); ir 26 a max pool reading 7 groups a pixel (8 address
+# slots); ir 33 an average pool of 5 groups; graph 14 a residual network whose input stream writes
+# 3 groups a pixel and whose adds' inputs arrive 8 cycles apart.
+BLOCK_SEEDS = (("ir", 5), ("ir", 26), ("ir", 33), ("graph", 14), ("graph", 18))
+
+
+@pytest.mark.parametrize("kind, seed", BLOCK_SEEDS, ids=[f"{k}-{s}" for k, s in BLOCK_SEEDS])
+def test_block_ram_frames_equal_reference(kind, seed, tmp_path, monkeypatch):
+    """Frames in block RAM (a pixel per word, assembled from the writer's beats, read through the
+    RAM's register) keep every output exact and every cycle the cycle model's."""
+    monkeypatch.setattr(plan_module, "BLOCK_FRAME_BITS", 0)
+    ir = random_graph_ir(seed) if kind == "graph" else random_ir(seed)
+    plan = random_plan(ir, seed)
+    project = generate_rtl(ir, tmp_path / "rtl", extreme_inputs(ir, n_random=4), plan=plan)
+    blocks = [path.name for path in (project / "hdl").glob("msq_fbuf_*.v") if "ram_style" in path.read_text()]
+    assert len(blocks) == sum(len(shape) == 3 for layer in ir.layers for shape in layer.in_shapes)
+    _verilog(ir, plan, extreme_inputs(ir, n_random=12, seed=seed), tmp_path, seed)
 
 
 def test_skip_buffers_keep_the_pace(monkeypatch):

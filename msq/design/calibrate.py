@@ -106,7 +106,7 @@ def requant_stage(units: int, rqw: int) -> Build:
 
 def frame_buffer(elems: int, bits: int, word: int) -> Build:
     port = Port("cal", word, elems // word, np.arange(elems).reshape(elems // word, word))
-    text = verilog.frame_buffer("cal_buffer", "calibration", [port], elems, bits, word, CAL_BUFFERS, "calibration")
+    text = verilog.frame_buffer("cal_buffer", "calibration", [port], (elems,), bits, word, CAL_BUFFERS, "calibration")
     raw = max(1, (elems // word - 1).bit_length())
     top = _wrap("cal_buffer", {}, {"rst_n": 1, "claim": 1, "wr": 1, "lanes": word * bits, "rd_release": 1,
                                      "rd_addr": raw},

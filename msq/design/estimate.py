@@ -6,7 +6,10 @@ Per layer, from the Yosys calibration table (msq/data/calibration.json, ``msq ca
   engine): ``PE x SIMD`` MACs at the calibrated cost per MAC of that engine, SIMD and width (the
   DSP engines pack two rows per DSP when the generator does);
 - the requantizers: ``ceil(PE / steps per fold)`` per engine, by datapath width;
-- the frame buffers of its inputs (every buffer), and the output stream's;
+- the frame buffers of its inputs (every buffer), and the output stream's: in registers at the
+  calibrated cost per bit, or, for images in block RAM (``msq.ir.plan.block_frame``), the RAM
+  tiles of a pixel per word plus the pixel assembler and the reader's group multiplexer (measured
+  with Yosys: docs/rtl.md, Frame buffers);
 - average pooling, add and concat: a requantizer per lane;
 - ROMs: weights (``folds x steps`` words of ``PE x SIMD`` codes per engine) and requantization
   constants, in LUTs at the calibrated cost per bit, or block RAM when the generator puts them
@@ -30,11 +33,14 @@ from msq.design import cost_model
 from msq.design.calibrate import CAL_BUFFERS
 from msq.ir.arith import MULT_BITS, SHIFT_BITS
 from msq.ir.model import ComputeLayer, IRModel, Layer
-from msq.ir.plan import EngineRows, LayerPlan, Plan, engine_rows, folds
+from msq.ir.plan import EngineRows, LayerPlan, Plan, block_frame, engine_rows, folds
 
 LUT_TOLERANCE = 0.25
 FF_TOLERANCE = 0.25
 RAMB36_WIDTH, RAMB36_DEPTH = 72, 512  # simple dual-port shape of a RAMB36 used for wide ROMs
+# (width, depth, RAMB36 tiles) of the shapes a block RAM takes (RAMB36E1, and RAMB18E1 as half a tile)
+RAM_SHAPES = ((72, 512, 1.0), (36, 1024, 1.0), (18, 2048, 1.0), (9, 4096, 1.0), (4, 8192, 1.0),
+              (36, 512, 0.5), (18, 1024, 0.5), (9, 2048, 0.5))
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,24 @@ def engine(layer: ComputeLayer, e: EngineRows, lp: LayerPlan, table: dict[str, A
     return total
 
 
-def buffers(elems: int, bits: int, count: int, table: dict[str, Any]) -> Resources:
-    """``count`` frame buffers of ``elems`` elements (the calibration measured three)."""
-    lut, ff = cost_model.buffer_cost(elems * count // CAL_BUFFERS, bits, table)
+def ram_tiles(width: int, depth: int) -> float:
+    """RAMB36 tiles of a ``width`` x ``depth`` RAM in its cheapest shape."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) * tiles for w, d, tiles in RAM_SHAPES)
+
+
+def buffers(shape: tuple[int, ...], bits: int, count: int, word: int, table: dict[str, Any]) -> Resources:
+    """``count`` frame buffers of ``shape`` read ``word`` elements at a time: in registers at the
+    calibrated cost (the calibration measured three), or in block RAM (a pixel of ``C x bits`` per
+    word; the assembler and the group multiplexer as measured: about a LUT and a flip-flop per
+    pixel bit, a third of a LUT per word bit and group)."""
+    if block_frame(shape, bits):
+        h, w, c = shape
+        pixel = c * bits
+        groups = verilog.group_stride(c // word, True)
+        depth = count << max(1, (h * w - 1).bit_length())
+        return Resources(pixel + word * bits * (groups - 1) / 3 + 25, pixel + word * bits + 24, 0.0,
+                         ram_tiles(pixel, depth))
+    lut, ff = cost_model.buffer_cost(int(np.prod(shape)) * count // CAL_BUFFERS, bits, table)
     return Resources(lut, ff, 0.0)
 
 
@@ -96,7 +117,7 @@ def layer_resources(layer: Layer, lp: LayerPlan, n_buffers: tuple[int, ...],
         rq = cost_model.requant_cost(layer.requant_bits, table)
         total += Resources(lp.simd * rq[0], lp.simd * rq[1], lp.simd * rq[2])
     for shape, fmt, count in zip(layer.in_shapes, layer.in_fmts, n_buffers):
-        total += buffers(int(np.prod(shape)), fmt.bits, count, table)
+        total += buffers(tuple(shape), fmt.bits, count, lp.simd, table)
     return total + Resources(*cost_model.control_cost(table), 0.0)
 
 
@@ -107,7 +128,7 @@ def estimate_design(ir: IRModel, plan: Plan, table: dict[str, Any] | None = None
     total = ZERO
     for layer, count in zip(ir.layers, counts):
         total += layer_resources(layer, plan[layer.name], count, table)
-    total += buffers(int(np.prod(ir.output_shape)), ir.output_fmt.bits, counts[-1][0], table)
+    total += buffers((int(np.prod(ir.output_shape)),), ir.output_fmt.bits, counts[-1][0], plan.out_width, table)
     return Resources(math.ceil(total.lut), math.ceil(total.ff), math.ceil(total.dsp), total.bram36)
 
 

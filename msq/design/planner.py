@@ -31,12 +31,13 @@ from msq.design.cost_model import HEADROOM
 from msq.design.estimate import Resources, estimate_design, layer_resources
 from msq.errors import MSQError
 from msq.ir.model import ComputeLayer, IRModel, Layer
-from msq.ir.plan import LayerPlan, Plan, divisors, simd_unit
+from msq.ir.plan import LayerPlan, Plan, divisors, in_width_unit, simd_unit
 
 RESOURCES = ("lut", "ff", "dsp", "bram36")
 MAX_PARTIAL_PLANS = 2000  # combinations kept per layer by the search, the least of the board first
 MAX_CHECKED_PLANS = 32    # complete plans checked with the whole-design estimate
-FIXED_DSP_SHARES = (1.0, 0.75, 0.5, 0.25, 0.0)  # of a layer's fixed-point PEs, on the DSP engine
+FIXED_DSP_SHARES = (1.0, 0.75, 0.5, 0.25, 0.0)
+PARETO_BLOCK = 512  # rows the Pareto filter compares at once  # of a layer's fixed-point PEs, on the DSP engine
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,15 @@ def layer_options(layer: Layer, target: int, lut_fixed: bool = True) -> list[Lay
     return out
 
 
-def _width(elems: int, target: int) -> int | None:
-    return next((d for d in divisors(elems) if elems // d <= target), None)
+def _width(elems: int, unit: int, target: int) -> int | None:
+    """The narrowest stream width (a divisor of ``unit``) that moves ``elems`` elements in ``target`` beats."""
+    return next((d for d in divisors(unit) if elems // d <= target), None)
+
+
+def _stream_widths(ir: IRModel, target: int) -> tuple[int | None, int | None]:
+    """(in_width, out_width) that keep pace with ``target``."""
+    out = int(np.prod(ir.output_shape))
+    return _width(int(np.prod(ir.input_shape)), in_width_unit(ir), target), _width(out, out, target)
 
 
 class _Costs:
@@ -116,16 +124,26 @@ def _shares(board: Board) -> np.ndarray:
     return np.array([1.0 / getattr(board, k) if getattr(board, k) else 0.0 for k in RESOURCES])
 
 
-def pareto_front(vectors: np.ndarray) -> np.ndarray:
+def pareto_front(vectors: np.ndarray, scale: np.ndarray | None = None, limit: int | None = None) -> np.ndarray:
     """Indices of the rows of ``vectors`` that no other row dominates (no larger in every column;
-    of equal rows the first), in ascending lexicographic order."""
-    order = np.lexsort(vectors.T[::-1])
-    kept: list[int] = []
-    for i in order:
-        if kept and np.any(np.all(vectors[kept] <= vectors[i], axis=1)):
-            continue
-        kept.append(int(i))
-    return np.asarray(kept, dtype=np.int64)
+    of equal rows the first), in ascending order of ``vectors @ scale`` (non-negative; ties, and
+    no ``scale``, in ascending lexicographic order): the first ``limit`` of them."""
+    cost = vectors @ scale if scale is not None else np.zeros(len(vectors))
+    order = np.lexsort(np.vstack([vectors.T[::-1], cost[None, :]]))
+    rows = vectors[order]
+    # in this order only an earlier row can dominate a row, and a row an earlier one dominates is
+    # dominated by a kept one too: so a row is kept iff no earlier row dominates it, which blocks
+    # of rows test at once, against the rows kept so far and the earlier rows of their block
+    kept = np.zeros(0, dtype=np.int64)
+    for start in range(0, len(rows), PARETO_BLOCK):
+        if limit is not None and len(kept) >= limit:
+            break
+        block = rows[start:start + PARETO_BLOCK]
+        by_kept = np.all(rows[kept][None, :, :] <= block[:, None, :], axis=2).any(axis=1)
+        by_block = np.all(block[None, :, :] <= block[:, None, :], axis=2)  # [i, j]: row j dominates row i
+        by_block &= np.tri(len(block), k=-1, dtype=bool)                   # ... and comes before it
+        kept = np.concatenate([kept, start + np.flatnonzero(~by_kept & ~by_block.any(axis=1))])
+    return order[kept[:limit]]
 
 
 def fitting_plan(ir: IRModel, target: int, board: Board, headroom: float, lut_fixed: bool = True,
@@ -140,8 +158,7 @@ def fitting_plan(ir: IRModel, target: int, board: Board, headroom: float, lut_fi
     candidates are then checked, least first, with the whole-design estimate (whose frame-buffer
     counts depend on the plan as a whole)."""
     costs = costs or _Costs()
-    in_w = _width(int(np.prod(ir.input_shape)), target)
-    out_w = _width(int(np.prod(ir.output_shape)), target)
+    in_w, out_w = _stream_widths(ir, target)
     if in_w is None or out_w is None:
         return None
     budget = np.array([headroom * getattr(board, k) for k in RESOURCES])
@@ -159,8 +176,7 @@ def fitting_plan(ir: IRModel, target: int, board: Board, headroom: float, lut_fi
         ok = np.flatnonzero(np.all(combined <= budget, axis=1))
         if not len(ok):
             return None
-        front = ok[pareto_front(combined[ok])]
-        front = front[np.argsort(combined[front] @ scale, kind="stable")[:MAX_PARTIAL_PLANS]]
+        front = ok[pareto_front(combined[ok], scale, MAX_PARTIAL_PLANS)]
         sums = combined[front]
         choices = [choices[i // len(options)] + (options[i % len(options)],) for i in front]
     for i in np.argsort(sums @ scale, kind="stable")[:MAX_CHECKED_PLANS]:
@@ -179,8 +195,8 @@ def smallest_plan(ir: IRModel, target: int, board: Board, lut_fixed: bool = True
     layers = {layer.name: min(layer_options(layer, target, lut_fixed),
                               key=lambda lp: float(np.array(_vector(costs(layer, lp))) @ scale))
               for layer in ir.layers}
-    return Plan(layers, _width(int(np.prod(ir.input_shape)), target) or 1,
-                _width(int(np.prod(ir.output_shape)), target) or 1)
+    in_w, out_w = _stream_widths(ir, target)
+    return Plan(layers, in_w or 1, out_w or 1)
 
 
 def candidate_targets(ir: IRModel) -> list[int]:
@@ -195,8 +211,9 @@ def candidate_targets(ir: IRModel) -> list[int]:
                 values.update(n_pix * steps * nf for nf in range(1, _most_rows(layer) + 1))
             else:
                 values.add(cycles.layer_steps(layer, LayerPlan(simd)))
-    for elems in (int(np.prod(ir.input_shape)), int(np.prod(ir.output_shape))):
-        values.update(elems // d for d in divisors(elems))
+    for elems, unit in ((int(np.prod(ir.input_shape)), in_width_unit(ir)),
+                        (int(np.prod(ir.output_shape)), int(np.prod(ir.output_shape)))):
+        values.update(elems // d for d in divisors(unit))
     floor = _stage_floor(ir)
     return sorted(v for v in values if v >= floor)
 

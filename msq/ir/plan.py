@@ -27,6 +27,22 @@ PLAN_VERSION = 2
 ENGINES = ("sp2", "fixed", "fixed_lut", "fixed_hi")  # engine kinds of a compute layer, in output-port order
 DSP_ENGINES = ("fixed", "fixed_hi")  # the engines that multiply on DSPs (msq_fixed_engine)
 PE_FIELDS = tuple(f"pe_{kind}" for kind in ENGINES)
+BLOCK_FRAME_BITS = 16384  # a reader's frames of an image this large go to block RAM, a pixel per word
+
+
+def block_frame(shape: tuple[int, ...], bits: int) -> bool:
+    """Whether a layer keeps its input frames of ``shape`` (``bits`` per element) in block RAM, one
+    pixel per word (docs/rtl.md, Frame buffers): images of more than one pixel and at least
+    :data:`BLOCK_FRAME_BITS` bits. Vectors and small images stay in registers, where any element
+    map is free."""
+    return len(shape) == 3 and shape[0] * shape[1] > 1 and int(np.prod(shape)) * bits >= BLOCK_FRAME_BITS
+
+
+def in_width_unit(ir: IRModel) -> int:
+    """What ``in_width`` must divide: a frame's elements, or a pixel's channels when the network's
+    input frames are in block RAM (they are written a pixel at a time, so no beat may straddle two)."""
+    shape = tuple(ir.input_shape)
+    return int(shape[-1]) if block_frame(shape, ir.input_fmt.bits) else int(np.prod(shape))
 
 
 @dataclass(frozen=True)
@@ -133,12 +149,13 @@ def default_plan(ir: IRModel) -> Plan:
 
 def check_plan(ir: IRModel, plan: Plan, where: str = "plan") -> Plan:
     """Every layer planned, every width legal for its layer; an MSQError names the layer and field."""
-    for what, width, size in (("in_width", plan.in_width, int(np.prod(ir.input_shape))),
-                              ("out_width", plan.out_width, int(np.prod(ir.output_shape)))):
+    for what, width, size, of in (("in_width", plan.in_width, in_width_unit(ir), "input"),
+                                  ("out_width", plan.out_width, int(np.prod(ir.output_shape)), "output")):
         _check_int(width, f"{where}: io.{what}")
         if size % width:
-            raise MSQError(f"{where}: io.{what}={width} must divide the {size} elements of a frame "
-                           f"(one of {divisors(size)})")
+            unit = ("channels of a pixel (the input frames are in block RAM, written a pixel at a time)"
+                    if size != int(np.prod(getattr(ir, f"{of}_shape"))) else "elements of a frame")
+            raise MSQError(f"{where}: io.{what}={width} must divide the {size} {unit} (one of {divisors(size)})")
     if set(plan.layers) != {layer.name for layer in ir.layers}:
         missing = sorted({layer.name for layer in ir.layers} - set(plan.layers))
         extra = sorted(set(plan.layers) - {layer.name for layer in ir.layers})

@@ -22,7 +22,7 @@ from msq.boards import FAMILIES
 from msq.backends.rtl import cycles
 from msq.ir.arith import MULT_BITS, SHIFT_BITS, ActFormat, requant_datapath_bits
 from msq.ir.model import INPUT, ComputeLayer, IRModel, Layer, MergeLayer, PoolLayer
-from msq.ir.plan import DSP_ENGINES, EngineRows, LayerPlan, Plan, engine_rows, folds
+from msq.ir.plan import DSP_ENGINES, EngineRows, LayerPlan, Plan, block_frame, engine_rows, folds
 
 KERNELS = RTL_SIM_DIR / "kernels"
 TEMPLATES = RTL_SIM_DIR / "templates"
@@ -108,6 +108,7 @@ class Port:
     lanes: int
     beats: int
     element: np.ndarray  # (beats, lanes) element index or -1
+    delay: int = 0       # cycles a block RAM buffer holds its beats: none may start a pixel before all end the last
 
 
 def pixels(layer: Layer) -> int:
@@ -120,13 +121,17 @@ def output_ports(layer: Layer, lp: LayerPlan) -> list[Port]:
     n_pix, rows = pixels(layer), int(layer.out_shape[-1])
     ports = []
     if isinstance(layer, ComputeLayer):
-        nf = folds(layer, lp)
-        for e in engine_rows(layer, lp):
+        nf, engines = folds(layer, lp), engine_rows(layer, lp)
+        latencies = [engine_latency(layer, e, lp) for e in engines]
+        # a port whose beats lead the slowest port's by a fold's steps or more would write its
+        # first beat of a pixel before the slowest port's last beat of the pixel before
+        lead = [max(0, max(latencies) - lat - steps_per_fold(layer, lp) + 1) for lat in latencies]
+        for e, delay in zip(engines, lead):
             element = -np.ones((n_pix * nf, e.pe), dtype=np.int64)
             for p in range(n_pix):
                 for k, row in enumerate(e.rows):
                     element[p * nf + k // e.pe, k % e.pe] = p * rows + int(row)
-            ports.append(Port(e.kind, e.pe, n_pix * nf, element))
+            ports.append(Port(e.kind, e.pe, n_pix * nf, element, delay))
     else:
         groups = rows // lp.simd
         element = (np.arange(n_pix)[:, None, None] * rows + np.arange(groups)[None, :, None] * lp.simd
@@ -142,9 +147,19 @@ def input_port(ir: IRModel, plan: Plan) -> Port:
                 np.arange(elems).reshape(elems // plan.in_width, plan.in_width))
 
 
-def frame_buffer(module: str, consumer: str, ports: list[Port], elems: int, xw: int, word: int, nbuf: int,
-                 header: str) -> str:
-    """The ``nbuf`` frame buffers of one reader, written by ``ports``."""
+def group_stride(groups: int, block: bool) -> int:
+    """Word addresses per pixel in a reader's frame buffer of ``groups`` words per pixel: a power
+    of two in block RAM, whose address is {pixel, group}; ``groups`` in registers."""
+    return 1 << (groups - 1).bit_length() if block else groups
+
+
+def frame_buffer(module: str, consumer: str, ports: list[Port], shape: tuple[int, ...], xw: int, word: int,
+                 nbuf: int, header: str, block: bool = False) -> str:
+    """The ``nbuf`` frame buffers (frames of ``shape``) of one reader, written by ``ports``: in
+    registers, read combinationally, or in block RAM (``block``), read through its register."""
+    if block:
+        return _block_frame_buffer(module, consumer, ports, shape, xw, word, nbuf, header)
+    elems = int(np.prod(shape))
     bi = _bits(nbuf - 1)
     offsets = np.cumsum([0] + [p.lanes for p in ports])
     params, regs, done, reset, advance, writes = [], [], [], [], [], []
@@ -172,6 +187,98 @@ def frame_buffer(module: str, consumer: str, ports: list[Port], elems: int, xw: 
         lanes=int(offsets[-1]), xw=xw, elems=elems, word=word, raw=_bits(elems // word - 1), ports_doc=doc,
         port_params="\n".join(params), port_regs="\n".join(regs), done_now="\n".join(done),
         port_reset="\n".join(reset), port_advance="\n".join(advance), writes="\n".join(writes))
+
+
+def _pixel_map(port: Port, pixels: int, channels: int) -> np.ndarray:
+    """A port's (beat within a pixel, lane) -> channel map (-1: none), the same in every pixel; a
+    ValueError if the port's beats do not write pixel by pixel."""
+    per = port.beats // pixels
+    slots = port.element[:per] % channels if per else port.element[:0]
+    slots = np.where(port.element[:per] >= 0, slots, -1)
+    expect = np.where(slots >= 0, slots[None] + channels * np.arange(pixels)[:, None, None], -1)
+    if per * pixels != port.beats or not np.array_equal(expect.reshape(port.element.shape), port.element):
+        raise ValueError(f"port {port.name} does not write a frame pixel by pixel: no block RAM buffer")
+    return slots
+
+
+def _block_frame_buffer(module: str, consumer: str, ports: list[Port], shape: tuple[int, ...], xw: int, word: int,
+                        nbuf: int, header: str) -> str:
+    """Block RAM frame buffers (frame_buffer_block.v.tmpl): a pixel assembler, one pixel per RAM word."""
+    h, w, c = shape
+    groups = c // word
+    gs = (group_stride(groups, True) - 1).bit_length()
+    pxb = _bits(h * w - 1)
+    offsets = np.cumsum([0] + [p.lanes for p in ports])
+    params, align, assemble, reset, advance = [], [], [], [], []
+    for i, port in enumerate(ports):
+        slots = _pixel_map(port, h * w, c)
+        per = len(slots)
+        pb = _bits(per - 1)
+        lw = port.lanes * xw
+        params.append(f"    localparam integer PB{i} = {pb};  // port {i} ({port.name}): {port.lanes} lanes, {per} beats "
+                      f"per pixel, {port.delay} cycles of alignment\n"
+                      f"    localparam [PB{i}-1:0] LAST{i} = {_ulit(per - 1, pb)};")
+        lanes = f"lanes[{int(offsets[i]) * xw} +: {lw}]"
+        if port.delay:
+            d = port.delay
+            shift = f"{{wr{i}_d[{d - 2}:0], wr[{i}]}}" if d > 1 else f"wr[{i}]"
+            align += [f"    reg  [{d}-1:0]  wr{i}_d;   // port {i}, {d} cycles behind",
+                      f"    reg  [{lw}-1:0] lanes{i}_d [0:{d}-1];",
+                      f"    integer k{i};",
+                      "    always @(posedge clk) begin",
+                      f"        wr{i}_d <= rst_n ? {shift} : {{{d}{{1'b0}}}};",
+                      f"        lanes{i}_d[0] <= {lanes};",
+                      f"        for (k{i} = 1; k{i} < {d}; k{i} = k{i} + 1) lanes{i}_d[k{i}] <= lanes{i}_d[k{i} - 1];",
+                      "    end",
+                      f"    wire          wr{i}    = wr{i}_d[{d - 1}];",
+                      f"    wire [{lw}-1:0] lanes{i} = lanes{i}_d[{d - 1}];"]
+        else:
+            align += [f"    wire          wr{i}    = wr[{i}];", f"    wire [{lw}-1:0] lanes{i} = {lanes};"]
+        align.append(f"    reg  [PB{i}-1:0] beat{i};  // port {i}'s beat within the pixel")
+        cases = []
+        for b in range(per):
+            stores = [f"pix_next[{int(ch)}*XW +: XW] = lanes{i}[{lane}*XW +: XW];"
+                      for lane, ch in enumerate(slots[b]) if ch >= 0]
+            if stores:
+                cases.append(f"                {_ulit(b, pb)}: begin " + " ".join(stores) + " end")
+        assemble.append(f"        if (wr{i}) begin\n            case (beat{i})\n" + "\n".join(cases)
+                        + f"\n                default: ;\n            endcase\n"
+                        f"            if (beat{i} == LAST{i}) done_now[{i}] = 1'b1;\n        end")
+        reset.append(f"            beat{i} <= {{PB{i}{{1'b0}}}};")
+        advance.append(f"            if (wr{i}) beat{i} <= (beat{i} == LAST{i}) ? {{PB{i}{{1'b0}}}} : beat{i} + 1'b1;")
+    if gs:
+        read_group = "\n".join([
+            "    reg [GS-1:0] gq;  // the group of the word in q",
+            "    always @(posedge clk) gq <= rd_addr[GS-1:0];",
+            "    wire [WORD*XW-1:0] group_words [0:(1 << GS)-1];",
+            "    genvar v;",
+            "    generate",
+            "        for (v = 0; v < (1 << GS); v = v + 1) begin : g_group",
+            "            if (v < C / WORD) begin : g_word",
+            "                assign group_words[v] = q[v*WORD*XW +: WORD*XW];",
+            "            end else begin : g_pad  // an address slot past the pixel's groups: never read",
+            "                assign group_words[v] = {(WORD*XW){1'b0}};",
+            "            end",
+            "        end",
+            "    endgenerate",
+            "    assign rd_word = group_words[gq];"])
+    else:
+        read_group = "    assign rd_word = q;  // one group per pixel"
+    doc = "; ".join(f"{p.name} ({p.lanes} lanes x {p.beats} beats)" for p in ports)
+    return _template("frame_buffer_block.v.tmpl").substitute(
+        header=header, module=module, consumer=consumer, nbuf=nbuf, pixels=h * w, channels=c, xw=xw,
+        ports_doc=doc, word=word, gstride=1 << gs, bi=_bits(nbuf - 1), np=len(ports), lanes=int(offsets[-1]),
+        raw=pxb + gs, gs=gs, px_last=_ulit(h * w - 1, pxb), port_params="\n".join(params),
+        port_align="\n".join(align), assemble="\n".join(assemble), port_reset="\n".join(reset),
+        port_advance="\n".join(advance), read_group=read_group)
+
+
+def _read_stage(reg: str, word: str, width: str, block: bool) -> str:
+    """The first register of a reader's pipeline, ``reg``, holding the word read a cycle before:
+    in a block RAM buffer the RAM's read register is that register (``word`` is already registered)."""
+    if block:
+        return f"    wire [{width}-1:0] {reg} = {word};  // registered in the block RAM buffer"
+    return f"    reg  [{width}-1:0] {reg};\n    always @(posedge clk) {reg} <= {word};"
 
 
 # --- compute layers -------------------------------------------------------------------------------
@@ -335,10 +442,12 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
     simd, nf, sf = lp.simd, folds(layer, lp), steps_per_fold(layer, lp)
     groups = c // simd
     iw, xw = layer.in_fmt.bits, layer.in_fmt.bits + 1
-    elems = h * w * c
-    saw = _saw((h, w, c), (ph, pw), groups)
+    block = block_frame(tuple(layer.in_shape), iw)
+    gstride = group_stride(groups, block)
+    saw = _saw((h, w, c), (ph, pw), gstride)
     buffer_module = f"msq_fbuf_{name}"
-    files = {buffer_module: frame_buffer(buffer_module, name, in_ports, elems, iw, simd, nbuf, header)}
+    files = {buffer_module: frame_buffer(buffer_module, name, in_ports, tuple(layer.in_shape), iw, simd, nbuf, header,
+                                         block)}
     fill = "rd_word[l*IW+IW-1]" if layer.in_fmt.signed else "1'b0"
     x_extend = ("    genvar l;\n    generate\n        for (l = 0; l < SIMD; l = l + 1) begin : g_x\n"
                 f"            assign x_ext[l*XW +: XW] = {{{fill}, rd_word[l*IW +: IW]}};\n"
@@ -403,14 +512,15 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
         out_shape=list(layer.out_shape), fan_in=layer.fan_in, folds=nf, sf=sf, simd=simd,
         engines_doc="\n//".join(docs), pixels=ho * wo, steps=ho * wo * nf * sf,
         in_np=len(in_ports), in_lanes_bits=in_lanes * iw, out_np=len(engine_rows(layer, lp)), out_lanes_bits=lane_bits,
-        iw=iw, xw=xw, raw=_bits(elems // simd - 1), saw=saw, gb=_bits(groups - 1),
+        iw=iw, xw=xw, raw=_bits(h * w * gstride - 1), saw=saw, gb=_bits(groups - 1), read_stage=_read_stage("x1", "x_ext", "SIMD*XW", block),
         fb=_bits(nf - 1), wab=_bits(nf * sf - 1), g_last=_ulit(groups - 1, _bits(groups - 1)),
         f_last=_ulit(nf - 1, _bits(nf - 1)), wa_last=_ulit(nf * sf - 1, _bits(nf * sf - 1)),
         h=_slit(h, saw), w=_slit(w, saw), kh_last=_slit(kh - 1, saw), kw_last=_slit(kw - 1, saw),
         ho_last=_slit(ho - 1, saw), wo_last=_slit(wo - 1, saw), sh=_slit(sh, saw), swd=_slit(sw, saw),
         r0_first=_slit(-ph, saw), c0_first=_slit(-pw, saw), one=_slit(1, saw), zero=_slit(0, saw),
-        pa_first=_slit((-ph * w - pw) * groups, saw), tap_row=_slit((w - kw) * groups + 1, saw),
-        pos_col=_slit(sw * groups, saw), pos_row=_slit((sh * w - (wo - 1) * sw) * groups, saw),
+        pa_first=_slit((-ph * w - pw) * gstride, saw), tap_col=_slit(gstride - groups + 1, saw),
+        tap_row=_slit((w - kw + 1) * gstride - groups + 1, saw),
+        pos_col=_slit(sw * gstride, saw), pos_row=_slit((sh * w - (wo - 1) * sw) * gstride, saw),
         buffer_module=buffer_module, x_extend=x_extend, engines="\n".join(blocks))
     return files
 
@@ -467,9 +577,12 @@ def pool_layer(layer: PoolLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int,
     xw = iw + 1
     taps = kh * kw
     sumw = xw + (_bits(taps - 1) if layer.kind == "avgpool" else 0)
-    saw = _saw((h, w, c), (0, 0), groups)
+    block = block_frame(tuple(layer.in_shape), iw)
+    gstride = group_stride(groups, block)
+    saw = _saw((h, w, c), (0, 0), gstride)
     buffer_module = f"msq_fbuf_{name}"
-    files = {buffer_module: frame_buffer(buffer_module, name, in_ports, h * w * c, iw, simd, nbuf, header)}
+    files = {buffer_module: frame_buffer(buffer_module, name, in_ports, tuple(layer.in_shape), iw, simd, nbuf, header,
+                                         block)}
     fill = "x2[l*IW+IW-1]" if layer.in_fmt.signed else "1'b0"
     lane = ["    genvar l;", "    generate", "        for (l = 0; l < SIMD; l = l + 1) begin : g_lane",
             f"            wire signed [SUMW-1:0] xs = {{{{(SUMW - IW){{{fill}}}}}, x2[l*IW +: IW]}};",
@@ -495,11 +608,12 @@ def pool_layer(layer: PoolLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int,
         in_shape=list(layer.in_shape), out_shape=list(layer.out_shape), simd=simd, taps=taps, op=op,
         pixels=ho * wo, groups=groups, steps=ho * wo * groups * taps,
         in_np=len(in_ports), in_lanes_bits=sum(p.lanes for p in in_ports) * iw, out_lanes_bits=simd * ow,
-        iw=iw, sumw=sumw, ow=ow, raw=_bits(h * w * c // simd - 1), saw=saw, gb=_bits(groups - 1),
+        iw=iw, sumw=sumw, ow=ow, raw=_bits(h * w * gstride - 1), saw=saw, gb=_bits(groups - 1),
+        read_stage=_read_stage("x1", "rd_word", "SIMD*IW", block),
         g_last=_ulit(groups - 1, _bits(groups - 1)), kh_last=_slit(kh - 1, saw), kw_last=_slit(kw - 1, saw),
         ho_last=_slit(ho - 1, saw), wo_last=_slit(wo - 1, saw), one=_slit(1, saw), zero=_slit(0, saw),
-        tap_col=_slit(groups, saw), tap_row=_slit((w - kw + 1) * groups, saw), pos_col=_slit(sw * groups, saw),
-        pos_row=_slit((sh * w - (wo - 1) * sw) * groups, saw), buffer_module=buffer_module,
+        tap_col=_slit(gstride, saw), tap_row=_slit((w - kw + 1) * gstride, saw), pos_col=_slit(sw * gstride, saw),
+        pos_row=_slit((sh * w - (wo - 1) * sw) * gstride, saw), buffer_module=buffer_module,
         lanes="\n".join(lane))
     return files
 
@@ -518,15 +632,17 @@ def merge_layer(layer: MergeLayer, lp: LayerPlan, in_ports: list[list[Port]], nb
     """{module name: Verilog} of an add or concat layer and the buffers of its two inputs."""
     name, module, simd = layer.name, layer_module(layer.name), lp.simd
     (iw0, iw1), ow, sumw = (f.bits for f in layer.in_fmts), layer.out_fmt.bits, layer.acc_bits
-    chans = [int(shape[-1]) for shape in layer.in_shapes]
-    elems = [int(np.prod(shape)) for shape in layer.in_shapes]
-    words = [e // simd for e in elems]  # per frame, per input
-    raw = [_bits(n - 1) for n in words]
+    n_pix = pixels(layer)
+    shapes = [tuple(shape) for shape in layer.in_shapes]
+    in_groups = [int(shape[-1]) // simd for shape in shapes]
+    block = [block_frame(shape, f.bits) for shape, f in zip(shapes, layer.in_fmts)]
+    stride = [group_stride(n, b) for n, b in zip(in_groups, block)]  # word addresses per pixel, per input
+    raw = [_bits(n_pix * st - 1) for st in stride]
     files, buffers = {}, []
     for j in range(2):
         buffers.append(f"msq_fbuf_{name}_{j}")
-        files[buffers[j]] = frame_buffer(buffers[j], f"{name} (input {j}, {layer.inputs[j]})", in_ports[j], elems[j],
-                                         (iw0, iw1)[j], simd, nbuf[j], header)
+        files[buffers[j]] = frame_buffer(buffers[j], f"{name} (input {j}, {layer.inputs[j]})", in_ports[j], shapes[j],
+                                         (iw0, iw1)[j], simd, nbuf[j], header, block[j])
     concat = layer.kind == "concat"
     groups = int(layer.out_shape[-1]) // simd
     gb = _bits(groups - 1)
@@ -543,7 +659,12 @@ def merge_layer(layer: MergeLayer, lp: LayerPlan, in_ports: list[list[Port]], nb
                  "            /* verilator lint_on UNUSEDSIGNAL */",
                  f"            wire signed [SUMW-1:0] nxt = {extended[0]} + {extended[1]};"]
     lane += requant_lane(layer, sumw, "v_d[1]")
-    g0 = chans[0] // simd if concat else groups
+    g0 = in_groups[0] if concat else groups
+    last = [_ulit((n_pix - 1) * st + n - 1, r) for st, n, r in zip(stride, in_groups, raw)]
+    ends = (f"(g == {'G0_LAST' if concat else 'G_LAST'})", "(g == G_LAST)")  # a pixel's last group, per input
+    # the next word address: past the padded address slots of a block RAM buffer after a pixel's last group
+    nxt = [f"a{j} + 1'b1" if st == n else f"a{j} + ({ends[j]} ? {_ulit(st - n + 1, r)} : {_ulit(1, r)})"
+           for j, (st, n, r) in enumerate(zip(stride, in_groups, raw))]
     files[module] = _template("merge_layer.v.tmpl").substitute(
         header=header, name=name, kind=layer.kind, module=module, input0=layer.inputs[0], input1=layer.inputs[1],
         in_shapes=[list(shape) for shape in layer.in_shapes], out_shape=list(layer.out_shape), simd=simd,
@@ -554,7 +675,9 @@ def merge_layer(layer: MergeLayer, lp: LayerPlan, in_ports: list[list[Port]], nb
         in1_np=len(in_ports[1]), in1_lanes_bits=sum(p.lanes for p in in_ports[1]) * iw1, out_lanes_bits=simd * ow,
         iw0=iw0, iw1=iw1, sumw=sumw, ow=ow, raw0=raw[0], raw1=raw[1],
         gb=gb, g_last=_ulit(groups - 1, gb), g0_last=_ulit(g0 - 1, gb),
-        a0_last=_ulit(words[0] - 1, raw[0]), a1_last=_ulit(words[1] - 1, raw[1]), concat=f"1'b{int(concat)}",
+        a0_last=last[0], a1_last=last[1], a0_next=nxt[0], a1_next=nxt[1], concat=f"1'b{int(concat)}",
+        read_stage0=_read_stage("x0_1", "word0", "SIMD*IW0", block[0]),
+        read_stage1=_read_stage("x1_1", "word1", "SIMD*IW1", block[1]),
         buffer0=buffers[0], buffer1=buffers[1], lanes="\n".join(lane))
     return files
 
@@ -577,8 +700,8 @@ def design_modules(ir: IRModel, plan: Plan, header: str, family: str = DEFAULT_F
             files.update(pool_layer(layer, lp, ins[0], counts[k][0], header))
         writers[layer.name] = output_ports(layer, lp)
     out_elems = int(np.prod(ir.output_shape))
-    files["msq_fbuf_out"] = frame_buffer("msq_fbuf_out", "the output stream", writers[ir.layers[-1].name], out_elems,
-                                         ir.output_fmt.bits, plan.out_width, counts[-1][0], header)
+    files["msq_fbuf_out"] = frame_buffer("msq_fbuf_out", "the output stream", writers[ir.layers[-1].name],
+                                         (out_elems,), ir.output_fmt.bits, plan.out_width, counts[-1][0], header)
     files["msq_top"] = top(ir, plan, header)
     return files
 
