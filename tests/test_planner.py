@@ -1,6 +1,7 @@
 """Planner, estimator, calibration table and explore: fast checks (no synthesis, no simulation)."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
@@ -135,6 +136,39 @@ def test_planner_pareto_front_keeps_exactly_the_undominated():
         dominated = [j for j in range(len(vecs)) if j != i and np.all(vecs[j] <= v)
                      and (np.any(vecs[j] < v) or j < i)]
         assert (i in kept) == (not dominated), (i, v)
+
+
+def test_planner_pareto_front_cheapest_first_up_to_a_limit():
+    """With a cost (``scale``, a zero weight included) and a limit, the front comes cheapest first
+    and stops at the limit: the first ``limit`` of the whole front sorted by cost, in blocks of rows
+    larger than PARETO_BLOCK."""
+    rng = np.random.default_rng(1)
+    vecs = rng.integers(0, 9, size=(3 * planner.PARETO_BLOCK, 4)).astype(float)
+    scale = np.array([1.0, 0.5, 0.0, 2.0])
+    front = planner.pareto_front(vecs)
+    expect = front[np.argsort(vecs[front] @ scale, kind="stable")[:40]]
+    np.testing.assert_array_equal(planner.pareto_front(vecs, scale, 40), expect)
+
+
+def test_block_ram_frames_in_plan_and_estimate(monkeypatch):
+    """An image frame in block RAM: the input stream's width must divide a pixel's channels (no
+    beat may straddle two pixels), and the estimate counts RAM tiles instead of a flip-flop per bit."""
+    from random_models import random_ir
+
+    from msq.ir import plan as plan_module
+
+    ir = random_ir(3)  # a 9x7x3 input
+    h, w, c = ir.input_shape
+    assert h * w > 1 and c > 1
+    plan = dataclasses.replace(default_plan(ir), in_width=h * w * c)
+    registers = estimate_design(ir, plan)
+    monkeypatch.setattr(plan_module, "BLOCK_FRAME_BITS", 0)
+    with pytest.raises(MSQError, match=rf"io.in_width={h * w * c} must divide the {c} channels of a pixel"):
+        check_plan(ir, plan)
+    plan = dataclasses.replace(plan, in_width=c)
+    check_plan(ir, plan)
+    block = estimate_design(ir, plan)
+    assert block.bram36 > registers.bram36 and block.ff < registers.ff
 
 
 def test_planner_search_equals_brute_force(mlp_demo):

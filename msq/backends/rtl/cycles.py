@@ -131,6 +131,8 @@ class _Buffer:
 
     def clock(self, claim: bool, writes: list[int], release: bool) -> None:
         """One rising edge: the port writes, full flags, release and claim (as msq_fbuf_*)."""
+        if not (claim or writes or release):
+            return  # nothing changes (a done row is cleared in the cycle it fills)
         done_now = [row[:] for row in self.done]
         for p in writes:
             if self.beat[p] == self.ports[p] - 1:
