@@ -21,6 +21,7 @@ from msq.design import planner
 from msq.boards import Board
 from msq.errors import MSQError
 from msq.ir.model import SCHEME_FIXED, SCHEME_SP2, ComputeLayer, IRModel
+from msq.progress import Progress, Step, silent
 
 RATIOS = tuple(round(0.1 * i, 1) for i in range(11))
 EXPLORE_JSON = "explore.json"
@@ -45,10 +46,12 @@ def with_ratio(ir: IRModel, ratio: float) -> IRModel:
 
 
 def explore(ir: IRModel, board: Board, ratios: tuple[float, ...] = RATIOS,
-            headroom: float = planner.HEADROOM) -> dict[str, Any]:
-    """Plan and estimate the design at every ratio; returns the points and the best that fits."""
+            headroom: float = planner.HEADROOM, progress: Progress = silent) -> dict[str, Any]:
+    """Plan and estimate the design at every ratio (a step of ``progress`` each: a large network
+    takes minutes); returns the points and the best that fits."""
     points = []
-    for r in ratios:
+    for i, r in enumerate(ratios):
+        progress(Step("SP2 ratio sweep", i, len(ratios), "ratio", f"planning ratio {r:g}"))
         variant = with_ratio(ir, r)
         point: dict[str, Any] = {"ratio": r, "sp2_rows": int(sum(len(l.sp2_rows) for l in variant.compute_layers())),
                                  "rows": int(sum(l.rows for l in variant.compute_layers()))}
@@ -60,6 +63,7 @@ def explore(ir: IRModel, board: Board, ratios: tuple[float, ...] = RATIOS,
         points.append({**point, "fits": True, "interval": res.interval, "latency": res.latency,
                        "throughput": res.throughput(board.clock_mhz), **res.resources.as_dict(),
                        "plan": res.plan.as_dict()})
+    progress(Step("SP2 ratio sweep", len(ratios), len(ratios), "ratio", "done"))
     fitting = [p for p in points if p["fits"]]
     best = min(fitting, key=lambda p: (p["interval"], _use(p, board))) if fitting else None
     return {"model": ir.name, "board": board.name, "clock_mhz": board.clock_mhz, "headroom": headroom,
@@ -67,7 +71,8 @@ def explore(ir: IRModel, board: Board, ratios: tuple[float, ...] = RATIOS,
             "points": points, "pareto": pareto(fitting), "best": best}
 
 
-def planned_ratio(ir: IRModel, board: Board, balance: float, headroom: float = planner.HEADROOM) -> float | None:
+def planned_ratio(ir: IRModel, board: Board, balance: float, headroom: float = planner.HEADROOM,
+                  progress: Progress = silent) -> float | None:
     """The SP2 ratio of the fastest design of ``ir``'s topology that fits the board (this sweep),
     of equally fast ratios the one nearest ``balance`` (the board's LUT/DSP balance,
     ``cost_model.board_sp2_ratio``), higher on a tie; None when no ratio fits.
@@ -75,7 +80,7 @@ def planned_ratio(ir: IRModel, board: Board, balance: float, headroom: float = p
     Why a sweep and not the balance alone: layers fold in whole rows and steps, so the balanced
     share of rows often misses the fastest plan by a fold (measured on pynq-z2: mlp-128x3 takes 26
     cycles at the balance ratio 0.8, 24 at the planned 0.7)."""
-    points = [p for p in explore(ir, board, headroom=headroom)["points"] if p["fits"]]
+    points = [p for p in explore(ir, board, headroom=headroom, progress=progress)["points"] if p["fits"]]
     if not points:
         return None
     fastest = min(p["interval"] for p in points)

@@ -40,7 +40,7 @@ from msq.frontend.models import BUILDERS, QuantConfig, build_model
 from msq.frontend.trace import check_supported
 from msq.frontend.quantizer import msq_quantizers
 from msq.ir.model import IRModel
-from msq.progress import Progress, Step
+from msq.progress import Progress, Step, silent
 
 # What msq train writes into a run directory (msq/rundir.py composes the whole layout).
 MODEL_PT = "model.pt"
@@ -101,7 +101,7 @@ class TrainConfig:
 
 
 def resolve_ratio(cfg: TrainConfig, board: Board | None = None, model: nn.Module | None = None,
-                  data: Dataset | None = None) -> tuple[float, str]:
+                  data: Dataset | None = None, progress: Progress | None = None) -> tuple[float, str]:
     """The SP2 row fraction and where it came from ('user', the planner, the board or the scheme
     itself); ``board`` is ``cfg.board`` when the caller has loaded it already. For ``msq`` without
     a user ratio and with the untrained ``model`` and its ``data``, the ratio whose planned design
@@ -113,7 +113,7 @@ def resolve_ratio(cfg: TrainConfig, board: Board | None = None, model: nn.Module
         balance = board_sp2_ratio(board, cfg.wbits, cfg.abits)
         ir = untrained_ir(model, data) if model is not None and data is not None else None
         if ir is not None:
-            planned = explore.planned_ratio(ir, board, balance)
+            planned = explore.planned_ratio(ir, board, balance, progress=progress or silent)
             if planned is not None:
                 return planned, f"planner sweep on board {board.name}"
         return balance, f"board {board.name}"
@@ -270,7 +270,7 @@ def fit(cfg: TrainConfig, progress: Progress | None = None, board: Board | None 
     qcfg = cfg.quant_config()
     model = build_model(factory or cfg.model, data.in_shape, data.classes, qcfg, data.signed)
     check_model(model, data.in_shape, data.classes, qcfg)  # before the first epoch, not at export
-    ratio, ratio_source = resolve_ratio(cfg, board, model, data)
+    ratio, ratio_source = resolve_ratio(cfg, board, model, data, progress)
     model = model.to(device)
     start = time.perf_counter()
     history = train_model(model, data, cfg, ratio, progress, workers)
