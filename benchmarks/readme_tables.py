@@ -11,7 +11,7 @@ write and rewrites the blocks in place. Prose outside the blocks quotes no measu
 Blocks and sources: ``demo`` (the lines `msq flow` prints at the end of `make demo`) from
 demo.json; ``accuracy`` from accuracy.json (+ flow.json for the board's SP2 ratio); ``flow`` from
 flow.json (+ demo.json, to say when the two disagree); ``headline`` from headline.json (+ flow.json
-for the estimator's error); ``hls_csim`` and ``rtl_sim`` from their JSON files.
+for the estimator's error); ``hls_csim``, ``rtl_sim`` and ``resnet8`` from their JSON files.
 
 demo.json is the demo's own record: `make bench` does not run the demo (its run directory is the
 user's), so after a change that moves the demo's figures refresh it from a real run with
@@ -275,9 +275,28 @@ def rtl_sim_block(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def resnet8_block(r: dict[str, Any]) -> str:
+    x = r["resnet8"]
+    measured = x.get("resources") == "yosys"
+    rtl = x["rtl_mismatches"] if x["rtl_mismatches"] is not None else "not run"
+    rtl_vectors = f" ({x['rtl_vectors']} inputs)" if x.get("rtl_vectors") else ""
+    est = "" if measured else " (est)"
+    rate = f"{x['clock_mhz'] * 1e6 / x['cycles_per_inference']:,.0f}" if "clock_mhz" in x else "—"
+    lines = [f"**ResNet-8** (MLPerf Tiny topology, 32×32×3, W4A4) on {x['board']}: trained {x['epochs']} epoch(s) on "
+             f"the generated `{x['dataset']}` set (its accuracy says nothing about real images), planned, "
+             "C-simulated and simulated in Verilator; resources "
+             + ("measured by Yosys. " if measured else "estimated. ") + _source("resnet8"), "",
+             "| C-sim mismatches | RTL mismatches | fits 80 % | cycles / inference | inferences / s | LUT | FF | DSP "
+             "| BRAM36 |", "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+             f"| {x['csim_mismatches']} ({x['vectors']} inputs) | {rtl}{rtl_vectors} | {'yes' if x['fits'] else 'no'} | "
+             f"{x['cycles_per_inference']:,.0f} | {rate} | {x['lut']:,}{est} | {x['ff']:,}{est} | {x['dsp']:,}{est} | "
+             f"{x['bram']:g}{est} |"]
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "accuracy": accuracy_block, "flow": flow_block, "headline": headline_block,
-    "hls_csim": hls_csim_block, "rtl_sim": rtl_sim_block}
+    "hls_csim": hls_csim_block, "rtl_sim": rtl_sim_block, "resnet8": resnet8_block}
 
 
 def _wrap(block: str) -> str:

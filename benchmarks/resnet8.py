@@ -55,7 +55,8 @@ def run(vectors: int, epochs: int, board_name: str, synth: bool = False, seed: i
                                               board=board_name))
     ir = export_model(model, data.in_shape, model_name="resnet8")
     x = ir.quantize_input(data.x_test[:vectors])
-    row: dict = {"board": board_name, "dataset": DATASET, "epochs": epochs, "accuracy": metrics["accuracy"]["test"],
+    row: dict = {"board": board_name, "clock_mhz": board.clock_mhz, "dataset": DATASET, "epochs": epochs,
+                 "accuracy": metrics["accuracy"]["test"],
                  "macs_per_inference": int(sum(layer.rows * layer.fan_in * (np.prod(layer.out_shape[:-1]) if
                                                                             len(layer.out_shape) > 1 else 1)
                                                for layer in ir.compute_layers())),
