@@ -215,3 +215,19 @@ def test_one_step_layers_wait_for_their_registered_claim(tmp_path):
     assert set(cycles.all_layer_cycles(ir, plan).values()) == {1}
     assert cycles.inference_interval(ir, plan) == 2
     _verilog(ir, plan, extreme_inputs(ir, n_random=16, seed=7), tmp_path)
+
+
+def test_one_beat_input_frames_wait_for_the_input_claim(tmp_path):
+    """A frame is one input beat and the first layer one step: the input stream's claim reaches the
+    first layer's buffers a cycle late (its register slice), so the stream starts no frame in that
+    cycle although its next buffer is free; the RTL and the cycle model agree on every cycle."""
+    ir = random_ir(223)
+    first = ir.layers[0]
+    plan = random_plan(ir, 223)
+    plan = Plan({**plan.layers, first.name: LayerPlan(simd_unit(first), len(first.sp2_rows), len(first.fixed_rows), 0,
+                                                      len(first.high_rows))},
+                int(np.prod(ir.input_shape)), plan.out_width)
+    assert cycles.all_layer_cycles(ir, plan)[first.name] == 1
+    beats = cycles.timing(ir, plan, 4).in_beats
+    assert beats[:2] == [0, 2] and min(b - a for a, b in zip(beats, beats[1:])) == 2
+    _verilog(ir, plan, extreme_inputs(ir, n_random=16, seed=5), tmp_path, 223)

@@ -9,6 +9,8 @@ register, and it cannot go on to a frame in that cycle), then issues one step pe
 groups x taps`` for pooling, ``pixels x groups`` for add and concat. Each fold's (group's) results
 reach the readers' buffers a fixed number of cycles after its last step (:func:`write_delays`); a
 buffer is full the cycle after its last beat, and is released by its reader's last step. The
+input stream's claim and every beat it accepts reach its readers one cycle later, through a
+register slice (:data:`INPUT_SLICE`), and it starts no frame while its claim is in flight. The
 output buffers stream ``out_width`` elements per beat. :func:`timing` runs exactly these rules,
 cycle by cycle, for a burst of inferences at full input rate and no output back-pressure: the
 cycles of every input and output beat.
@@ -24,6 +26,7 @@ from msq.ir.plan import LayerPlan, Plan, engine_rows, folds
 
 
 MIN_BUFFERS = 2  # frame buffers of a layer's input: one written while the other is read
+INPUT_SLICE = 1  # cycles from an input beat's handshake to its write (msq_top's register slice)
 
 
 def layer_steps(layer: Layer, lp: LayerPlan) -> int:
@@ -76,7 +79,7 @@ def buffer_counts(ir: IRModel, plan: Plan) -> list[tuple[int, ...]]:
     least 2). For a chain this is ``S_w + D + S_r + 3`` over ``max(S_w, S_r)``; a residual shortcut
     holds frames for as long as the branch it skips takes."""
     stages = stage_cycles(ir, plan)
-    delays = [0] + [max(write_delays(layer, plan[layer.name])[1]) for layer in ir.layers] + [0]
+    delays = [INPUT_SLICE] + [max(write_delays(layer, plan[layer.name])[1]) for layer in ir.layers] + [0]
     reads = _edges(ir)
     counts = []
     for reader in range(1, len(stages)):
@@ -215,6 +218,7 @@ def timing(ir: IRModel, plan: Plan, inferences: int) -> Timing:
     step = [0] * len(layers)
     pending: list[dict[int, list[int]]] = [{} for _ in layers]  # cycle -> ports writing, per layer
     filling, in_beat, sent = False, 0, 0
+    in_claim_q, in_wr_q = False, False  # the input stream's register slice
     out_beat = 0
     timing_in, timing_out = [], []
     limit = (inferences + 2) * (sum(steps) + sum(max(d) for _, d in delays) + n_in_beats + n_out_beats + 16) + 100
@@ -222,10 +226,10 @@ def timing(ir: IRModel, plan: Plan, inferences: int) -> Timing:
         if len(timing_out) == inferences * n_out_beats:
             break
         # --- combinational, from the registers of cycle t ---
-        in_ready = filling or all(b.can_claim() for b in readers[0])
+        in_ready = filling or (all(b.can_claim() for b in readers[0]) and not in_claim_q)
         in_fire = sent < inferences * n_in_beats and in_ready
-        claims = [in_fire and not filling] + claim_q   # per writing stage
-        writes: list[list[int]] = [[0] if in_fire else []] + [[] for _ in layers]
+        claims = [in_claim_q] + claim_q   # per writing stage
+        writes: list[list[int]] = [[0] if in_wr_q else []] + [[] for _ in layers]
         releases = [False] * len(reads)                # per reading stage
         starts, go_ons, frame_ends = [False] * len(layers), [False] * len(layers), [False] * len(layers)
         for i in range(len(layers)):
@@ -248,6 +252,7 @@ def timing(ir: IRModel, plan: Plan, inferences: int) -> Timing:
         if out_fire:
             timing_out.append(t)
         # --- the rising edge ---
+        in_claim_q, in_wr_q = in_fire and not filling, in_fire
         if in_fire:
             filling = in_beat != n_in_beats - 1
             in_beat = 0 if in_beat == n_in_beats - 1 else in_beat + 1

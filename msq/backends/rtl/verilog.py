@@ -709,7 +709,10 @@ def design_modules(ir: IRModel, plan: Plan, header: str, family: str = DEFAULT_F
 def top(ir: IRModel, plan: Plan, header: str) -> str:
     """``msq_top``: input writer, the layers, the output buffers and their AXI-Stream reader. Each
     stream (the input, every layer's output) has a claim, write strobes and lanes that every reader's
-    buffers take; its writer may claim when all its readers can (``<stream>_free``)."""
+    buffers take; its writer may claim when all its readers can (``<stream>_free``). The input
+    stream passes a register slice (the accepted beat's claim, strobe and lanes) so its readers'
+    write enables start at flip-flops; like a layer's registered claim, no new frame starts while
+    its claim is in flight."""
     in_elems, out_elems = int(np.prod(ir.input_shape)), int(np.prod(ir.output_shape))
     in_bits, out_bits = ir.input_fmt.bits, ir.output_fmt.bits
     in_tw, out_tw = tdata_width(plan.in_width, ir.input_fmt), tdata_width(plan.out_width, ir.output_fmt)
@@ -730,14 +733,20 @@ def top(ir: IRModel, plan: Plan, header: str) -> str:
              f"    wire input_free = {free(INPUT)};",
              "    reg  filling;  // a frame is being written",
              f"    reg  [{ib}-1:0] in_beat;",
+             "    // register slice: the accepted beat's claim, write strobe and lanes reach the buffers a cycle later",
+             "    reg  in_claim_q, in_wr_q;",
+             f"    reg  [{plan.in_width * in_bits}-1:0] in_lanes_q;",
              "    wire in_fire = x_in_TVALID && x_in_TREADY;",
-             "    assign x_in_TREADY = filling || input_free;",
+             "    assign x_in_TREADY = filling || (input_free && !in_claim_q);  // no new frame while its claim is in flight",
              "    always @(posedge ap_clk) begin",
              "        if (!ap_rst_n) begin",
-             f"            filling <= 1'b0; in_beat <= {{{ib}{{1'b0}}}};",
-             "        end else if (in_fire) begin",
-             f"            filling <= (in_beat != {_ulit(in_beats - 1, ib)});",
-             f"            in_beat <= (in_beat == {_ulit(in_beats - 1, ib)}) ? {{{ib}{{1'b0}}}} : in_beat + 1'b1;",
+             f"            filling <= 1'b0; in_beat <= {{{ib}{{1'b0}}}}; in_claim_q <= 1'b0; in_wr_q <= 1'b0;",
+             "        end else begin",
+             "            in_claim_q <= in_fire && !filling; in_wr_q <= in_fire;",
+             "            if (in_fire) begin",
+             f"                filling <= (in_beat != {_ulit(in_beats - 1, ib)});",
+             f"                in_beat <= (in_beat == {_ulit(in_beats - 1, ib)}) ? {{{ib}{{1'b0}}}} : in_beat + 1'b1;",
+             "            end",
              "        end",
              "    end",
              "    /* verilator lint_off UNUSEDSIGNAL */ // frames are counted in beats: side channels ignored",
@@ -749,7 +758,8 @@ def top(ir: IRModel, plan: Plan, header: str) -> str:
         src = f"x_in_data[{plan.in_width * in_bits}-1:0]"
     else:
         src = "x_in_TDATA"
-    stream = {INPUT: ("in_fire && !filling", "in_fire", src)}  # claim, write strobes, lanes
+    lines.append(f"    always @(posedge ap_clk) in_lanes_q <= {src};  // read only with in_wr_q")
+    stream = {INPUT: ("in_claim_q", "in_wr_q", "in_lanes_q")}  # claim, write strobes, lanes
     for k, layer in enumerate(ir.layers):
         n, lp = layer.name, plan[layer.name]
         ports = output_ports(layer, lp)
