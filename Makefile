@@ -26,7 +26,7 @@ bench: setup
 	$(BIN)/python benchmarks/rtl_sim.py
 	$(BIN)/python benchmarks/headline.py
 	$(BIN)/python benchmarks/precision_hw.py --synth --rtlsim 8
-	$(BIN)/python benchmarks/resnet8.py
+	$(BIN)/python benchmarks/resnet8.py --synth
 	$(BIN)/python benchmarks/readme_tables.py
 
 clean:
