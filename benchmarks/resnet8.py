@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,10 @@ DATASET = "synthetic:32x32x3:10"
 CSIM_OPT = "-O2"  # ResNet-8 runs 12.5M MACs per inference: -O0 takes ~16 s each
 
 
-def run(vectors: int, epochs: int, board_name: str, synth: bool = False, seed: int = 0) -> dict:
+def run(vectors: int, epochs: int, board_name: str, synth: bool = False, seed: int = 0,
+        save: Callable[[dict], None] = lambda row: None) -> dict:
+    """The benchmark's row; ``save`` receives it after each stage (C-sim, RTL, synthesis), so a
+    long run that is stopped keeps what it measured (the stages not reached say so)."""
     board = load_board(board_name)
     start = time.perf_counter()
     model, data, _, metrics = fit(TrainConfig(model="resnet8", dataset=DATASET, epochs=epochs, seed=seed,
@@ -74,7 +78,9 @@ def run(vectors: int, epochs: int, board_name: str, synth: bool = False, seed: i
         start = time.perf_counter()
         project = generate_project(ir, Path(tmp) / "hls", board, x, plan=plan)
         sim = c_simulate(project, opt=CSIM_OPT)
-        row.update(vectors=sim.samples, csim_mismatches=sim.mismatches, csim_seconds=round(time.perf_counter() - start, 1))
+        row.update(vectors=sim.samples, csim_mismatches=sim.mismatches, csim_seconds=round(time.perf_counter() - start, 1),
+                   rtl_mismatches=None, rtl_note="not simulated: the run stopped before RTL simulation ended")
+        save(row)
         if row["fits"]:
             start = time.perf_counter()
             rtl = generate_rtl(ir, Path(tmp) / "rtl", x, plan=plan, family=board.family)
@@ -82,6 +88,8 @@ def run(vectors: int, epochs: int, board_name: str, synth: bool = False, seed: i
             row.update(rtl_vectors=out["samples"], rtl_mismatches=len(out["mismatches"]),
                        rtl_cycles_per_inference=out["cycles_per_inference"],
                        rtl_seconds=round(time.perf_counter() - start, 1))
+            del row["rtl_note"]
+            save(row)
             if synth:
                 start = time.perf_counter()
                 s = synthesize(rtl, board, "yosys", progress=_progress("Yosys"))
@@ -90,7 +98,7 @@ def run(vectors: int, epochs: int, board_name: str, synth: bool = False, seed: i
                 row["fits"] = all(row[k] <= planner.HEADROOM * getattr(board, b)
                                   for k, b in (("lut", "lut"), ("ff", "ff"), ("dsp", "dsp"), ("bram", "bram36")))
         else:
-            row.update(rtl_mismatches=None, rtl_note="not simulated: no design fits the board")
+            row.update(rtl_note="not simulated: no design fits the board")
     return row
 
 
@@ -109,19 +117,22 @@ def _progress(what: str) -> Progress:
 
 
 def markdown(row: dict) -> str:
-    rtl = row["rtl_mismatches"] if row["rtl_mismatches"] is not None else "not run"
+    rtl = f"{row['rtl_mismatches']} ({row['rtl_vectors']} inputs)" if row["rtl_mismatches"] is not None else "not run"
+    est = "" if row["resources"] == "yosys" else " (est)"
     lines = ["# ResNet-8 (32x32x3) through the hardware path", "",
              f"MLPerf Tiny's ResNet-8 topology, W4A4, trained {row['epochs']} epoch(s) on `{row['dataset']}` "
              f"(generated data: the accuracy, {row['accuracy']:.1f} %, says nothing about real images); "
              f"{row['macs_per_inference']:,} MACs per inference; board {row['board']}.", "",
-             "| vectors | C-sim mismatches | RTL mismatches | fits | cycles / inference | LUT | FF | DSP | BRAM36 |",
+             "| C-sim inputs | C-sim mismatches | RTL mismatches | fits | cycles / inference | LUT | FF | DSP | BRAM36 |",
              "|---:|---:|---|---|---:|---:|---:|---:|---:|",
              f"| {row['vectors']} | {row['csim_mismatches']} | {rtl} | {'yes' if row['fits'] else 'no'} | "
-             f"{row['cycles_per_inference']:,.0f} | {row['lut']:,} (est) | {row['ff']:,} (est) | {row['dsp']:,} (est) | "
-             f"{row['bram']:g} |", "",
+             f"{row['cycles_per_inference']:,.0f} | {row['lut']:,}{est} | {row['ff']:,}{est} | {row['dsp']:,}{est} | "
+             f"{row['bram']:g}{est} |", "",
              f"Plan: {row['plan_note']}." + ("" if row["fits"] else " The row gives the smallest design."),
-             "" if row["fits"] else f"RTL: {row['rtl_note']}.", ""]
-    return "\n".join(lines)
+             f"Resources: {'measured by Yosys' if est == '' else 'the calibrated estimate (not synthesized)'}."]
+    if "rtl_note" in row:
+        lines.append(f"RTL: {row['rtl_note']}.")
+    return "\n".join(lines + [""])
 
 
 def main() -> None:
@@ -132,12 +143,15 @@ def main() -> None:
     ap.add_argument("--synth", action="store_true", help="synthesize the planned design with Yosys")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
-    row = run(args.vectors, args.epochs, args.board, args.synth)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(out / "resnet8.json", row)
-    atomic.write_text(out / "resnet8.md", markdown(row))
-    print(f"wrote {out / 'resnet8.json'} and resnet8.md")
+
+    def save(row: dict) -> None:
+        atomic.write_json(out / "resnet8.json", row)
+        atomic.write_text(out / "resnet8.md", markdown(row))
+        print(f"wrote {out / 'resnet8.json'} and resnet8.md", flush=True)
+
+    save(run(args.vectors, args.epochs, args.board, args.synth, save=save))
 
 
 if __name__ == "__main__":
