@@ -7,9 +7,10 @@ gives today:
 - C-sim: the HLS project of the planned design (or, when nothing fits, of the smallest design)
   compiled with g++ and run on ``--vectors`` inputs plus the extreme ones, every element compared
   with the integer reference;
-- the plan: whether a design fits 80 % of the board, its cycles per inference (the cycle model,
-  equal to RTL simulation) and resources (the calibrated estimate); when nothing fits, the smallest
-  design's estimate, so the gap is on record;
+- the plan: the fastest design whose estimate fits ``--headroom`` (76 %) of the board, four points
+  under the 80 % budget the result is held to, for the estimate's error; its cycles per inference
+  (the cycle model, equal to RTL simulation) and resources (the calibrated estimate); when nothing
+  fits, the smallest design's estimate, so the gap is on record;
 - RTL: simulated in Verilator only when a design fits (``rtl_mismatches`` is null otherwise, with
   the reason); with ``--synth`` also synthesized with Yosys for the board, and ``lut, ff, dsp,
   bram`` (and ``fits``: within 80 % of each) are then Yosys's counts.
@@ -17,7 +18,8 @@ gives today:
 Writes OUT/resnet8.json (``vectors, csim_mismatches, rtl_mismatches, cycles_per_inference, fits,
 lut, ff, dsp, bram`` and more) and OUT/resnet8.md.
 
-    .venv/bin/python benchmarks/resnet8.py [--vectors 100] [--epochs 1] [--board pynq-z2] [--synth] [--out benchmarks/results]
+    .venv/bin/python benchmarks/resnet8.py [--vectors 100] [--epochs 1] [--board pynq-z2] [--synth]
+        [--headroom 0.76] [--out benchmarks/results]
 """
 from __future__ import annotations
 
@@ -46,14 +48,17 @@ from msq.progress import Progress, Step
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASET = "synthetic:32x32x3:10"
-PLANNED = "planned within 80 % of every resource (by the estimate)"
+PLAN_HEADROOM = 0.76  # the planner's budget: 4 points under the 80 % the result is held to, for the estimate's error
+PLANNED = "planned within {:g} % of every resource by the estimate, held to 80 % as Yosys measures it"
 CSIM_OPT = "-O2"  # ResNet-8 runs 12.5M MACs per inference: -O0 takes ~16 s each
 
 
 def run(vectors: int, epochs: int, board_name: str, synth: bool = False, seed: int = 0,
-        save: Callable[[dict], None] = lambda row: None) -> dict:
+        headroom: float = PLAN_HEADROOM, save: Callable[[dict], None] = lambda row: None) -> dict:
     """The benchmark's row; ``save`` receives it after each stage (C-sim, RTL, synthesis), so a
-    long run that is stopped keeps what it measured (the stages not reached say so)."""
+    long run that is stopped keeps what it measured (the stages not reached say so). The plan
+    fits ``headroom`` of the board by the estimate (per layer it errs by up to about 9 % against
+    Yosys: docs/synthesis.md); ``fits`` is then Yosys's counts against 80 %."""
     board = load_board(board_name)
     start = time.perf_counter()
     model, data, _, metrics = fit(TrainConfig(model="resnet8", dataset=DATASET, epochs=epochs, seed=seed,
@@ -67,14 +72,15 @@ def run(vectors: int, epochs: int, board_name: str, synth: bool = False, seed: i
                                                for layer in ir.compute_layers())),
                  "train_seconds": round(time.perf_counter() - start, 1)}
     try:
-        result = planner.plan_search(ir, board)
-        plan, row["fits"], row["plan_note"] = result.plan, True, PLANNED
+        result = planner.plan_search(ir, board, headroom)
+        plan, row["planned"], row["plan_note"] = result.plan, True, PLANNED.format(100 * headroom)
     except MSQError as exc:
         target = planner.candidate_targets(ir)[-1]
-        plan, row["fits"], row["plan_note"] = planner.smallest_plan(ir, target, board), False, str(exc)
+        plan, row["planned"], row["plan_note"] = planner.smallest_plan(ir, target, board), False, str(exc)
     res = estimate_design(ir, plan)
     row.update(cycles_per_inference=cycles.inference_interval(ir, plan), lut=res.lut, ff=res.ff, dsp=res.dsp,
-               bram=res.bram36, resources="estimate", plan=plan.as_dict())
+               bram=res.bram36, resources="estimate", fits=row["planned"], plan_headroom=headroom,
+               plan=plan.as_dict(), estimate=res.as_dict())
     with tempfile.TemporaryDirectory(prefix="msq-resnet8-") as tmp:
         start = time.perf_counter()
         project = generate_project(ir, Path(tmp) / "hls", board, x, plan=plan)
@@ -82,7 +88,7 @@ def run(vectors: int, epochs: int, board_name: str, synth: bool = False, seed: i
         row.update(vectors=sim.samples, csim_mismatches=sim.mismatches, csim_seconds=round(time.perf_counter() - start, 1),
                    rtl_mismatches=None, rtl_note="not simulated: the run stopped before RTL simulation ended")
         save(row)
-        if row["fits"]:
+        if row["planned"]:
             start = time.perf_counter()
             rtl = generate_rtl(ir, Path(tmp) / "rtl", x, plan=plan, family=board.family)
             out = simulate(rtl, progress=_progress("Verilator"))
@@ -129,8 +135,12 @@ def markdown(row: dict) -> str:
              f"| {row['vectors']} | {row['csim_mismatches']} | {rtl} | {'yes' if row['fits'] else 'no'} | "
              f"{row['cycles_per_inference']:,.0f} | {row['lut']:,}{est} | {row['ff']:,}{est} | {row['dsp']:,}{est} | "
              f"{row['bram']:g}{est} |", "",
-             f"Plan: {row['plan_note']}." + ("" if row["plan_note"] == PLANNED else " The row gives the smallest design."),
+             f"Plan: {row['plan_note']}." + ("" if row["planned"] else " The row gives the smallest design."),
              f"Resources: {'measured by Yosys' if est == '' else 'the calibrated estimate (not synthesized)'}."]
+    if est == "":
+        e = row["estimate"]
+        lines.append(f"The estimate the plan was made with: {e['lut']:,} LUT, {e['ff']:,} FF, {e['dsp']:,} DSP, "
+                     f"{e['bram36']:g} BRAM36.")
     if "rtl_note" in row:
         lines.append(f"RTL: {row['rtl_note']}.")
     return "\n".join(lines + [""])
@@ -142,6 +152,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--board", default="pynq-z2")
     ap.add_argument("--synth", action="store_true", help="synthesize the planned design with Yosys")
+    ap.add_argument("--headroom", type=float, default=PLAN_HEADROOM, help="the share of each resource the plan may use "
+                    "by the estimate")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     out = Path(args.out)
@@ -152,7 +164,7 @@ def main() -> None:
         atomic.write_text(out / "resnet8.md", markdown(row))
         print(f"wrote {out / 'resnet8.json'} and resnet8.md", flush=True)
 
-    save(run(args.vectors, args.epochs, args.board, args.synth, save=save))
+    save(run(args.vectors, args.epochs, args.board, args.synth, headroom=args.headroom, save=save))
 
 
 if __name__ == "__main__":

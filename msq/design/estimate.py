@@ -94,12 +94,10 @@ def buffers(shape: tuple[int, ...], bits: int, count: int, word: int, table: dic
     word; the assembler and the group multiplexer as measured: about a LUT and a flip-flop per
     pixel bit, a third of a LUT per word bit and group)."""
     if block_frame(shape, bits):
-        h, w, c = shape
-        pixel = c * bits
-        groups = verilog.group_stride(c // word, True)
-        depth = count << max(1, (h * w - 1).bit_length())
+        pixel = shape[-1] * bits
+        groups = verilog.read_layout(shape, bits, word).stride
         return Resources(pixel + word * bits * (groups - 1) / 3 + 25, pixel + word * bits + 24, 0.0,
-                         ram_tiles(pixel, depth))
+                         ram_tiles(pixel, verilog.block_ram_words(shape, count)))
     lut, ff = cost_model.buffer_cost(int(np.prod(shape)) * count // CAL_BUFFERS, bits, table)
     return Resources(lut, ff, 0.0)
 

@@ -27,7 +27,7 @@ PLAN_VERSION = 2
 ENGINES = ("sp2", "fixed", "fixed_lut", "fixed_hi")  # engine kinds of a compute layer, in output-port order
 DSP_ENGINES = ("fixed", "fixed_hi")  # the engines that multiply on DSPs (msq_fixed_engine)
 PE_FIELDS = tuple(f"pe_{kind}" for kind in ENGINES)
-BLOCK_FRAME_BITS = 16384  # a reader's frames of an image this large go to block RAM, a pixel per word
+BLOCK_FRAME_BITS = 4096  # a reader's frames of an image this large go to block RAM, a pixel per word
 
 
 def block_frame(shape: tuple[int, ...], bits: int) -> bool:

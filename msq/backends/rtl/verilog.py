@@ -153,6 +153,28 @@ def group_stride(groups: int, block: bool) -> int:
     return 1 << (groups - 1).bit_length() if block else groups
 
 
+@dataclass(frozen=True)
+class ReadLayout:
+    """How a reader addresses its frame buffer of words of ``word`` elements."""
+
+    block: bool   # in block RAM (``msq.ir.plan.block_frame``), else registers
+    stride: int   # word addresses per pixel (``group_stride``)
+    raw: int      # bits of a word address
+
+
+def block_ram_words(shape: tuple[int, ...], nbuf: int) -> int:
+    """Words of a block RAM frame buffer: ``nbuf`` frames of a pixel per word, each frame at a
+    power-of-two base (the write address is {buffer, pixel})."""
+    return nbuf << _bits(int(np.prod(shape[:-1])) - 1)
+
+
+def read_layout(shape: tuple[int, ...], bits: int, word: int) -> ReadLayout:
+    """The read side of a frame buffer of ``shape`` (HWC or a vector) and ``bits`` per element."""
+    block = block_frame(tuple(shape), bits)
+    stride = group_stride(int(shape[-1]) // word, block)
+    return ReadLayout(block, stride, _bits(int(np.prod(shape[:-1])) * stride - 1))
+
+
 def frame_buffer(module: str, consumer: str, ports: list[Port], shape: tuple[int, ...], xw: int, word: int,
                  nbuf: int, header: str, block: bool = False) -> str:
     """The ``nbuf`` frame buffers (frames of ``shape``) of one reader, written by ``ports``: in
@@ -442,12 +464,12 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
     simd, nf, sf = lp.simd, folds(layer, lp), steps_per_fold(layer, lp)
     groups = c // simd
     iw, xw = layer.in_fmt.bits, layer.in_fmt.bits + 1
-    block = block_frame(tuple(layer.in_shape), iw)
-    gstride = group_stride(groups, block)
+    read = read_layout(tuple(layer.in_shape), iw, simd)
+    gstride = read.stride
     saw = _saw((h, w, c), (ph, pw), gstride)
     buffer_module = f"msq_fbuf_{name}"
     files = {buffer_module: frame_buffer(buffer_module, name, in_ports, tuple(layer.in_shape), iw, simd, nbuf, header,
-                                         block)}
+                                         read.block)}
     fill = "rd_word[l*IW+IW-1]" if layer.in_fmt.signed else "1'b0"
     x_extend = ("    genvar l;\n    generate\n        for (l = 0; l < SIMD; l = l + 1) begin : g_x\n"
                 f"            assign x_ext[l*XW +: XW] = {{{fill}, rd_word[l*IW +: IW]}};\n"
@@ -512,8 +534,8 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
         out_shape=list(layer.out_shape), fan_in=layer.fan_in, folds=nf, sf=sf, simd=simd,
         engines_doc="\n//".join(docs), pixels=ho * wo, steps=ho * wo * nf * sf,
         in_np=len(in_ports), in_lanes_bits=in_lanes * iw, out_np=len(engine_rows(layer, lp)), out_lanes_bits=lane_bits,
-        iw=iw, xw=xw, raw=_bits(h * w * gstride - 1), saw=saw, gb=_bits(groups - 1),
-        read_stage=_read_stage("x1", "x_ext", "SIMD*XW", block),
+        iw=iw, xw=xw, raw=read.raw, saw=saw, gb=_bits(groups - 1),
+        read_stage=_read_stage("x1", "x_ext", "SIMD*XW", read.block),
         fb=_bits(nf - 1), wab=_bits(nf * sf - 1), g_last=_ulit(groups - 1, _bits(groups - 1)),
         f_last=_ulit(nf - 1, _bits(nf - 1)), wa_last=_ulit(nf * sf - 1, _bits(nf * sf - 1)),
         h=_slit(h, saw), w=_slit(w, saw), kh_last=_slit(kh - 1, saw), kw_last=_slit(kw - 1, saw),
@@ -578,12 +600,12 @@ def pool_layer(layer: PoolLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int,
     xw = iw + 1
     taps = kh * kw
     sumw = xw + (_bits(taps - 1) if layer.kind == "avgpool" else 0)
-    block = block_frame(tuple(layer.in_shape), iw)
-    gstride = group_stride(groups, block)
+    read = read_layout(tuple(layer.in_shape), iw, simd)
+    gstride = read.stride
     saw = _saw((h, w, c), (0, 0), gstride)
     buffer_module = f"msq_fbuf_{name}"
     files = {buffer_module: frame_buffer(buffer_module, name, in_ports, tuple(layer.in_shape), iw, simd, nbuf, header,
-                                         block)}
+                                         read.block)}
     fill = "x2[l*IW+IW-1]" if layer.in_fmt.signed else "1'b0"
     lane = ["    genvar l;", "    generate", "        for (l = 0; l < SIMD; l = l + 1) begin : g_lane",
             f"            wire signed [SUMW-1:0] xs = {{{{(SUMW - IW){{{fill}}}}}, x2[l*IW +: IW]}};",
@@ -609,8 +631,8 @@ def pool_layer(layer: PoolLayer, lp: LayerPlan, in_ports: list[Port], nbuf: int,
         in_shape=list(layer.in_shape), out_shape=list(layer.out_shape), simd=simd, taps=taps, op=op,
         pixels=ho * wo, groups=groups, steps=ho * wo * groups * taps,
         in_np=len(in_ports), in_lanes_bits=sum(p.lanes for p in in_ports) * iw, out_lanes_bits=simd * ow,
-        iw=iw, sumw=sumw, ow=ow, raw=_bits(h * w * gstride - 1), saw=saw, gb=_bits(groups - 1),
-        read_stage=_read_stage("x1", "rd_word", "SIMD*IW", block),
+        iw=iw, sumw=sumw, ow=ow, raw=read.raw, saw=saw, gb=_bits(groups - 1),
+        read_stage=_read_stage("x1", "rd_word", "SIMD*IW", read.block),
         g_last=_ulit(groups - 1, _bits(groups - 1)), kh_last=_slit(kh - 1, saw), kw_last=_slit(kw - 1, saw),
         ho_last=_slit(ho - 1, saw), wo_last=_slit(wo - 1, saw), one=_slit(1, saw), zero=_slit(0, saw),
         tap_col=_slit(gstride, saw), tap_row=_slit((w - kw + 1) * gstride, saw), pos_col=_slit(sw * gstride, saw),
@@ -636,9 +658,8 @@ def merge_layer(layer: MergeLayer, lp: LayerPlan, in_ports: list[list[Port]], nb
     n_pix = pixels(layer)
     shapes = [tuple(shape) for shape in layer.in_shapes]
     in_groups = [int(shape[-1]) // simd for shape in shapes]
-    block = [block_frame(shape, f.bits) for shape, f in zip(shapes, layer.in_fmts)]
-    stride = [group_stride(n, b) for n, b in zip(in_groups, block)]  # word addresses per pixel, per input
-    raw = [_bits(n_pix * st - 1) for st in stride]
+    reads = [read_layout(shape, f.bits, simd) for shape, f in zip(shapes, layer.in_fmts)]
+    block, stride, raw = ([getattr(r, k) for r in reads] for k in ("block", "stride", "raw"))
     files, buffers = {}, []
     for j in range(2):
         buffers.append(f"msq_fbuf_{name}_{j}")
