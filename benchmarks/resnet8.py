@@ -62,7 +62,7 @@ def run(vectors: int, epochs: int, board_name: str, synth: bool = False, seed: i
     board = load_board(board_name)
     start = time.perf_counter()
     model, data, _, metrics = fit(TrainConfig(model="resnet8", dataset=DATASET, epochs=epochs, seed=seed,
-                                              board=board_name))
+                                              board=board_name), progress=_progress("training"))
     ir = export_model(model, data.in_shape, model_name="resnet8")
     x = ir.quantize_input(data.x_test[:vectors])
     row: dict = {"board": board_name, "clock_mhz": board.clock_mhz, "dataset": DATASET, "epochs": epochs,

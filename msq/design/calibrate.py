@@ -11,10 +11,16 @@ with Yosys ``synth_xilinx -family xc7``:
 - the requantization stage, per requantizer, over its datapath width;
 - frame buffers (per element bit) and LUT ROMs (per bit);
 - whole single-layer designs, whose LUTs beyond the parts are the per-layer control (``control``).
+
+A run takes tens of minutes, so each measurement is saved as it is made (``<out>.partial``); a
+run that was stopped resumes from there, re-using a measurement only when its micro-design (the
+Verilog and kernels Yosys reads) and the Yosys version are the same.
 """
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -166,6 +172,29 @@ def synth_micro(build: Build, workdir: Path) -> dict[str, Any]:
     return {"lut": counts.lut, "ff": counts.ff - build.wrapper_ff, "dsp": counts.dsp, "bram36": counts.bram36}
 
 
+def build_key(kind: str, params: tuple, build: Build) -> str:
+    """What a measurement depends on: the cell, its parameters and every byte Yosys reads."""
+    digest = hashlib.sha256(build.text.encode())
+    for name in sorted(build.kernels):
+        digest.update((KERNELS / name).read_bytes())
+    return f"{kind} {list(params)} {digest.hexdigest()[:16]}"
+
+
+def partial_path(out: str | Path) -> Path:
+    """Where a run keeps the measurements it has made so far."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def _saved(path: Path, version: str) -> dict[str, dict[str, Any]]:
+    """The measurements a stopped run saved with this Yosys version (none if unreadable or another)."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return saved.get("measured", {}) if isinstance(saved, dict) and saved.get("yosys_version") == version else {}
+
+
 def jobs() -> list[tuple[str, tuple, Build]]:
     out = []
     for engine in ("sp2", "fixed_lut"):
@@ -191,16 +220,24 @@ def calibrate(out: str | Path = CALIBRATION_JSON, progress: Callable[[str], None
     if kinds is not None:
         measured = {k: v for k, v in atomic.read_json(Path(out), f"{out}: no table to update")["measured"].items()
                     if k not in kinds}
+    version = yosys.yosys_version()
+    partial = partial_path(out)
+    saved = _saved(partial, version)
     tmp = Path(tempfile.mkdtemp(prefix="msq-calibrate-"))
     try:
         for i, (kind, params, build) in enumerate(todo):
-            counts = synth_micro(build, tmp / f"{kind}_{'_'.join(map(str, params))}")
+            key = build_key(kind, params, build)
+            kept = key in saved
+            if not kept:
+                saved[key] = synth_micro(build, tmp / f"{kind}_{'_'.join(map(str, params))}")
+                atomic.write_json(partial, {"yosys_version": version, "measured": saved})
+            counts = saved[key]
             measured.setdefault(kind, []).append({"params": list(params), **counts})
             progress(f"[{i + 1}/{len(todo)}] {kind} {params}: LUT {counts['lut']}, FF {counts['ff']}, "
-                     f"DSP {counts['dsp']}, BRAM36 {counts['bram36']}")
+                     f"DSP {counts['dsp']}, BRAM36 {counts['bram36']}" + (f" (saved in {partial})" if kept else ""))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    table = {"yosys_version": yosys.yosys_version(), "family": FAMILY,
+    table = {"yosys_version": version, "family": FAMILY,
              "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
              "command": COMMAND, "pe": PE, "acc_ref": ACC_REF,
              "params": {"sp2_engine": ["wbits", "abits", "simd"], "fixed_engine": ["wbits", "abits", "simd", "pack"],
@@ -213,4 +250,5 @@ def calibrate(out: str | Path = CALIBRATION_JSON, progress: Callable[[str], None
 
     table["control"] = estimate.control_fit(table)
     atomic.write_json(out, table)
+    partial.unlink(missing_ok=True)
     return table
