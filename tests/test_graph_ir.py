@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from msq import ref
-from msq.backends.qonnx_export import to_qonnx
 from msq.backends.torch_int import IntegerModel
 from msq.backends.hls.csim import CSIM_DIR, MISMATCHES_JSON
 from msq.boards import load_board
@@ -184,13 +183,6 @@ class Unquantized(BadShortcut):
 def test_graph_model_checks_name_the_source_line(model, message):
     with pytest.raises(MSQError, match=message):
         check_model(model(), (1, 8, 8), 64, CFG)
-
-
-def test_qonnx_export_refuses_a_graph_by_layer(graphs):
-    ir = load_ir(graphs["resnet-tiny"][1])
-    with pytest.raises(MSQError, match=r"layer 'add1' \(add\) is not supported by the hardware backends yet "
-                                       r"\(QONNX export\)"):
-        to_qonnx(ir)
 
 
 def test_resnet_tiny_trains_and_deploys_exactly_as_fake_quant(tmp_path):

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.infer_shapes import InferShapes
-from random_models import extreme_inputs, random_ir
+from random_models import extreme_inputs, random_graph_ir, random_ir
 from torch import nn
 
 from msq import ref
@@ -67,6 +67,22 @@ def test_qonnx_export_equals_the_reference(tmp_path, kind, seed):
     if seed == 4:  # conv1's 27-bit accumulator is split into convolutions exact in float32
         assert ir.layers[0].acc_bits > 25
         assert sum(n.op_type == "Conv" and n.name.startswith("conv1_") for n in model.graph.node) > 1
+
+
+@pytest.mark.parametrize("kind, seed", [("resnet-tiny", 21), ("resnet-tiny", 3), ("concat", 0), ("concat", 3)])
+def test_qonnx_export_of_a_graph_equals_the_reference(tmp_path, kind, seed):
+    """Residual adds (identity and projection shortcuts), concats and a stream read twice, with
+    merge inputs on different grids."""
+    ir = random_graph_ir(seed, kind)
+    merges = [layer for layer in ir.layers if layer.kind in ("add", "concat")]
+    assert merges and all(m.kind == ("add" if kind == "resnet-tiny" else "concat") for m in merges)
+    assert any(any(m.align) for m in merges)  # the inputs of a merge are on different grids
+    x = real_inputs(ir, 200, seed)
+    path = save_qonnx(ir, tmp_path / "model.onnx", batch=len(x))
+    got = run_qonnx(path, x).astype(np.float64) / ir.output_fmt.scale
+    np.testing.assert_array_equal(got, ref.infer(ir, ir.quantize_input(x)))
+    ops = {n.op_type for n in ModelWrapper(str(path)).graph.node}
+    assert ("Add" if kind == "resnet-tiny" else "Concat") in ops
 
 
 def test_qonnx_export_has_sp2_rows_on_the_grid_and_refuses_inexact_layers():

@@ -14,8 +14,11 @@ exact: a few bits times a power of two), in ONNX's NCHW layout. Each compute lay
 ``requant_bits <= 53``, so the ``Quant`` node's clamp and floor are the IR's requantizer to the bit;
 the conv's float32 accumulation is exact when ``acc_bits <= 25`` (every partial sum below 2^24).
 Layers that need more are refused by name. Average pooling is a depthwise all-ones Conv (the
-window sum) then the same requantizer. The per-row schemes and the IR's source travel as
-metadata (``msq.layers``, ``msq.source``).
+window sum) then the same requantizer. A graph's ``add`` sums its two inputs and ``concat`` stacks
+them along the channels, in float64 (real values, so the IR's alignment shifts are implicit), then
+the same requantizer with the merge's ``mult``/``shift``; a layer's output read twice is one
+tensor with two readers. The per-row schemes and the IR's source travel as metadata
+(``msq.layers``, ``msq.source``).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from msq import atomic
 from msq.errors import MSQError
 from msq.ir import arith
 from msq.ir.arith import ActFormat, rounding_constant, signed_width
-from msq.ir.model import SCHEME_SP2, ComputeLayer, IRModel, PoolLayer
+from msq.ir.model import INPUT, SCHEME_SP2, ComputeLayer, IRModel, MergeLayer, PoolLayer
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 ONNX_OPSET = 13
@@ -97,7 +100,7 @@ def _conv_slices(layer: ComputeLayer) -> list[tuple[np.ndarray, int]]:
                    "the exact range of ONNX Runtime's float32 Conv")
 
 
-def _check_exact(layer: ComputeLayer | PoolLayer) -> None:
+def _check_exact(layer: ComputeLayer | PoolLayer | MergeLayer) -> None:
     if layer.requant_bits > FLOAT64_EXACT_BITS:
         raise MSQError(f"layer '{layer.name}': requant_bits {layer.requant_bits} > {FLOAT64_EXACT_BITS}: "
                        "its requantizer is not exact in float64, the widest type QONNX's executor computes in")
@@ -146,6 +149,21 @@ def _pool(g: _Graph, layer: PoolLayer, x: str) -> str:
                         layer.in_fmt, layer.out_fmt, (1, 1, 1))
 
 
+def _merge(g: _Graph, layer: MergeLayer, xs: list[str]) -> str:
+    """``add`` or channel ``concat`` of real-valued inputs (exact in float64: the sum of two values
+    on the common grid ``2^-F``), then the merge's requantizer from that grid."""
+    name = layer.name
+    wide = [g.node("Cast", [x], f"{name}_in{i}_64", to=TensorProto.DOUBLE) for i, x in enumerate(xs)]
+    if layer.kind == "add":
+        acc = g.node("Add", wide, f"{name}_sum")
+    else:
+        acc = g.node("Concat", wide, f"{name}_stack", axis=1)  # NCHW channels, or a vector's features
+    common = max(layer.in_fmts, key=lambda f: f.frac)  # the grid the IR aligns both inputs to
+    row_shape = (1, 1, 1) if len(layer.out_shape) == 3 else (1,)
+    return g.requantize(acc, name, np.array([layer.mult]), np.array([layer.shift]), np.array([0]), common,
+                        layer.out_fmt, row_shape)
+
+
 def to_qonnx(ir: IRModel, batch: int = 1) -> onnx.ModelProto:
     """The QONNX model of ``ir`` for a fixed ``batch`` (QONNX's executor needs every shape).
 
@@ -153,25 +171,28 @@ def to_qonnx(ir: IRModel, batch: int = 1) -> onnx.ModelProto:
     ``Quant`` node exactly like ``IRModel.quantize_input``; output: real values shaped
     (batch, *ir.output_shape), channels-last like the IR's stream.
     """
-    ir.check_chain("QONNX export")
     g = _Graph()
     fmt = ir.input_fmt
     image = len(ir.input_shape) == 3
     in_shape = [batch, ir.input_shape[2], ir.input_shape[0], ir.input_shape[1]] if image else [batch, *ir.input_shape]
-    x = g.quant("global_in", "input_quant", fmt.scale, fmt.bits, fmt.signed, False, "ROUND")
+    tensors = {INPUT: g.quant("global_in", "input_quant", fmt.scale, fmt.bits, fmt.signed, False, "ROUND")}
+    shapes = {INPUT: tuple(ir.input_shape), **{layer.name: tuple(layer.out_shape) for layer in ir.layers}}
     meta = []
-    shape = tuple(ir.input_shape)  # the stream shape entering each layer
-    for layer in ir.layers:
+    for k, layer in enumerate(ir.layers):
         if layer.kind != "maxpool":
             _check_exact(layer)
+        xs = [tensors[name] for name in ir.inputs_of(k)]
         if isinstance(layer, ComputeLayer):
-            x = _compute(g, layer, x, shape if layer.kind == "dense" and len(shape) == 3 else ())
+            shape = shapes[ir.inputs_of(k)[0]]  # a dense layer's in_shape is flat; it reads this stream
+            x = _compute(g, layer, xs[0], shape if layer.kind == "dense" and len(shape) == 3 else ())
             scheme = "".join("H" if h else "S" if s == SCHEME_SP2 else "F" for s, h in zip(layer.scheme, layer.high_mask))
             meta.append({"layer": layer.name, "kind": layer.kind, "weight": f"{layer.name}_weight",
                          "wbits": layer.wbits, "scheme": scheme})
+        elif isinstance(layer, MergeLayer):
+            x = _merge(g, layer, xs)
         else:
-            x = _pool(g, layer, x)
-        shape = tuple(layer.out_shape)
+            x = _pool(g, layer, xs[0])
+        tensors[layer.name] = x
     if len(ir.output_shape) == 3:
         x = g.node("Transpose", [x], "output_nhwc", perm=[0, 2, 3, 1])
     g.nodes[-1].output[0] = "global_out"

@@ -225,22 +225,6 @@ class IRModel:
                 out[name].append((i, slot))
         return out
 
-    def graph_layer(self) -> Layer | None:
-        """The first layer that makes the IR a graph rather than a chain (an add or concat, or a
-        layer that does not read the one before it); None for a chain."""
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, MergeLayer) or self.inputs_of(i) != ((self.layers[i - 1].name,) if i else (INPUT,)):
-                return layer
-        return None
-
-    def check_chain(self, backend: str) -> None:
-        """Backends that stream one layer into the next refuse a graph (add/concat, branches)."""
-        layer = self.graph_layer()
-        if layer is not None:
-            raise MSQError(f"IR '{self.name}': layer '{layer.name}' ({layer.kind}) is not supported by the "
-                           f"hardware backends yet ({backend}): they take chains of dense, conv and pooling "
-                           "layers; the integer reference and torch integer model run it")
-
     def compute_layers(self) -> list[ComputeLayer]:
         return [layer for layer in self.layers if isinstance(layer, ComputeLayer)]
 
