@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The system tools MSQ calls, installed from the distribution (apt) only when missing, with sudo
 # only when not root. Needed: g++ and make (C simulation, Verilator's C++ builds), chromium (the
-# report's test in a real browser) and tclsh (the tests run the Tcl of `msq deploy` with Vivado
-# stubs). Optional: Icarus Verilog (`msq sim --simulator icarus`) and the LZ4 header Verilator's
+# report's test in a real browser), tclsh (the tests run the Tcl of `msq deploy` with Vivado
+# stubs) and ccache (the tests' Verilator builds share the compiled Verilator runtime). Optional: Icarus Verilog (`msq sim --simulator icarus`) and the LZ4 header Verilator's
 # FST waveform writer compiles against (`msq sim --waves`). Where apt cannot run, it names the
 # packages to install; it exits non-zero only when a needed one is still missing.
 # Called by scripts/setup.sh.
@@ -16,6 +16,7 @@ purpose() {
     iverilog) echo "the second RTL simulator (msq sim --simulator icarus)" ;;
     liblz4-dev) echo "waveforms from Verilator (msq sim --waves)" ;;
     tcl) echo "checking the Vivado Tcl of msq deploy under tclsh (tests/test_deploy.py)" ;;
+    ccache) echo "the tests' Verilator builds, which share the compiled Verilator runtime (CCACHE_DIR)" ;;
   esac
 }
 
@@ -26,6 +27,7 @@ check() {
   command -v make >/dev/null 2>&1 || REQUIRED+=(make)
   command -v chromium >/dev/null 2>&1 || REQUIRED+=(chromium)
   command -v tclsh >/dev/null 2>&1 || REQUIRED+=(tcl)
+  command -v ccache >/dev/null 2>&1 || REQUIRED+=(ccache)
   command -v iverilog >/dev/null 2>&1 || OPTIONAL+=(iverilog)
   [ -f /usr/include/lz4.h ] || OPTIONAL+=(liblz4-dev)
 }

@@ -2,6 +2,7 @@
 grouping of tests for parallel runs (pytest-xdist, ``--dist loadgroup``)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,16 @@ import pytest
 from msq.frontend.export import export_run
 from msq.frontend.train import TrainConfig, train_run
 from msq.ir.model import IRModel
+
+
+@pytest.fixture(scope="session", autouse=True)
+def verilator_object_cache(tmp_path_factory) -> Path:
+    """One ccache directory for the run's Verilator builds (msq.backends.rtl.simulate.object_cache),
+    under pytest's temporary root, shared by the parallel workers."""
+    root = tmp_path_factory.getbasetemp()
+    cache = (root.parent if root.name.startswith("popen-") else root) / "ccache"
+    os.environ["CCACHE_DIR"] = str(cache)
+    return cache
 
 
 def _demo_run(root: Path, model: str) -> tuple[Path, IRModel]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,31 @@ def test_packed_weight_codes_make_the_operand_a_concatenation(wbits, accw):
     width = accw + wbits
     assert np.array_equal(operand % (1 << width), (w_hi.ravel() * (1 << accw) + w_lo.ravel()) % (1 << width))
     assert not np.array_equal(stored, w_hi.ravel() & ((1 << wbits) - 1))  # the correction is there
+
+
+def test_verilator_builds_share_the_compiled_runtime_through_ccache(tmp_path, monkeypatch):
+    """With CCACHE_DIR set (the tests set it), a second build takes the Verilator runtime's objects
+    (verilated, its VPI, DPI and threads: four) and most of the design's from the cache (a fresh
+    one here, so the counts are this test's; a few generated files name their build directory)."""
+    from random_models import random_ir
+
+    from msq.backends.rtl.generate import generate_rtl
+    from msq.backends.rtl.simulate import build, object_cache
+
+    monkeypatch.setenv("CCACHE_DIR", str(tmp_path / "ccache"))
+    assert object_cache() == "OBJCACHE=ccache"
+    ir = random_ir(7, "mlp")
+    first = generate_rtl(ir, tmp_path / "first", np.zeros((1, *ir.input_shape), dtype=np.int64), plan=default_plan(ir))
+    second = tmp_path / "second"
+    shutil.copytree(first / "hdl", second / "hdl")
+
+    def stats() -> dict[str, int]:
+        out = subprocess.run(["ccache", "--print-stats"], capture_output=True, text=True, check=True).stdout
+        return {k: int(v) for k, v in (line.split("\t") for line in out.splitlines())}
+
+    build(first, "verilator", sorted((first / "hdl").glob("*.v")))
+    compiled = stats()
+    assert compiled["cache_miss"] >= 5 and compiled["direct_cache_hit"] == 0
+    build(second, "verilator", sorted((second / "hdl").glob("*.v")))
+    again = stats()
+    assert again["direct_cache_hit"] >= max(4, compiled["cache_miss"] // 2)

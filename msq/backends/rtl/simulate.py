@@ -44,13 +44,21 @@ def _check_tools(simulator: str) -> None:
         raise MSQError("iverilog is not on PATH: run scripts/setup.sh (it installs Icarus Verilog)")
 
 
+def object_cache() -> str:
+    """``OBJCACHE=ccache`` for Verilator's makefile when the caller chose a ccache directory
+    (``CCACHE_DIR``; the tests do) and ccache is installed, else nothing: every build compiles the
+    same Verilator runtime (about a quarter of a small design's build), and the cache is written
+    only where the caller said."""
+    return "OBJCACHE=ccache" if os.environ.get("CCACHE_DIR") and shutil.which("ccache") else ""
+
+
 @contextmanager
 def _build_env(simulator: str) -> Iterator[None]:
     """The environment Verilator's C++ build needs, set only while building."""
     saved = {k: os.environ.get(k) for k in ("CXXFLAGS", "MAKEFLAGS")}
     if simulator == "verilator":
         os.environ["CXXFLAGS"] = f"{saved['CXXFLAGS'] or ''} -std=c++20".strip()
-        os.environ["MAKEFLAGS"] = f"{saved['MAKEFLAGS'] or ''} {VERILATOR_MAKEFLAGS}".strip()
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, (saved["MAKEFLAGS"], VERILATOR_MAKEFLAGS, object_cache())))
     try:
         yield
     finally:
