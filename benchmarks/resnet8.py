@@ -12,8 +12,9 @@ gives today:
   (the cycle model, equal to RTL simulation) and resources (the calibrated estimate); when nothing
   fits, the smallest design's estimate, so the gap is on record;
 - RTL: simulated in Verilator only when a design fits (``rtl_mismatches`` is null otherwise, with
-  the reason); with ``--synth`` also synthesized with Yosys for the board, and ``lut, ff, dsp,
-  bram`` (and ``fits``: within 80 % of each) are then Yosys's counts.
+  the reason); with ``--synth`` also synthesized with Yosys for the board, beside the simulation
+  (each takes a core), and ``lut, ff, dsp, bram`` (and ``fits``: within 80 % of each) are then
+  Yosys's counts.
 
 Writes OUT/resnet8.json (``vectors, csim_mismatches, rtl_mismatches, cycles_per_inference, fits,
 lut, ff, dsp, bram`` and more) and OUT/resnet8.md.
@@ -27,6 +28,7 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ from msq.backends.rtl import cycles
 from msq.backends.rtl.generate import generate_rtl
 from msq.backends.rtl.simulate import simulate
 from msq.backends.synth.driver import synthesize
-from msq.boards import load_board
+from msq.boards import Board, load_board
 from msq.design import planner
 from msq.design.estimate import estimate_design
 from msq.errors import MSQError
@@ -91,22 +93,29 @@ def run(vectors: int, epochs: int, board_name: str, synth: bool = False, seed: i
         if row["planned"]:
             start = time.perf_counter()
             rtl = generate_rtl(ir, Path(tmp) / "rtl", x, plan=plan, family=board.family)
-            out = simulate(rtl, progress=_progress("Verilator"))
-            row.update(rtl_vectors=out["samples"], rtl_mismatches=len(out["mismatches"]),
-                       rtl_cycles_per_inference=out["cycles_per_inference"],
-                       rtl_seconds=round(time.perf_counter() - start, 1))
-            del row["rtl_note"]
-            save(row)
-            if synth:
-                start = time.perf_counter()
-                s = synthesize(rtl, board, "yosys", progress=_progress("Yosys"))
-                row.update(lut=s["lut"], ff=s["ff"], dsp=s["dsp"], bram=s["bram36"], lut_levels=s.get("lut_levels"),
-                           resources="yosys", synth_seconds=round(time.perf_counter() - start, 1))
-                row["fits"] = all(row[k] <= planner.HEADROOM * getattr(board, b)
-                                  for k, b in (("lut", "lut"), ("ff", "ff"), ("dsp", "dsp"), ("bram", "bram36")))
+            with ThreadPoolExecutor(max_workers=1) as pool:  # Yosys beside Verilator: each takes one core
+                synthesis = pool.submit(_synthesize, rtl, board) if synth else None
+                out = simulate(rtl, progress=_progress("Verilator"))
+                row.update(rtl_vectors=out["samples"], rtl_mismatches=len(out["mismatches"]),
+                           rtl_cycles_per_inference=out["cycles_per_inference"],
+                           rtl_seconds=round(time.perf_counter() - start, 1))
+                del row["rtl_note"]
+                save(row)
+                if synthesis is not None:
+                    row.update(synthesis.result())
+                    row["fits"] = all(row[k] <= planner.HEADROOM * getattr(board, b)
+                                      for k, b in (("lut", "lut"), ("ff", "ff"), ("dsp", "dsp"), ("bram", "bram36")))
         else:
             row.update(rtl_note="not simulated: no design fits the board")
     return row
+
+
+def _synthesize(rtl: Path, board: Board) -> dict:
+    """The row's resources as Yosys measures the RTL project, and the time it took."""
+    start = time.perf_counter()
+    s = synthesize(rtl, board, "yosys", progress=_progress("Yosys"))
+    return dict(lut=s["lut"], ff=s["ff"], dsp=s["dsp"], bram=s["bram36"], lut_levels=s.get("lut_levels"),
+                resources="yosys", synth_seconds=round(time.perf_counter() - start, 1))
 
 
 def _progress(what: str) -> Progress:
