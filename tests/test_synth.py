@@ -19,7 +19,7 @@ from msq.ir.plan import LayerPlan, Plan, default_plan
 from msq.backends.rtl import cycles, verilog
 from msq.backends.rtl.generate import generate_rtl
 from msq.backends.rtl.simulate import simulate
-from msq.backends.synth import vivado
+from msq.backends.synth import vivado, yosys
 from msq.design.estimate import FF_TOLERANCE, LUT_TOLERANCE, estimate_design
 from msq.backends.synth.driver import synthesize
 from msq.backends.synth.yosys import counts_from_cells
@@ -150,3 +150,12 @@ def test_synth_vivado_tcl_is_written_without_vivado(planned_mlp):
     assert "synth_design -top $top -part $part -mode out_of_context" in tcl
     assert "set part      xc7z007sclg400-1" in tcl and "report_utilization" in tcl
     assert s["vivado_tcl"].endswith(vivado.TCL_NAME)
+
+
+def test_synth_yosys_time_limit_is_a_clear_error(tmp_path):
+    """A synthesis over its time limit stops with an error naming the top and the log."""
+    src = tmp_path / "slow.v"
+    src.write_text("module slow (input wire clk, input wire [31:0] a, b, output reg [63:0] p);\n"
+                   "    always @(posedge clk) p <= a * b;\nendmodule\n")
+    with pytest.raises(MSQError, match=r"Yosys took more than 0 s on top 'slow' \(log: .*yosys.log\)"):
+        yosys.synthesize([src], "slow", "xc7", tmp_path / "work", timeout=0.01)

@@ -195,11 +195,12 @@ def synth_script(sources: Sequence[str], top: str, family: str, stat_json: str) 
     return f"{reads}\n{synth}\ntee -q -o {stat_json} stat -json\n{write}\n"
 
 
-def synthesize(sources: Sequence[Path], top: str, family: str, workdir: Path, timeout: float = 3600,
+def synthesize(sources: Sequence[Path], top: str, family: str, workdir: Path, timeout: float = 4 * 3600,
                progress: Progress = silent) -> SynthCounts:
     """Synthesize ``sources`` with ``top`` for ``family`` ('xc7', 'xcup' or 'ecp5'); logs and the
     mapped ``netlist.json`` go to ``workdir``. AMD counts carry ``lut_levels``. ``progress``
-    receives a step per pass Yosys starts (its log's milestones; their number is not known ahead)."""
+    receives a step per pass Yosys starts (its log's milestones; their number is not known ahead).
+    The time limit is generous: a whole 80 %-of-xc7z020 design took up to an hour on two busy cores."""
     if not sources:
         raise MSQError("no Verilog sources to synthesize")
     version = yosys_version()
@@ -220,8 +221,11 @@ def synthesize(sources: Sequence[Path], top: str, family: str, workdir: Path, ti
             progress(Step("synthesize (yosys)", passes, None, "pass", m.group(2)))
 
     with follow(log, milestone):
-        proc = subprocess.run([yosys_exe(), "-q", "-l", log.name, "-s", "synth.ys"], capture_output=True, text=True,
-                              timeout=timeout, cwd=workdir)
+        try:
+            proc = subprocess.run([yosys_exe(), "-q", "-l", log.name, "-s", "synth.ys"], capture_output=True,
+                                  text=True, timeout=timeout, cwd=workdir)
+        except subprocess.TimeoutExpired as exc:
+            raise MSQError(f"Yosys took more than {timeout:.0f} s on top '{top}' (log: {log})") from exc
     progress(Step("synthesize (yosys)", passes, passes, "pass", "done"))
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
