@@ -36,7 +36,7 @@ BUILD_DIR = "sim_build"  # builds: RTL/sim_build/<simulator>/
 VERILATOR_MAKEFLAGS = "VK_PCH_I_FAST= VK_PCH_I_SLOW="
 # cocotb's runner passes --public-flat-rw: every signal public to VPI. The testbenches drive only
 # msq_top's ports, and the symbol table of the rest was half the C++ of a large design (the demo MLP
-# planned for pynq-z2: 28 of 59 MB; its build 8.5 -> 1.5 min), so only msq_top's signals are public.
+# planned for pynq-z2: 28 of 59 MB; without it 9.2 MB, the build 8.5 -> 1.5 min), so only msq_top's signals are public.
 VERILATOR_PUBLIC = RTL_SIM_DIR / "tb" / "msq_top_public.vlt"
 # The testbench's progress lines in the simulation log: vectors checked of the total.
 _VECTORS = re.compile(r"MSQ_PROGRESS (\d+)/(\d+)")
