@@ -201,6 +201,14 @@ def clock_mhz(row: dict[str, Any]) -> str:
     return f"{row_clock_mhz(row):g}" + (" (nextpnr)" if row.get("fmax_mhz") else "")
 
 
+def design_label(row: dict[str, Any], headroom: float) -> str:
+    """A headline row's design, marked when it measured over the budget or was planned with another
+    headroom than the table's (a smaller margin after Yosys measured a plan over it; ECP5's)."""
+    planned = row.get("plan_headroom", headroom)
+    return row["design"] + ("" if row["fits"] else " (over budget)") + (
+        f" (planned at {100 * planned:.0f} %)" if abs(planned - headroom) > 1e-9 else "")
+
+
 def headline_block(r: dict[str, Any]) -> str:
     """Every board, network and design of headline.json, with MSQ's ratio to each baseline."""
     h = r["headline"]
@@ -220,7 +228,7 @@ def headline_block(r: dict[str, Any]) -> str:
             lines.append(f"| {d['board']} | {net} | {d['design']} | does not fit | | | | | | | | |")
         else:
             vs = msq.get((d["board"], d["network"]), {}).get(f"vs_{d['design']}")
-            lines.append(f"| {d['board']} | {net} | {d['design']}{'' if d['fits'] else ' (over budget)'} | "
+            lines.append(f"| {d['board']} | {net} | {design_label(d, h['headroom'])} | "
                          f"{d['interval']:g} | {clock_mhz(d)} | {d['inferences_per_s']:,.0f} | {100 * d['peak_fraction']:.0f} % | "
                          f"{_resource(d, 'lut')} | {_resource(d, 'ff')} | {_resource(d, 'dsp')} | {d['bram']:g} | "
                          + (f"**{vs:.2f}×**" if vs else "") + " |")
