@@ -33,6 +33,7 @@ ENGINE_KERNEL = {"sp2": "msq_shift_add_engine.v", "fixed": "msq_fixed_engine.v",
 BLOCK_ROM_BITS = 16384  # ROMs this large go to block RAM, smaller ones to LUTs
 TREE_REGISTER_LEVELS = 1  # adder trees are registered every this many levels (1: after every adder)
 X_COPY_ROWS = 8  # rows of a shift-add engine served by one copy of the input word register (fan-out)
+READ_COPY_ELEMS = 4  # elements of a register frame buffer's read word selected by one copy of the word address
 FIXED_SUM = 1          # fixed engine: 1 = chains through the DSP post-adders, 0 = LUT adder tree
 FIXED_CHAIN_COLUMNS = 8  # longest DSP chain (FIXED_SUM 1): its operand delays grow as its length squared
 DSP_A_BITS, DSP_P_BITS = 25, 48  # DSP48E1 A operand and accumulator widths (packing limits)
@@ -175,10 +176,17 @@ def read_layout(shape: tuple[int, ...], bits: int, word: int) -> ReadLayout:
     return ReadLayout(block, stride, _bits(int(np.prod(shape[:-1])) * stride - 1))
 
 
+def read_copies(word: int) -> int:
+    """Copies of a reader's word address into a register frame buffer: the fewest that split the
+    ``word`` into equal groups of at most ``READ_COPY_ELEMS`` elements."""
+    return next(n for n in range(1, word + 1) if word % n == 0 and word // n <= READ_COPY_ELEMS)
+
+
 def frame_buffer(module: str, consumer: str, ports: list[Port], shape: tuple[int, ...], xw: int, word: int,
-                 nbuf: int, header: str, block: bool = False) -> str:
+                 nbuf: int, header: str, block: bool = False, copies: int = 1) -> str:
     """The ``nbuf`` frame buffers (frames of ``shape``) of one reader, written by ``ports``: in
-    registers, read combinationally, or in block RAM (``block``), read through its register."""
+    registers, read combinationally through ``copies`` copies of the word address (each selecting
+    an equal share of the word), or in block RAM (``block``; one address), read through its register."""
     if block:
         return _block_frame_buffer(module, consumer, ports, shape, xw, word, nbuf, header)
     elems = int(np.prod(shape))
@@ -206,7 +214,7 @@ def frame_buffer(module: str, consumer: str, ports: list[Port], shape: tuple[int
     doc = "; ".join(f"{p.name} ({p.lanes} lanes x {p.beats} beats)" for p in ports)
     return _template("frame_buffer.v.tmpl").substitute(
         header=header, module=module, consumer=consumer, nbuf=nbuf, bi=bi, np=len(ports),
-        lanes=int(offsets[-1]), xw=xw, elems=elems, word=word, raw=_bits(elems // word - 1), ports_doc=doc,
+        lanes=int(offsets[-1]), xw=xw, elems=elems, word=word, raw=_bits(elems // word - 1), nra=copies, ports_doc=doc,
         port_params="\n".join(params), port_regs="\n".join(regs), done_now="\n".join(done),
         port_reset="\n".join(reset), port_advance="\n".join(advance), writes="\n".join(writes))
 
@@ -468,8 +476,9 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
     gstride = read.stride
     saw = _saw((h, w, c), (ph, pw), gstride)
     buffer_module = f"msq_fbuf_{name}"
+    copies = read_copies(simd) if not read.block and int(np.prod(layer.in_shape)) > simd else 1  # a one-word frame: no address
     files = {buffer_module: frame_buffer(buffer_module, name, in_ports, tuple(layer.in_shape), iw, simd, nbuf, header,
-                                         read.block)}
+                                         read.block, copies)}
     fill = "rd_word[l*IW+IW-1]" if layer.in_fmt.signed else "1'b0"
     x_extend = ("    genvar l;\n    generate\n        for (l = 0; l < SIMD; l = l + 1) begin : g_x\n"
                 f"            assign x_ext[l*XW +: XW] = {{{fill}, rd_word[l*IW +: IW]}};\n"
@@ -534,7 +543,7 @@ def compute_layer(layer: ComputeLayer, lp: LayerPlan, in_ports: list[Port], nbuf
         out_shape=list(layer.out_shape), fan_in=layer.fan_in, folds=nf, sf=sf, simd=simd,
         engines_doc="\n//".join(docs), pixels=ho * wo, steps=ho * wo * nf * sf,
         in_np=len(in_ports), in_lanes_bits=in_lanes * iw, out_np=len(engine_rows(layer, lp)), out_lanes_bits=lane_bits,
-        iw=iw, xw=xw, raw=read.raw, saw=saw, gb=_bits(groups - 1),
+        iw=iw, xw=xw, raw=read.raw, saw=saw, gb=_bits(groups - 1), nra=copies,
         read_stage=_read_stage("x1", "x_ext", "SIMD*XW", read.block),
         fb=_bits(nf - 1), wab=_bits(nf * sf - 1), g_last=_ulit(groups - 1, _bits(groups - 1)),
         f_last=_ulit(nf - 1, _bits(nf - 1)), wa_last=_ulit(nf * sf - 1, _bits(nf * sf - 1)),
