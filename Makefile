@@ -25,6 +25,8 @@ bench: setup
 	$(BIN)/python benchmarks/hls_csim.py
 	$(BIN)/python benchmarks/rtl_sim.py
 	$(BIN)/python benchmarks/headline.py
+	$(BIN)/python benchmarks/headline.py --boards pynq-z2 --synth --update
+	$(BIN)/python benchmarks/headline.py --boards ulx3s-85f --networks demo-mlp,mlp-128x3 --designs msq --headroom 0.4 --synth --update
 	$(BIN)/python benchmarks/precision_hw.py --synth --rtlsim 8
 	$(BIN)/python benchmarks/resnet8.py --synth
 	$(BIN)/python benchmarks/readme_tables.py
