@@ -197,8 +197,8 @@ def row_clock_mhz(row: dict[str, Any]) -> float:
 
 
 def clock_mhz(row: dict[str, Any]) -> str:
-    """:func:`row_clock_mhz` for a table, marked where nextpnr measured it."""
-    return f"{row_clock_mhz(row):g}" + (" (nextpnr)" if row.get("fmax_mhz") else "")
+    """:func:`row_clock_mhz` for a table, with the Fmax where nextpnr measured one."""
+    return f"{row_clock_mhz(row):g}" + (f" (nextpnr Fmax {row['fmax_mhz']:g})" if row.get("fmax_mhz") else "")
 
 
 def design_label(row: dict[str, Any], headroom: float) -> str:
