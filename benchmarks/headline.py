@@ -24,7 +24,7 @@ LUT/FF/DSP/BRAM and logic depth; on an ECP5 board placed and routed, with the Fm
                                             [--headroom 0.8] [--keep DIR]
     .venv/bin/python benchmarks/headline.py --merge RUN1/headline.json,RUN2/headline.json [--out benchmarks/results]
 
-A synthesized design that Yosys measures over 80 % of a resource is planned again 0.02 lower (down
+A synthesized design that Yosys measures over 80 % of a resource is planned again 0.01 lower (down
 to 0.7; the row keeps the counts of the plans that did not fit), so every synthesized row that
 fits, fits by measurement. ECP5 (ulx3s-85f) runs plan at ``--headroom 0.4``: the cost model counts
 xc7 LUT6s and an ECP5 design needs about twice as many LUT4s; the measured counts are still checked
@@ -64,7 +64,7 @@ NETWORKS = {"demo-mlp": (64, (64, 32)), "mlp-128x3": (128, (128, 128)), "mlp-192
 DESIGNS = {"msq": ("msq", True), "dsp-only": ("fixed", False), "sp2-only": ("sp2", True),
            "lut-dsp-fixed": ("fixed", True)}
 WBITS = ABITS = 4
-MARGIN_STEP = 0.02  # planning headroom taken off when Yosys measures a design over the budget
+MARGIN_STEP = 0.01  # planning headroom taken off when Yosys measures a design over the budget
 MIN_HEADROOM = 0.7
 
 

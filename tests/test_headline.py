@@ -39,13 +39,13 @@ def test_a_design_measured_over_the_budget_is_planned_again_lower(monkeypatch):
 
     def planned(network, design, ir, board, ratio, synth_root, lut_fixed, headroom):
         tried.append(headroom)
-        return {"fits": 0.75 < headroom < 0.77, "synthesized": synth_root is not None, "plan_headroom": headroom,
+        return {"fits": 0.775 < headroom < 0.785, "synthesized": synth_root is not None, "plan_headroom": headroom,
                 "interval": 100 - 100 * headroom, "lut": int(1000 * headroom), "ff": 1, "dsp": 2, "bram": 3}
 
     monkeypatch.setattr(headline, "_planned_row", planned)
     row = headline.design_row("mlp", "msq", None, None, 0.5, Path("synth"), True, 0.8)
-    assert tried == [0.8, 0.78, 0.76] and row["fits"] and row["plan_headroom"] == 0.76
-    assert [(o["plan_headroom"], o["lut"]) for o in row["over_budget"]] == [(0.8, 800), (0.78, 780)]
+    assert tried == [0.8, 0.79, 0.78] and row["fits"] and row["plan_headroom"] == 0.78
+    assert [(o["plan_headroom"], o["lut"]) for o in row["over_budget"]] == [(0.8, 800), (0.79, 790)]
     tried.clear()
     row = headline.design_row("mlp", "msq", None, None, 0.5, None, True, 0.8)  # estimated: planned once
     assert tried == [0.8] and "over_budget" not in row
