@@ -98,8 +98,8 @@ def build(rtl_dir: Path, simulator: str, sources: list[Path], waves: bool = Fals
         return build_dir
     shutil.rmtree(build_dir, ignore_errors=True)
     runner = get_runner(simulator)
-    args = ["--no-public-flat-rw", *map(str, config)] if simulator == "verilator" else []
-    args += ["--trace-fst"] if simulator == "verilator" and waves else []
+    args = (["--no-public-flat-rw", *map(str, config)] + (["--trace-fst"] if waves else [])
+            if simulator == "verilator" else [])
     log = build_dir.parent / f"{build_dir.name}_build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
